@@ -1,0 +1,12 @@
+# The two README commands. Both only need Python 3.11+ (scripts/dev.py does the rest).
+PYTHON ?= python3
+
+.PHONY: run test lint
+run:
+	$(PYTHON) scripts/dev.py run
+
+test:
+	$(PYTHON) scripts/dev.py test $(ARGS)
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .

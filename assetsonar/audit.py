@@ -1,0 +1,58 @@
+"""The one way to write the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from assetsonar.models import AuditEvent
+
+
+def client_ip(request: Any) -> str | None:
+    """The address Django saw; a reverse proxy's X-Forwarded-For is trusted only behind one."""
+    if request is None:
+        return None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def audit_record(
+    *,
+    action: str,
+    actor: Any = None,
+    obj: models.Model | None = None,
+    changes: dict[str, Any] | None = None,
+    message: str = "",
+    request: Any = None,
+    actor_name: str = "",
+) -> AuditEvent:
+    """Write one audit row. Call it inside the service's transaction so both commit together."""
+    user = actor if getattr(actor, "is_authenticated", False) else None
+    return AuditEvent.objects.create(
+        action=action,
+        actor=user,
+        actor_name=actor_name or (user.get_username() if user else ""),
+        object_type=obj._meta.label_lower if obj is not None else "",
+        object_id=str(obj.pk) if obj is not None else "",
+        object_repr=str(obj)[:200] if obj is not None else "",
+        changes=changes or {},
+        message=message[:500],
+        ip_address=client_ip(request),
+    )
+
+
+def audit_for(obj: models.Model, limit: int = 50):
+    """Recent audit rows about one object, newest first."""
+    return AuditEvent.objects.filter(
+        object_type=obj._meta.label_lower, object_id=str(obj.pk)
+    ).select_related("actor")[:limit]
+
+
+def model_changes(instance: models.Model, before: dict[str, Any], fields: list[str]) -> dict:
+    """{field: [old, new]} for the fields whose value changed, as strings for JSON."""
+    changed = {}
+    for name in fields:
+        old, new = before.get(name), getattr(instance, name)
+        if old != new:
+            changed[name] = [None if old is None else str(old), None if new is None else str(new)]
+    return changed

@@ -1,0 +1,80 @@
+"""Cross-cutting models: the audit log and the portal-wide settings an administrator switches."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class AuditEvent(models.Model):
+    """One security- or business-relevant event: who did what to which object, and what changed.
+
+    Written by services in the same transaction as the change they describe, and by the auth
+    receivers for sign-in, failed sign-in and permission refusals. Never edited.
+    """
+
+    class Action(models.TextChoices):
+        SIGN_IN = "auth.sign_in", "Signed in"
+        SIGN_IN_FAILED = "auth.sign_in_failed", "Sign-in failed"
+        SIGN_OUT = "auth.sign_out", "Signed out"
+        PERMISSION_DENIED = "auth.permission_denied", "Permission refused"
+        CREATED = "created", "Created"
+        CHANGED = "changed", "Changed"
+        DELETED = "deleted", "Deleted"
+        DEACTIVATED = "member.deactivated", "Member deactivated"
+        REACTIVATED = "member.reactivated", "Member reactivated"
+        CHECKED_OUT = "asset.checked_out", "Asset checked out"
+        CHECKED_IN = "asset.checked_in", "Asset checked in"
+        ENTITLED = "license.entitled", "License entitled"
+        REVOKED = "license.revoked", "Entitlement revoked"
+        ENABLED = "automation.enabled", "Automation enabled"
+        DISABLED = "automation.disabled", "Automation disabled"
+        OTP_VERIFIED = "otp.verified", "One-time password verified"
+        OTP_FAILED = "otp.failed", "One-time password refused"
+        OTP_ENROLLED = "otp.enrolled", "Authenticator enrolled"
+        PIN_VIEWED = "mdm.pin_viewed", "Unlock PIN viewed"
+        SETTINGS_CHANGED = "settings.changed", "Settings changed"
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True, help_text="Kept if the user is deleted.")
+    action = models.CharField(max_length=40, choices=Action.choices, db_index=True)
+    object_type = models.CharField(max_length=60, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    message = models.CharField(max_length=500, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name or 'system'}: {self.get_action_display()}"
+
+
+class PortalSettings(models.Model):
+    """Singleton row of portal-wide switches an administrator controls in the Django admin."""
+
+    mdm_commands_enabled = models.BooleanField(
+        "MDM management commands",
+        default=False,
+        help_text="Allow automations to send lock commands to devices through a connected MDM.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "portal settings"
+        verbose_name_plural = "portal settings"
+        constraints = [models.CheckConstraint(condition=models.Q(pk=1), name="portal_settings_singleton")]
+
+    def __str__(self) -> str:
+        return "Portal settings"
+
+    @classmethod
+    def load(cls) -> PortalSettings:
+        obj, _ = cls.objects.get_or_create(pk=1)
+        return obj

@@ -1,0 +1,51 @@
+"""The portal's roles, as Django groups. Migrations call `sync_roles` so groups always match.
+
+- IT Manager: everything in the portal (all permissions of the portal apps) except MDM commands.
+- MDM Operator: may execute MDM commands (lock devices) and see unlock PINs. Given on top of
+  IT Manager by an administrator; kept separate because a lock is disruptive.
+- Support Staff: the Django admin (the user also needs `is_staff`) and read access everywhere.
+- Viewer: read-only portal access.
+"""
+
+from __future__ import annotations
+
+IT_MANAGER = "IT Manager"
+MDM_OPERATOR = "MDM Operator"
+SUPPORT_STAFF = "Support Staff"
+VIEWER = "Viewer"
+
+PORTAL_APPS = ["members", "assets", "licenses", "automations"]
+MDM_PERMISSIONS = {("assets", "execute_mdm_commands"), ("assets", "view_unlock_pin")}
+
+
+def sync_roles(apps, schema_editor=None) -> None:
+    """Create the groups and (re)assign their permissions. Safe to run any number of times."""
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, verbosity=0, apps=apps)
+        app_config.models_module = None
+
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    portal = list(
+        Permission.objects.filter(content_type__app_label__in=PORTAL_APPS).select_related(
+            "content_type"
+        )
+    )
+    audit_view = list(
+        Permission.objects.filter(content_type__app_label="assetsonar", codename__startswith="view_")
+    )
+    views = [p for p in portal if p.codename.startswith("view_")]
+    mdm = [p for p in portal if (p.content_type.app_label, p.codename) in MDM_PERMISSIONS]
+    manager = [p for p in portal if (p.content_type.app_label, p.codename) not in MDM_PERMISSIONS]
+    spec = {
+        IT_MANAGER: manager + audit_view,
+        MDM_OPERATOR: mdm,
+        SUPPORT_STAFF: [p for p in views if p.codename != "view_unlock_pin"] + audit_view,
+        VIEWER: [p for p in views if p.codename != "view_unlock_pin"],
+    }
+    for name, permissions in spec.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.set(permissions)

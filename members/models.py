@@ -1,0 +1,114 @@
+"""Members are employee records (not portal logins)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+from django.urls import reverse
+
+
+class MemberQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status=Member.Status.ACTIVE)
+
+    def deactivated(self):
+        return self.filter(status=Member.Status.DEACTIVATED)
+
+
+class Member(models.Model):
+    """An employee whose devices and software the IT team keeps track of.
+
+    `status` changes only through `save()` (never `update()`), so the post_save receiver that turns
+    a deactivation into an automation event sees every transition. `loaded_status` is the status
+    the row had when it was read from the database, set in `from_db`.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        DEACTIVATED = "deactivated", "Deactivated"
+
+    class EmploymentType(models.TextChoices):
+        FULL_TIME = "full_time", "Full-time"
+        PART_TIME = "part_time", "Part-time"
+        CONTRACTOR = "contractor", "Contractor"
+        INTERN = "intern", "Intern"
+        TEMPORARY = "temporary", "Temporary"
+
+    full_name = models.CharField(max_length=150)
+    email = models.EmailField(max_length=254)
+    employee_id = models.CharField("employee ID", max_length=40, blank=True)
+    department = models.CharField(max_length=100, blank=True, db_index=True)
+    location = models.CharField(max_length=100, blank=True, db_index=True)
+    title = models.CharField(max_length=150, blank=True)
+    manager = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
+    )
+    employment_type = models.CharField(
+        max_length=20, choices=EmploymentType.choices, default=EmploymentType.FULL_TIME
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    deactivated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    deactivation_reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MemberQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["full_name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                name="member_email_unique_ci",
+                violation_error_message="Another member already has this email address.",
+            ),
+            models.UniqueConstraint(
+                fields=["employee_id"],
+                condition=~models.Q(employee_id=""),
+                name="member_employee_id_unique",
+                violation_error_message="Another member already has this employee ID.",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(status="active", deactivated_at__isnull=True)
+                    | models.Q(status="deactivated", deactivated_at__isnull=False)
+                ),
+                name="member_deactivated_at_matches_status",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["active", "deactivated"]), name="member_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "full_name"]),
+            models.Index(Lower("email"), name="member_email_lower"),
+            models.Index(Lower("full_name"), name="member_name_lower"),
+        ]
+        permissions = [("deactivate_member", "Can deactivate and reactivate members")]
+
+    def __str__(self) -> str:
+        return self.full_name
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        if "status" in field_names:
+            instance.loaded_status = values[field_names.index("status")]
+        return instance
+
+    loaded_status: str | None = None
+
+    def get_absolute_url(self) -> str:
+        return reverse("members:detail", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    @property
+    def email_domain(self) -> str:
+        return self.email.rpartition("@")[2].lower()

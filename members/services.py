@@ -1,0 +1,173 @@
+"""Writes to members. Every write is atomic and leaves an audit row in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from assetsonar.audit import audit_record, model_changes
+from assetsonar.models import AuditEvent
+from members.models import Member
+
+EDITABLE_FIELDS = [
+    "full_name",
+    "email",
+    "employee_id",
+    "department",
+    "location",
+    "title",
+    "manager",
+    "employment_type",
+]
+
+
+def _check_manager(member: Member) -> None:
+    manager = member.manager
+    seen = {member.pk}
+    while manager is not None:
+        if manager.pk in seen:
+            raise ValidationError({"manager": "A member cannot report to themselves, even indirectly."})
+        seen.add(manager.pk)
+        manager = manager.manager
+
+
+@transaction.atomic
+def member_create(*, actor: Any, request: Any = None, **fields: Any) -> Member:
+    """Create an active member from the editable fields."""
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown member fields: {sorted(unknown)}")
+    member = Member(**fields)
+    member.email = member.email.strip()
+    member.full_clean()
+    member.save()
+    audit_record(action=AuditEvent.Action.CREATED, actor=actor, obj=member, request=request)
+    return member
+
+
+@transaction.atomic
+def member_update(*, member: Member, actor: Any, request: Any = None, **fields: Any) -> Member:
+    """Change a member's profile fields. Status changes go through deactivate/reactivate."""
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown member fields: {sorted(unknown)}")
+    before = {name: getattr(member, name) for name in EDITABLE_FIELDS}
+    for name, value in fields.items():
+        setattr(member, name, value)
+    member.full_clean()
+    _check_manager(member)
+    changes = model_changes(member, before, EDITABLE_FIELDS)
+    if changes:
+        member.save()
+        audit_record(
+            action=AuditEvent.Action.CHANGED, actor=actor, obj=member, changes=changes,
+            request=request,
+        )
+    return member
+
+
+def _reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the member is deactivated (for the audit trail)."})
+    if len(reason) > 500:
+        raise ValidationError({"reason": "Keep the reason under 500 characters."})
+    return reason
+
+
+@transaction.atomic
+def member_deactivate(
+    *, member: Member | int, actor: Any, reason: str, request: Any = None
+) -> tuple[Member, bool]:
+    """Deactivate a member. Returns (member, changed).
+
+    The row is locked first and changed only if it is still active, so two simultaneous requests
+    make one deactivation (and one automation event); the second is a no-op.
+    """
+    reason = _reason(reason)
+    pk = member.pk if isinstance(member, Member) else member
+    locked = Member.objects.select_for_update().get(pk=pk)
+    if locked.status == Member.Status.DEACTIVATED:
+        return locked, False
+    locked.status = Member.Status.DEACTIVATED
+    locked.deactivated_at = timezone.now()
+    locked.deactivated_by = actor if getattr(actor, "is_authenticated", False) else None
+    locked.deactivation_reason = reason
+    locked.save()
+    audit_record(
+        action=AuditEvent.Action.DEACTIVATED, actor=actor, obj=locked, message=reason,
+        request=request,
+    )
+    return locked, True
+
+
+@transaction.atomic
+def member_reactivate(
+    *, member: Member | int, actor: Any, request: Any = None
+) -> tuple[Member, bool]:
+    """Reactivate a deactivated member. Returns (member, changed); a no-op if already active."""
+    pk = member.pk if isinstance(member, Member) else member
+    locked = Member.objects.select_for_update().get(pk=pk)
+    if locked.status == Member.Status.ACTIVE:
+        return locked, False
+    locked.status = Member.Status.ACTIVE
+    locked.deactivated_at = None
+    locked.deactivated_by = None
+    locked.deactivation_reason = ""
+    locked.save()
+    audit_record(action=AuditEvent.Action.REACTIVATED, actor=actor, obj=locked, request=request)
+    return locked, True
+
+
+@transaction.atomic
+def member_bulk_deactivate(
+    *, member_ids: Iterable[int], actor: Any, reason: str, request: Any = None
+) -> int:
+    """Deactivate several members in one transaction; returns how many changed.
+
+    Each member is saved on its own (never `update()`), so each deactivation fires its event.
+    """
+    reason = _reason(reason)
+    changed = 0
+    for pk in sorted(set(member_ids)):
+        _, did_change = member_deactivate(member=pk, actor=actor, reason=reason, request=request)
+        changed += did_change
+    return changed
+
+
+@transaction.atomic
+def member_delete(*, member: Member, actor: Any, request: Any = None) -> None:
+    """Hard-delete a member who has no devices, no live licenses and no history.
+
+    Deactivation is the normal way out; deletion is for records created by mistake.
+    """
+    from assets.models import CustodyRecord
+    from licenses.models import Entitlement
+
+    holding = member.assets_in_custody.count()
+    live = Entitlement.objects.live().filter(member=member).count()
+    problems = []
+    if holding:
+        problems.append(f"holds {holding} asset{'s' if holding != 1 else ''}")
+    if live:
+        problems.append(f"holds {live} live license entitlement{'s' if live != 1 else ''}")
+    if problems:
+        raise ValidationError(
+            f"{member} cannot be deleted: they still {' and '.join(problems)}. "
+            "Check the assets in and revoke the entitlements first, or deactivate the member."
+        )
+    if (
+        CustodyRecord.objects.filter(member=member).exists()
+        or Entitlement.objects.filter(member=member).exists()
+    ):
+        raise ValidationError(
+            f"{member} cannot be deleted: their custody and license history must be kept. "
+            "Deactivate the member instead."
+        )
+    audit_record(action=AuditEvent.Action.DELETED, actor=actor, obj=member, request=request)
+    member.reports.update(manager=None)
+    member.delete()

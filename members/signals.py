@@ -1,0 +1,1 @@
+"""Receivers of the members app. The deactivation trigger lives in automations/signals.py."""

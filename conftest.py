@@ -1,0 +1,112 @@
+"""Shared fixtures and factories for the whole suite (real database, no mocks)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from assetsonar import roles
+
+_seq = itertools.count(1)
+
+
+def make_member(**fields):
+    from members.models import Member
+
+    n = next(_seq)
+    defaults = {
+        "full_name": f"Member {n}",
+        "email": f"member{n}@example.com",
+        "employee_id": f"E{n:05d}",
+        "department": "Engineering",
+        "location": "Berlin",
+        "title": "Engineer",
+    }
+    defaults.update(fields)
+    return Member.objects.create(**defaults)
+
+
+def make_asset(**fields):
+    from assets.models import Asset
+
+    n = next(_seq)
+    defaults = {
+        "asset_tag": f"AT-{n:05d}",
+        "name": f"MacBook Pro {n}",
+        "category": Asset.Category.LAPTOP,
+        "platform": Asset.Platform.MACOS,
+        "manufacturer": "Apple",
+        "serial_number": f"SN{n:08d}",
+    }
+    custodian = fields.pop("custodian", None)
+    defaults.update(fields)
+    asset = Asset.objects.create(**defaults)
+    if custodian is not None:
+        from assets.services import asset_check_out
+
+        asset_check_out(asset=asset, member=custodian, actor=None)
+        asset.refresh_from_db()
+    return asset
+
+
+def make_license(**fields):
+    from licenses.models import License
+
+    n = next(_seq)
+    defaults = {"name": f"Software {n}", "vendor": "Vendor", "kind": License.Kind.USER, "seats": 10}
+    defaults.update(fields)
+    return License.objects.create(**defaults)
+
+
+def make_entitlement(*, license, member=None, asset=None):
+    from licenses.models import Entitlement
+
+    return Entitlement.objects.create(
+        license=license, member=member, asset=asset, assigned_at=timezone.now()
+    )
+
+
+def make_user(username: str, *groups: str, **fields):
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.create_user(
+        username=username, password="pw-" + username + "-Secret1", **fields
+    )
+    for name in groups:
+        user.groups.add(Group.objects.get(name=name))
+    return user
+
+
+@pytest.fixture
+def it_manager(db):
+    return make_user("manager", roles.IT_MANAGER, first_name="Ida", last_name="Manager")
+
+
+@pytest.fixture
+def mdm_operator(db):
+    return make_user("operator", roles.IT_MANAGER, roles.MDM_OPERATOR)
+
+
+@pytest.fixture
+def support_staff(db):
+    return make_user("support", roles.SUPPORT_STAFF, is_staff=True)
+
+
+@pytest.fixture
+def viewer(db):
+    return make_user("viewer", roles.VIEWER)
+
+
+@pytest.fixture
+def manager_client(client, it_manager):
+    client.force_login(it_manager)
+    return client
+
+
+@pytest.fixture
+def viewer_client(client, viewer):
+    client.force_login(viewer)
+    return client

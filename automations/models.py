@@ -1,1 +1,401 @@
-"""Automations: what must happen when a member is deactivated (filled by the builder issue)."""
+"""Automations (what should happen on a member event) and their executions (what did happen).
+
+Builder side: Automation → Condition rows + Action rows (one per kind).
+Engine side: Event (one per member status transition) → Execution (one per matching automation)
+→ ActionLog (one per action and target, with an idempotency key) → WebhookAttempt / MDMCommand.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Lower
+from django.urls import reverse
+
+from assetsonar import crypto
+
+
+class Automation(models.Model):
+    """A rule an IT manager built: when <trigger> fires for a member matching <conditions>,
+    run <actions>. The trigger is a (module, event) pair from `automations.triggers.REGISTRY`."""
+
+    class Match(models.TextChoices):
+        ALL = "all", "Match all conditions"
+        ANY = "any", "Match any condition"
+
+    name = models.CharField(max_length=150)
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    trigger_module = models.CharField(max_length=40, default="members")
+    trigger_event = models.CharField(max_length=60, default="member.deactivated", db_index=True)
+    match = models.CharField(max_length=3, choices=Match.choices, default=Match.ALL)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                name="automation_name_unique_ci",
+                violation_error_message="An automation with this name already exists.",
+            )
+        ]
+        indexes = [models.Index(fields=["trigger_event", "enabled"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("automations:detail", args=[self.pk])
+
+
+class Condition(models.Model):
+    """One "field operator value" row. Field and operator keys come from
+    `automations.conditions.FIELDS`; `value` is JSON (a string, a number, or a list for
+    "is any of")."""
+
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="conditions")
+    position = models.PositiveSmallIntegerField(default=0)
+    field = models.CharField(max_length=40)
+    operator = models.CharField(max_length=20)
+    value = models.JSONField(default=None, null=True, blank=True)
+
+    class Meta:
+        ordering = ["automation", "position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.operator} {self.value!r}"
+
+
+class Action(models.Model):
+    """One action of an automation; at most one of each kind per automation.
+
+    Only the columns of the action's kind are used:
+    - webhook: url, method, headers (encrypted JSON object), signing secret (encrypted `whsec_…`)
+    - revoke_licenses: revoke_user_based (also cloud), revoke_user_machine, revoke_device_based
+    - mdm_lock: lock_message, lock_phone
+    """
+
+    class Kind(models.TextChoices):
+        WEBHOOK = "webhook", "Trigger webhook"
+        REVOKE_LICENSES = "revoke_licenses", "Revoke licenses"
+        MDM_LOCK = "mdm_lock", "Lock devices via MDM"
+
+    class Method(models.TextChoices):
+        POST = "POST", "POST"
+        PUT = "PUT", "PUT"
+
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="actions")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    position = models.PositiveSmallIntegerField(default=0)
+    # webhook
+    url = models.URLField("URL", max_length=500, blank=True)
+    method = models.CharField(max_length=4, choices=Method.choices, default=Method.POST)
+    headers_encrypted = models.TextField(blank=True, editable=False)
+    secret_encrypted = models.TextField(blank=True, editable=False)
+    secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    disabled_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when the receiver answered 410 Gone."
+    )
+    # revoke_licenses
+    revoke_user_based = models.BooleanField(
+        "Un-entitle user-based licenses (also cloud user-based)", default=False
+    )
+    revoke_user_machine = models.BooleanField("Un-entitle user-machine entitlements", default=False)
+    revoke_device_based = models.BooleanField(
+        "Remove device-based entitlements from devices in custody", default=False
+    )
+    # mdm_lock
+    lock_message = models.CharField(max_length=200, blank=True)
+    lock_phone = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["automation", "position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["automation", "kind"], name="action_one_per_kind"),
+            models.CheckConstraint(
+                condition=models.Q(kind__in=["webhook", "revoke_licenses", "mdm_lock"]),
+                name="action_kind_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.get_kind_display()
+
+    def get_headers(self) -> dict[str, str]:
+        import json
+
+        raw = crypto.decrypt(self.headers_encrypted)
+        return json.loads(raw) if raw else {}
+
+    def set_headers(self, headers: dict[str, str]) -> None:
+        import json
+
+        self.headers_encrypted = crypto.encrypt(json.dumps(headers)) if headers else ""
+
+    def get_secret(self) -> str:
+        return crypto.decrypt(self.secret_encrypted)
+
+    def set_secret(self, secret: str) -> None:
+        self.secret_encrypted = crypto.encrypt(secret)
+
+
+class AutomationChange(models.Model):
+    """History of an automation: who created, changed, enabled, disabled or deleted it, and
+    what changed (a JSON diff). Kept after the automation is deleted (automation set NULL)."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", "Created"
+        CHANGED = "changed", "Changed"
+        ENABLED = "enabled", "Enabled"
+        DISABLED = "disabled", "Disabled"
+        DUPLICATED = "duplicated", "Duplicated"
+        DELETED = "deleted", "Deleted"
+        SECRET_ROTATED = "secret_rotated", "Signing secret rotated"
+
+    automation = models.ForeignKey(
+        Automation, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes"
+    )
+    automation_name = models.CharField(max_length=150)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(auto_now_add=True)
+    diff = models.JSONField(default=dict, blank=True)
+    otp_verified = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.automation_name}: {self.get_kind_display()}"
+
+
+class Event(models.Model):
+    """A member status transition, written in the same transaction as the status change.
+
+    `member_snapshot` is the member as it was at the event (conditions are evaluated against it).
+    The dispatcher claims events; `attempts` counts task runs (committed before any side effect),
+    so an event whose task keeps dying goes to the dead-letter state after MAX_ATTEMPTS.
+    """
+
+    MAX_ATTEMPTS = 5
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        DONE = "done", "Done"
+        DEAD = "dead", "Dead-lettered"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=60, db_index=True)
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="events")
+    occurred_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    member_snapshot = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_dispatched_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-occurred_at"]
+        indexes = [models.Index(fields=["status", "last_dispatched_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} · {self.member_id} · {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Execution(models.Model):
+    """One run of one automation for one event."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        PARTIALLY_FAILED = "partially_failed", "Partially failed"
+        FAILED = "failed", "Failed"
+
+    automation = models.ForeignKey(
+        Automation, null=True, blank=True, on_delete=models.SET_NULL, related_name="executions"
+    )
+    automation_name = models.CharField(max_length=150)
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, related_name="executions")
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.PROTECT, related_name="executions"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    insight = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["event", "automation"], name="execution_once_per_event")
+        ]
+        indexes = [
+            models.Index(fields=["status", "-created_at"]),
+            models.Index(fields=["member", "-created_at"]),
+            models.Index(fields=["automation", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.automation_name} for {self.member_id} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("automations:execution_detail", args=[self.pk])
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (
+            self.Status.SUCCEEDED,
+            self.Status.PARTIALLY_FAILED,
+            self.Status.FAILED,
+        )
+
+
+class ActionLog(models.Model):
+    """One action on one target in one execution: an entitlement revoked, a device locked, a
+    webhook delivered. `key` (event, automation, action, target) is claimed before acting, so a
+    task that runs twice never acts twice."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        RETRYING = "retrying", "Waiting to retry"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    class TargetType(models.TextChoices):
+        ENTITLEMENT = "entitlement", "Entitlement"
+        ASSET = "asset", "Device"
+        WEBHOOK = "webhook", "Webhook"
+        MEMBER = "member", "Member"
+
+    key = models.CharField(max_length=200, unique=True)
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="logs")
+    action = models.ForeignKey(
+        Action, null=True, blank=True, on_delete=models.SET_NULL, related_name="logs"
+    )
+    action_kind = models.CharField(max_length=20, choices=Action.Kind.choices)
+    target_type = models.CharField(max_length=20, choices=TargetType.choices)
+    target_label = models.CharField(max_length=300)
+    entitlement = models.ForeignKey(
+        "licenses.Entitlement",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="action_logs",
+    )
+    asset = models.ForeignKey(
+        "assets.Asset", null=True, blank=True, on_delete=models.PROTECT, related_name="action_logs"
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    insight = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["execution", "id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_kind_display()} → {self.target_label}: {self.status}"
+
+
+class WebhookAttempt(models.Model):
+    """One HTTP attempt of a webhook delivery (the ActionLog is the delivery)."""
+
+    log = models.ForeignKey(ActionLog, on_delete=models.CASCADE, related_name="webhook_attempts")
+    number = models.PositiveSmallIntegerField()
+    at = models.DateTimeField(auto_now_add=True)
+    url = models.URLField(max_length=500)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+    request_headers = models.JSONField(default=dict, blank=True, help_text="Secrets redacted.")
+    response_headers = models.JSONField(default=dict, blank=True, help_text="Secrets redacted.")
+    response_excerpt = models.CharField(max_length=1024, blank=True)
+
+    class Meta:
+        ordering = ["log", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["log", "number"], name="webhook_attempt_number_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.number}: {self.status_code or self.error}"
+
+
+class MDMCommand(models.Model):
+    """A command sent (or to be sent) to a device through its MDM connection.
+
+    The unlock PIN is generated and stored (encrypted) before the command is sent and reused on
+    retry, so the device and the record always agree.
+    """
+
+    class Kind(models.TextChoices):
+        LOCK = "lock", "Lock device"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        FAILED = "failed", "Failed"
+
+    asset = models.ForeignKey("assets.Asset", on_delete=models.PROTECT, related_name="mdm_commands")
+    connection = models.ForeignKey(
+        "assets.MDMConnection", on_delete=models.PROTECT, related_name="commands"
+    )
+    log = models.OneToOneField(
+        ActionLog, null=True, blank=True, on_delete=models.SET_NULL, related_name="mdm_command"
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.LOCK)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    pin_encrypted = models.TextField(blank=True, editable=False)
+    vendor_command_id = models.CharField(max_length=200, blank=True)
+    message = models.CharField(max_length=200, blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    response_excerpt = models.CharField(max_length=1024, blank=True)
+
+    class Meta:
+        verbose_name = "MDM command"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["asset", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.asset_id}: {self.status}"
+
+    def get_pin(self) -> str:
+        return crypto.decrypt(self.pin_encrypted)
+
+    def set_pin(self, pin: str) -> None:
+        self.pin_encrypted = crypto.encrypt(pin)

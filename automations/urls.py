@@ -1,9 +1,29 @@
 from django.urls import path
 
-from automations import views
+from automations.views import builder, executions, mdm, otp
 
 app_name = "automations"
 
 urlpatterns = [
-    path("", views.automation_list, name="list"),
+    # Builder (Workflows & Automations)
+    path("", builder.automation_list, name="list"),
+    path("new/", builder.automation_create, name="create"),
+    path("<int:pk>/", builder.automation_detail, name="detail"),
+    path("<int:pk>/edit/", builder.automation_edit, name="edit"),
+    path("<int:pk>/toggle/", builder.automation_toggle, name="toggle"),
+    path("<int:pk>/duplicate/", builder.automation_duplicate, name="duplicate"),
+    path("<int:pk>/delete/", builder.automation_delete, name="delete"),
+    path("<int:pk>/rotate-secret/", builder.automation_rotate_secret, name="rotate_secret"),
+    path("builder/trigger-events/", builder.builder_trigger_events, name="builder_trigger_events"),
+    path("builder/condition-row/", builder.builder_condition_row, name="builder_condition_row"),
+    path("builder/preview/", builder.builder_preview, name="builder_preview"),
+    # One-time password enrolment
+    path("otp/enroll/", otp.otp_enroll, name="otp_enroll"),
+    # Executions
+    path("executions/", executions.execution_list, name="executions"),
+    path("executions/<int:pk>/", executions.execution_detail, name="execution_detail"),
+    path("executions/<int:pk>/retry/", executions.execution_retry, name="execution_retry"),
+    path("members/<int:pk>/actions/", executions.member_actions_panel, name="member_actions_panel"),
+    # MDM
+    path("mdm-commands/<int:pk>/pin/", mdm.mdm_command_pin, name="mdm_command_pin"),
 ]

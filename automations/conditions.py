@@ -1,0 +1,241 @@
+"""Condition fields and operators over a member, their validation, and their evaluation.
+
+The builder offers `FIELDS` and each field's operators; `clean_value` validates a row's value and
+returns what is stored in `Condition.value`; the engine calls `member_snapshot` when the event is
+recorded and `matches` when it runs, so conditions see the member as it was at the event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+TEXT, CHOICE, NUMBER, PERSON = "text", "choice", "number", "person"
+
+
+@dataclass(frozen=True)
+class Operator:
+    key: str
+    label: str
+    needs_value: bool = True
+    many: bool = False  # the value is a list
+
+
+OPERATORS: dict[str, Operator] = {
+    op.key: op
+    for op in [
+        Operator("is", "is"),
+        Operator("is_not", "is not"),
+        Operator("is_any_of", "is any of", many=True),
+        Operator("contains", "contains"),
+        Operator("starts_with", "starts with"),
+        Operator("is_empty", "is empty", needs_value=False),
+        Operator("is_not_empty", "is not empty", needs_value=False),
+        Operator("greater_than", "greater than"),
+        Operator("less_than", "less than"),
+    ]
+}
+
+OPERATORS_BY_TYPE: dict[str, list[str]] = {
+    TEXT: ["is", "is_not", "is_any_of", "contains", "starts_with", "is_empty", "is_not_empty"],
+    CHOICE: ["is", "is_not", "is_any_of"],
+    NUMBER: ["is", "is_not", "greater_than", "less_than"],
+    PERSON: ["is", "is_not", "is_any_of", "is_empty", "is_not_empty"],
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str
+    label: str
+    type: str
+    help: str = ""
+    suggest_values: bool = False  # offer existing values from the data (departments, ...)
+
+    @property
+    def operators(self) -> list[Operator]:
+        return [OPERATORS[key] for key in OPERATORS_BY_TYPE[self.type]]
+
+
+FIELDS: dict[str, Field] = {
+    f.key: f
+    for f in [
+        Field("department", "Department", TEXT, suggest_values=True),
+        Field("location", "Location", TEXT, suggest_values=True),
+        Field("title", "Title", TEXT),
+        Field("employment_type", "Employment type", CHOICE),
+        Field("email_domain", "Email domain", TEXT, help="The part after @, e.g. example.com"),
+        Field("manager", "Manager", PERSON, help="The manager's email address"),
+        Field("employee_id", "Employee ID", TEXT),
+        Field("assets_in_custody", "Number of assets in custody", NUMBER),
+        Field("live_entitlements", "Number of live license entitlements", NUMBER),
+    ]
+}
+
+
+def choice_values(field: Field) -> list[tuple[str, str]]:
+    if field.key == "employment_type":
+        from members.models import Member
+
+        return list(Member.EmploymentType.choices)
+    return []
+
+
+def clean_value(field_key: str, operator_key: str, raw: Any) -> Any:
+    """Validate one row; return the value to store. Raises ValidationError with a message meant
+    for the row ("Enter a whole number for Number of assets in custody.")."""
+    field = FIELDS.get(field_key)
+    if field is None:
+        raise ValidationError("Choose a field.", code="field")
+    if operator_key not in OPERATORS_BY_TYPE[field.type]:
+        raise ValidationError(
+            f"“{OPERATORS.get(operator_key, Operator(operator_key, operator_key)).label}” "
+            f"does not apply to {field.label}.",
+            code="operator",
+        )
+    operator = OPERATORS[operator_key]
+    if not operator.needs_value:
+        return None
+    values = _as_list(raw) if operator.many else [raw]
+    values = [str(v).strip() for v in values if v is not None and str(v).strip()]
+    if not values:
+        raise ValidationError(
+            f"Enter {'one or more values' if operator.many else 'a value'} for {field.label}.",
+            code="required",
+        )
+    cleaned = [_clean_one(field, v) for v in values]
+    if operator.many:
+        return list(dict.fromkeys(cleaned))
+    return cleaned[0]
+
+
+def _as_list(raw: Any) -> list:
+    if isinstance(raw, list | tuple):
+        return list(raw)
+    return str(raw or "").split(",")
+
+
+def _clean_one(field: Field, value: str) -> Any:
+    if field.type == NUMBER:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValidationError(
+                f"Enter a whole number for {field.label}.", code="invalid"
+            ) from None
+        if number < 0:
+            raise ValidationError(f"{field.label} cannot be negative.", code="invalid")
+        return number
+    if field.type == CHOICE:
+        allowed = dict(choice_values(field))
+        if value not in allowed:
+            raise ValidationError(
+                f"“{value}” is not an {field.label.lower()}; choose one of: "
+                + ", ".join(allowed.values()),
+                code="invalid",
+            )
+        return value
+    if field.type == PERSON:
+        from django.core.validators import validate_email
+
+        try:
+            validate_email(value)
+        except ValidationError:
+            raise ValidationError(
+                f"Enter the manager's email address (“{value}” is not one).", code="invalid"
+            ) from None
+        return value.lower()
+    if field.key == "email_domain":
+        value = value.lstrip("@").lower()
+        if "." not in value or " " in value:
+            raise ValidationError(
+                f"“{value}” is not a domain; enter e.g. example.com.", code="invalid"
+            )
+    if len(value) > 200:
+        raise ValidationError("Keep values under 200 characters.", code="invalid")
+    return value
+
+
+def member_snapshot(member) -> dict[str, Any]:
+    """The member's condition fields now (2 count queries, plus the manager if not loaded)."""
+    from licenses.models import Entitlement
+
+    return {
+        "id": member.pk,
+        "full_name": member.full_name,
+        "email": member.email,
+        "department": member.department,
+        "location": member.location,
+        "title": member.title,
+        "employment_type": member.employment_type,
+        "email_domain": member.email_domain,
+        "manager": member.manager.email.lower() if member.manager_id else "",
+        "employee_id": member.employee_id,
+        "status": member.status,
+        "assets_in_custody": member.assets_in_custody.count(),
+        "live_entitlements": Entitlement.objects.live().filter(member=member).count(),
+    }
+
+
+def _test(field: Field, operator: str, expected: Any, actual: Any) -> bool:
+    if field.type == NUMBER:
+        actual = int(actual or 0)
+        return {
+            "is": actual == expected,
+            "is_not": actual != expected,
+            "greater_than": actual > expected,
+            "less_than": actual < expected,
+        }[operator]
+    actual = str(actual or "").strip().casefold()
+    if operator == "is_empty":
+        return actual == ""
+    if operator == "is_not_empty":
+        return actual != ""
+    if operator == "is_any_of":
+        return actual in {str(v).casefold() for v in expected}
+    expected = str(expected).casefold()
+    return {
+        "is": actual == expected,
+        "is_not": actual != expected,
+        "contains": expected in actual,
+        "starts_with": actual.startswith(expected),
+    }[operator]
+
+
+def condition_matches(field_key: str, operator: str, value: Any, snapshot: dict) -> bool:
+    field = FIELDS[field_key]
+    return _test(field, operator, value, snapshot.get(field_key))
+
+
+def matches(conditions: Iterable, match: str, snapshot: dict) -> bool:
+    """Do `conditions` (objects with field/operator/value) hold for the snapshot?
+    No conditions: every member the trigger fires for."""
+    results = [condition_matches(c.field, c.operator, c.value, snapshot) for c in conditions]
+    if not results:
+        return True
+    return all(results) if match == "all" else any(results)
+
+
+def describe(field_key: str, operator: str, value: Any) -> str:
+    """Plain language: 'department is Engineering', 'number of assets in custody greater than 0'."""
+    field = FIELDS.get(field_key)
+    op = OPERATORS.get(operator)
+    if field is None or op is None:
+        return ""
+    label = field.label[0].lower() + field.label[1:]
+    if not op.needs_value:
+        return f"{label} {op.label}"
+    if op.many:
+        shown = ", ".join(_display(field, v) for v in (value or []))
+    else:
+        shown = _display(field, value)
+    return f"{label} {op.label} {shown}"
+
+
+def _display(field: Field, value: Any) -> str:
+    if field.type == CHOICE:
+        return dict(choice_values(field)).get(value, str(value))
+    return str(value)

@@ -1,0 +1,1 @@
+"""Admin for automations, conditions and actions (read-only MDM actions)."""

@@ -1,19 +1,172 @@
-"""Placeholder until this module is built (see the open issue); every view answers 404."""
+"""The execution log: the listing page's Executions view, one execution's page with its retry
+button, and the member detail's "Automated actions" panel (polled by htmx while work runs).
 
-from django.http import Http404
+Every view checks the user's permission itself; templates only hide what the user can't use.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseLocation
+
+from automations import selectors_executions as selectors
+from automations.models import ActionLog, Execution
+from automations.templatetags.automation_tags import member_actions_context
+from members.models import Member
+
+PAGE_SIZE = 50
+MDM_PERMISSION = "assets.execute_mdm_commands"
+RETRY_PERMISSION = "automations.change_automation"
 
 
-def execution_list(request, pk=None):
-    raise Http404("Not built yet.")
+@require_GET
+@login_required
+@permission_required("automations.view_execution", raise_exception=True)
+def execution_list(request: HttpRequest) -> HttpResponse:
+    filterset = selectors.ExecutionFilter(request.GET or None, queryset=selectors.execution_list())
+    page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    filtered_member = None
+    if (
+        filterset.is_bound
+        and filterset.form.is_valid()
+        and filterset.form.cleaned_data.get("member_id")
+    ):
+        filtered_member = Member.objects.filter(pk=filterset.form.cleaned_data["member_id"]).first()
+    template = "automations/executions/list.html"
+    if request.htmx and request.htmx.target == "execution-results":
+        template += "#results"
+    response = render(
+        request,
+        template,
+        {"filter": filterset, "page_obj": page, "filtered_member": filtered_member},
+    )
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
 
 
-def execution_detail(request, pk=None):
-    raise Http404("Not built yet.")
+def _retry_state(user, execution: Execution, logs: list[ActionLog]) -> dict:
+    """What the retry button needs: whether the execution can be retried by this user, and
+    whether the retry would resend MDM commands (then the MDM permission and a one-time
+    password are required too)."""
+    failed_mdm = any(
+        log.status == ActionLog.Status.FAILED and log.action_kind == "mdm_lock" for log in logs
+    )
+    retryable = execution.status in selectors.RETRYABLE
+    return {
+        "retryable": retryable,
+        "can_retry": retryable and user.has_perm(RETRY_PERMISSION),
+        "retry_needs_otp": failed_mdm,
+        "retry_mdm_allowed": user.has_perm(MDM_PERMISSION),
+        "has_otp_device": _has_otp_device(user) if retryable and failed_mdm else False,
+    }
 
 
-def execution_retry(request, pk=None):
-    raise Http404("Not built yet.")
+def _detail_context(
+    request: HttpRequest, execution: Execution, logs: list[ActionLog] | None = None, **extra
+) -> dict:
+    if logs is None:
+        logs = selectors.execution_logs(execution)
+    context = {"execution": execution, "logs": logs}
+    context.update(_retry_state(request.user, execution, logs))
+    context.update(extra)
+    return context
 
 
-def member_actions_panel(request, pk=None):
-    raise Http404("Not built yet.")
+@require_GET
+@login_required
+@permission_required("automations.view_execution", raise_exception=True)
+def execution_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    execution = selectors.execution_get(pk)
+    return render(
+        request, "automations/executions/detail.html", _detail_context(request, execution)
+    )
+
+
+def _has_otp_device(user) -> bool:
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def _verify_otp(request: HttpRequest, token: str) -> bool:
+    """Check a one-time password from the user's confirmed authenticator (throttled by
+    django-otp) and record the outcome in the audit log."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from assetsonar.audit import audit_record
+    from assetsonar.models import AuditEvent
+
+    token = (token or "").strip().replace(" ", "")
+    device = TOTPDevice.objects.filter(user=request.user, confirmed=True).first()
+    ok = bool(device and token.isdigit() and device.verify_token(token))
+    audit_record(
+        action=AuditEvent.Action.OTP_VERIFIED if ok else AuditEvent.Action.OTP_FAILED,
+        actor=request.user,
+        message="Retry of failed MDM actions",
+        request=request,
+    )
+    return ok
+
+
+@require_POST
+@login_required
+@permission_required(RETRY_PERMISSION, raise_exception=True)
+def execution_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    """Run the failed actions of a failed or partially failed execution again. Resending a device
+    lock needs the MDM permission and a one-time password checked in this same request."""
+    from automations.engine.retry import execution_retry_failed
+
+    execution = selectors.execution_get(pk)
+    logs = selectors.execution_logs(execution)
+    state = _retry_state(request.user, execution, logs)
+    error = ""
+    if not state["retryable"]:
+        error = (
+            f"This execution is {execution.get_status_display().lower()}: only failed or "
+            "partially failed executions can be retried."
+        )
+    elif state["retry_needs_otp"]:
+        if not state["retry_mdm_allowed"]:
+            raise PermissionDenied(
+                "Retrying a device lock needs the MDM Operator role; ask an administrator."
+            )
+        if not state["has_otp_device"]:
+            error = (
+                "Retrying a device lock needs a one-time password: set up an authenticator "
+                "app first."
+            )
+        elif not _verify_otp(request, request.POST.get("otp_token", "")):
+            error = "That one-time password is not valid. Enter the current 6-digit code."
+    if error:
+        context = _detail_context(request, execution, retry_error=error, logs=logs)
+        template = "automations/executions/detail.html"
+        if request.htmx:
+            template += "#retry"
+        return render(request, template, context)
+
+    execution_retry_failed(execution=execution, actor=request.user)
+    messages.success(request, "The failed actions are queued to run again.")
+    url = execution.get_absolute_url()
+    if request.htmx:
+        return HttpResponseLocation(url)
+    return redirect(url)
+
+
+@require_GET
+@login_required
+@permission_required(["members.view_member", "automations.view_execution"], raise_exception=True)
+def member_actions_panel(request: HttpRequest, pk: int) -> HttpResponse:
+    """The member detail's "Automated actions" panel alone, for htmx polling."""
+    member = get_object_or_404(Member, pk=pk)
+    return render(
+        request,
+        "automations/executions/_member_actions.html",
+        member_actions_context(member, can_view=True),
+    )

@@ -1,0 +1,67 @@
+"""Template tags for automation pages and for other apps' pages that show automation data.
+
+`{% automated_actions member %}` renders the member detail's "Automated actions" panel, so the
+members view needs no knowledge of executions.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import template
+
+from automations import selectors_executions as selectors
+from automations import triggers
+from members.models import Member
+
+register = template.Library()
+
+
+def member_actions_context(member: Member, *, can_view: bool) -> dict:
+    """The panel's context: the newest actions for the member and whether work still runs
+    (the panel keeps polling only then)."""
+    if not can_view:
+        return {"member": member, "can_view": False}
+    logs, has_more = selectors.member_action_logs(member)
+    return {
+        "member": member,
+        "can_view": True,
+        "logs": logs,
+        "has_more": has_more,
+        "limit": selectors.MEMBER_PANEL_LIMIT,
+        **selectors.member_action_summary(member),
+    }
+
+
+@register.inclusion_tag("automations/executions/_member_actions.html", takes_context=True)
+def automated_actions(context: template.Context, member: Member) -> dict:
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    can_view = bool(user and user.has_perm("automations.view_execution"))
+    return member_actions_context(member, can_view=can_view)
+
+
+@register.filter
+def human_duration(value: timedelta | None) -> str:
+    """A timedelta as "850 ms", "12.4 s", "3 min 5 s" or "2 h 10 min"; "—" when unknown."""
+    if value is None:
+        return "—"
+    seconds = value.total_seconds()
+    if seconds < 1:
+        return f"{round(seconds * 1000)} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+@register.filter
+def trigger_label(event_kind: str) -> str:
+    """An event kind ("member.deactivated") as the builder names it ("Member is deactivated")."""
+    for module in triggers.REGISTRY.values():
+        if event_kind in module.events:
+            return module.events[event_kind].label
+    return event_kind

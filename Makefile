@@ -1,7 +1,7 @@
 # The two README commands. Both only need Python 3.11+ (scripts/dev.py does the rest).
 PYTHON ?= python3
 
-.PHONY: run test lint
+.PHONY: run test lint ci
 run:
 	$(PYTHON) scripts/dev.py run
 
@@ -10,3 +10,7 @@ test:
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+# Everything CI runs: the suite on SQLite and PostgreSQL, Django checks, lint. See .ci/run.
+ci:
+	.ci/run

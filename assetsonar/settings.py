@@ -218,7 +218,7 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# --- I18N / static ---------------------------------------------------------------------------------
+# --- I18N / static --------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
@@ -238,6 +238,9 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG or TESTING
+# Look files up per request where there is no collectstatic output (development, tests); the
+# default follows DEBUG, which pytest-django switches off, and then warns about STATIC_ROOT.
+WHITENOISE_AUTOREFRESH = DEBUG or TESTING
 
 # --- Cache. Throttles (axes, OTP) live in the database, so a per-process cache is enough. -------
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -248,7 +251,7 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# --- django-q2 -------------------------------------------------------------------------------------
+# --- django-q2 ------------------------------------------------------------------------------------
 # timeout < retry: a task that runs past `timeout` is killed before the broker would hand it to a
 # second worker, so one task never runs twice at once. Our own attempt counter (automations) covers
 # killed workers, which django-q2 does not count.
@@ -272,7 +275,7 @@ if os.environ.get("Q_BROKER", "orm") == "redis":
 else:
     Q_CLUSTER["orm"] = "default"
 
-# --- Product settings ------------------------------------------------------------------------------
+# --- Product settings -----------------------------------------------------------------------------
 # Allow plain-http webhook URLs (https only otherwise).
 WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", False)
 # Networks (CIDR) that webhooks and MDM base URLs may reach although they are not global addresses.

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """The two README commands, with nothing but Python 3.11+ on the machine.
 
-    python3 scripts/dev.py run    # set up everything, then serve the portal and the worker
-    python3 scripts/dev.py test   # install test tools, run the whole suite (extra args go to pytest)
+    python3 scripts/dev.py run    # set up everything, serve the portal and run the worker
+    python3 scripts/dev.py test   # install test tools, run the suite (extra args go to pytest)
 
 `make run` and `make test` call these.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -18,11 +19,15 @@ import sys
 import time
 import venv
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
+POSIX = os.name == "posix"
+# Signals that stop `run`; SIGHUP is a closed terminal.
+STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if POSIX else [])
 
 
 def say(message: str) -> None:
@@ -31,7 +36,7 @@ def say(message: str) -> None:
 
 def ensure_venv(requirements: str) -> None:
     """Create .venv and install requirements when they changed since the last install."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - runs on whatever python3 the machine has
         sys.exit("AssetSonar needs Python 3.11 or newer.")
     if not PY.exists():
         say("Creating the virtual environment in .venv")
@@ -42,7 +47,7 @@ def ensure_venv(requirements: str) -> None:
     if stamp.exists() and stamp.read_text() == digest:
         return
     say(f"Installing {requirements}")
-    subprocess.run(
+    subprocess.run(  # noqa: S603 - our own interpreter, fixed arguments
         [str(PY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(req)],
         check=True,
     )
@@ -63,7 +68,7 @@ def ensure_env_file() -> None:
 
 
 def manage(*args: str, env: dict | None = None) -> None:
-    subprocess.run([str(PY), "manage.py", *args], cwd=ROOT, check=True, env=env)
+    subprocess.run([str(PY), "manage.py", *args], cwd=ROOT, check=True, env=env)  # noqa: S603
 
 
 def run() -> None:
@@ -75,38 +80,80 @@ def run() -> None:
     manage("demo_user")
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")
-    web = subprocess.Popen(  # noqa: S603 - our own executables
-        [str(BIN / "waitress-serve"), f"--listen={host}:{port}", "--threads=8",
-         "assetsonar.wsgi:application"],
-        cwd=ROOT,
-    )
-    worker = subprocess.Popen([str(PY), "manage.py", "qcluster"], cwd=ROOT)  # noqa: S603
-    say(f"AssetSonar is running at http://{host}:{port}/  (web server + background worker)")
-    say("Press Ctrl+C to stop both.")
-    children = [web, worker]
+    commands = [
+        [
+            str(BIN / "waitress-serve"),
+            f"--listen={host}:{port}",
+            "--threads=8",
+            "assetsonar.wsgi:application",
+        ],
+        [str(PY), "manage.py", "qcluster"],
+    ]
+    # Ctrl+C, `kill` and a closed terminal all end here as KeyboardInterrupt. Installed
+    # explicitly because a shell starts background jobs with SIGINT ignored, which Python and
+    # the children would otherwise inherit (a handler, unlike "ignore", is not inherited).
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _interrupt)
+    children: list[subprocess.Popen] = []
     try:
+        for command in commands:
+            # Each child in its own process group: this script alone decides how they stop, and
+            # can kill all of qcluster's worker processes if it hangs.
+            group = {"process_group": 0} if POSIX else {}
+            children.append(subprocess.Popen(command, cwd=ROOT, **group))  # noqa: S603
+        say(f"AssetSonar is running at http://{host}:{port}/  (web server + background worker)")
+        say("Press Ctrl+C to stop both.")
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         sys.exit("A process stopped unexpectedly; stopping the other one.")
     except KeyboardInterrupt:
         say("Stopping")
     finally:
-        for child in children:
-            if child.poll() is None:
+        _stop(children)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop(children: list[subprocess.Popen]) -> None:
+    """SIGINT each child (both shut down cleanly on it); kill a group that hangs past 15 s."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)  # a second Ctrl+C must not orphan a child
+    for child in children:
+        if child.poll() is None:
+            if POSIX:
                 child.send_signal(signal.SIGINT)
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
+            else:
+                child.terminate()
+    deadline = time.monotonic() + 15
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"{Path(child.args[0]).name} did not stop in time; killing it.", flush=True)
+            if POSIX:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+            else:
                 child.kill()
+            child.wait()
 
 
 def test(args: list[str]) -> None:
     ensure_venv("requirements-dev.txt")
     cmd = [str(PY), "-m", "pytest", *args]
-    say(" ".join(cmd[2:]) + (f"  (DATABASE_URL={os.environ['DATABASE_URL']})"
-                              if os.environ.get("DATABASE_URL") else "  (SQLite)"))
+    url = os.environ.get("DATABASE_URL", "")
+    say(" ".join(cmd[2:]) + (f"  (DATABASE_URL={_redact(url)})" if url else "  (SQLite)"))
     sys.exit(subprocess.call(cmd, cwd=ROOT))  # noqa: S603
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for logs."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
 
 
 def main() -> None:

@@ -121,18 +121,20 @@ def _verify_otp(request: HttpRequest, token: str) -> bool:
 def execution_retry(request: HttpRequest, pk: int) -> HttpResponse:
     """Run the failed actions of a failed or partially failed execution again. Resending a device
     lock needs the MDM permission and a one-time password checked in this same request."""
-    from automations.engine.retry import execution_retry_failed
-
     execution = selectors.execution_get(pk)
     logs = selectors.execution_logs(execution)
     state = _retry_state(request.user, execution, logs)
-    error = ""
+    url = execution.get_absolute_url()
     if not state["retryable"]:
-        error = (
+        # Someone else's retry got there first, or the page was stale: say so on the page.
+        messages.warning(
+            request,
             f"This execution is {execution.get_status_display().lower()}: only failed or "
-            "partially failed executions can be retried."
+            "partially failed executions can be retried.",
         )
-    elif state["retry_needs_otp"]:
+        return HttpResponseLocation(url) if request.htmx else redirect(url)
+    error = ""
+    if state["retry_needs_otp"]:
         if not state["retry_mdm_allowed"]:
             raise PermissionDenied(
                 "Retrying a device lock needs the MDM Operator role; ask an administrator."
@@ -151,12 +153,11 @@ def execution_retry(request: HttpRequest, pk: int) -> HttpResponse:
             template += "#retry"
         return render(request, template, context)
 
+    from automations.engine.retry import execution_retry_failed
+
     execution_retry_failed(execution=execution, actor=request.user)
     messages.success(request, "The failed actions are queued to run again.")
-    url = execution.get_absolute_url()
-    if request.htmx:
-        return HttpResponseLocation(url)
-    return redirect(url)
+    return HttpResponseLocation(url) if request.htmx else redirect(url)
 
 
 @require_GET

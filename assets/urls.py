@@ -6,4 +6,9 @@ app_name = "assets"
 
 urlpatterns = [
     path("", views.asset_list, name="list"),
+    path("new/", views.asset_create, name="create"),
+    path("<int:pk>/", views.asset_detail, name="detail"),
+    path("<int:pk>/edit/", views.asset_edit, name="edit"),
+    path("<int:pk>/check-out/", views.asset_check_out, name="check_out"),
+    path("<int:pk>/check-in/", views.asset_check_in, name="check_in"),
 ]

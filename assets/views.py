@@ -1,7 +1,226 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+"""Asset pages: list, detail, create, edit, check-out and check-in.
+
+Every view checks the user's permission itself; templates only hide what the user can't use.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
+
+from assets import selectors, services
+from assets.filters import AssetFilter
+from assets.forms import AssetForm, CheckInForm, CheckOutForm, add_service_errors
+from assets.models import Asset
+from assetsonar.audit import audit_for
+
+PAGE_SIZE = 50
+HISTORY_PAGE_SIZE = 20
 
 
+@dataclass(frozen=True)
+class SortHeader:
+    key: str
+    label: str
+    next: str
+    direction: str  # "ascending", "descending" or "" (the aria-sort values)
+    numeric: bool = False
+
+
+def resolve_sort(
+    request: HttpRequest,
+    columns: dict[str, tuple[str, tuple[str, ...]]],
+    default: str,
+    numeric: frozenset[str] = frozenset(),
+) -> tuple[str, list[str], list[SortHeader]]:
+    """The `sort` parameter if it names a whitelisted column, else `default` ("-name" sorts
+    descending). Returns the sort, the order_by fields (pk last, so pages never overlap) and
+    the table headers with the link that toggles each column."""
+    sort = request.GET.get("sort") or default
+    key = sort.removeprefix("-")
+    if key not in columns:
+        sort, key = default, default.removeprefix("-")
+    descending = sort.startswith("-")
+    sign = "-" if descending else ""
+    order_by = [sign + field for field in columns[key][1]] + [sign + "pk"]
+    headers = [
+        SortHeader(
+            key=name,
+            label=label,
+            next=f"-{name}" if name == key and not descending else name,
+            direction=("descending" if descending else "ascending") if name == key else "",
+            numeric=name in numeric,
+        )
+        for name, (label, _fields) in columns.items()
+    ]
+    return sort, order_by, headers
+
+
+def done(request: HttpRequest, url: str) -> HttpResponse:
+    """After a successful write: htmx follows HX-Redirect, a plain POST gets a 302 (PRG)."""
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+ASSET_COLUMNS = {
+    "tag": ("Tag", ("asset_tag",)),
+    "name": ("Name", ("name",)),
+    "category": ("Category", ("category",)),
+    "platform": ("Platform", ("platform",)),
+    "status": ("Status", ("status",)),
+    "custodian": ("Custodian", ("custodian__full_name",)),
+}
+
+
+@require_GET
 @login_required
-def asset_list(request):
-    return HttpResponse("TODO")
+@permission_required("assets.view_asset", raise_exception=True)
+def asset_list(request: HttpRequest) -> HttpResponse:
+    filterset = AssetFilter(request.GET or None, queryset=selectors.asset_list())
+    sort, order_by, headers = resolve_sort(request, ASSET_COLUMNS, "tag")
+    page = Paginator(filterset.qs.order_by(*order_by), PAGE_SIZE).get_page(request.GET.get("page"))
+    template = "assets/asset_list.html"
+    if request.htmx and request.htmx.target == "asset-results":
+        template += "#results"
+    response = render(
+        request,
+        template,
+        {"filter": filterset, "page_obj": page, "sort": sort, "headers": headers},
+    )
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
+
+
+def _detail_context(request: HttpRequest, asset: Asset) -> dict:
+    def page(queryset, param: str):
+        return Paginator(queryset, HISTORY_PAGE_SIZE).get_page(request.GET.get(param))
+
+    user = request.user
+    can_check_out = asset.status == Asset.Status.AVAILABLE and user.has_perms(
+        ["assets.change_asset", "assets.add_custodyrecord"]
+    )
+    can_check_in = asset.status == Asset.Status.IN_CUSTODY and user.has_perms(
+        ["assets.change_asset", "assets.change_custodyrecord"]
+    )
+    return {
+        "asset": asset,
+        "custody": page(selectors.asset_custody_history(asset), "custody_page"),
+        "live_entitlements": page(selectors.asset_entitlements(asset, live=True), "live_page"),
+        "revoked_entitlements": page(
+            selectors.asset_entitlements(asset, live=False), "revoked_page"
+        ),
+        "audit_events": audit_for(asset),
+        "can_check_out": can_check_out,
+        "can_check_in": can_check_in,
+        "check_out_form": CheckOutForm() if can_check_out else None,
+        "check_in_form": CheckInForm() if can_check_in else None,
+    }
+
+
+@require_GET
+@login_required
+@permission_required("assets.view_asset", raise_exception=True)
+def asset_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    asset = selectors.asset_get(pk)
+    return render(request, "assets/asset_detail.html", _detail_context(request, asset))
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("assets.add_asset", raise_exception=True)
+def asset_create(request: HttpRequest) -> HttpResponse:
+    form = AssetForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        try:
+            asset = services.asset_create(actor=request.user, request=request, **form.cleaned_data)
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, f"Asset {asset.asset_tag} added.")
+            return done(request, asset.get_absolute_url())
+    return render(request, "assets/asset_form.html", {"form": form, "asset": None})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("assets.change_asset", raise_exception=True)
+def asset_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    asset = selectors.asset_get(pk)
+    # The form writes the input onto its instance while validating; a copy keeps the page
+    # header showing the saved values when the input is refused.
+    form = AssetForm(request.POST if request.method == "POST" else None, instance=copy.copy(asset))
+    if form.is_bound and form.is_valid():
+        try:
+            asset = services.asset_update(
+                asset=asset, actor=request.user, request=request, **form.cleaned_data
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, f"Asset {asset.asset_tag} saved.")
+            return done(request, asset.get_absolute_url())
+    return render(request, "assets/asset_form.html", {"form": form, "asset": asset})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required(["assets.change_asset", "assets.add_custodyrecord"], raise_exception=True)
+def asset_check_out(request: HttpRequest, pk: int) -> HttpResponse:
+    asset = selectors.asset_get(pk)
+    form = CheckOutForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        member = form.cleaned_data["member"]
+        try:
+            services.asset_check_out(
+                asset=asset,
+                member=member,
+                note=form.cleaned_data["note"],
+                actor=request.user,
+                request=request,
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, f"{asset.asset_tag} checked out to {member}.")
+            return done(request, asset.get_absolute_url())
+    template = "assets/asset_check_out.html"
+    if request.htmx:
+        template += "#form"
+    return render(request, template, {"asset": asset, "form": form})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required(["assets.change_asset", "assets.change_custodyrecord"], raise_exception=True)
+def asset_check_in(request: HttpRequest, pk: int) -> HttpResponse:
+    asset = selectors.asset_get(pk)
+    form = CheckInForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        try:
+            services.asset_check_in(
+                asset=asset,
+                status=form.cleaned_data["status"],
+                note=form.cleaned_data["note"],
+                actor=request.user,
+                request=request,
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, f"{asset.asset_tag} checked in.")
+            return done(request, asset.get_absolute_url())
+    template = "assets/asset_check_in.html"
+    if request.htmx:
+        template += "#form"
+    return render(request, template, {"asset": asset, "form": form})

@@ -1,0 +1,36 @@
+"""Reads for licenses: seat use is annotated in the same query, never counted per row."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+
+from assetsonar.selectors import licenses_with_seat_use
+from licenses.models import Entitlement, License
+
+
+def license_list() -> QuerySet[License]:
+    """Licenses with `seats_used` annotated."""
+    return licenses_with_seat_use()
+
+
+def license_get(pk: int) -> License:
+    """One license with `seats_used`, or 404."""
+    return get_object_or_404(licenses_with_seat_use(), pk=pk)
+
+
+def license_entitlements(license: License, *, live: bool) -> QuerySet[Entitlement]:
+    """Live (or revoked) entitlements of a license, newest first, with their targets joined."""
+    queryset = Entitlement.objects.filter(license=license, revoked_at__isnull=live)
+    if not live:
+        queryset = queryset.order_by("-revoked_at", "-id")
+    return queryset.select_related("member", "asset", "assigned_by", "revoked_by")
+
+
+def entitlement_get(*, license_pk: int, pk: int) -> Entitlement:
+    """One entitlement of the given license, or 404."""
+    return get_object_or_404(
+        Entitlement.objects.select_related("license", "member", "asset"),
+        license_id=license_pk,
+        pk=pk,
+    )

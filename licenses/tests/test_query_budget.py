@@ -1,0 +1,52 @@
+"""The license list and detail pages cost a fixed number of queries whatever the data size."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from conftest import make_asset, make_entitlement, make_license, make_member
+from licenses.models import License
+
+pytestmark = pytest.mark.django_db
+
+# Session, user, user permissions, group permissions, count, page (seats annotated in it).
+LIST_BUDGET = 6
+# Session, user, permissions (2), license with seat use, a count and a page each for live and
+# revoked entitlements (4), and the audit trail.
+DETAIL_BUDGET = 10
+
+
+@pytest.mark.parametrize("size", [3, 60])
+def test_license_list_query_budget(manager_client, django_assert_max_num_queries, size):
+    members = [make_member() for _ in range(5)]
+    for n in range(size):
+        lic = make_license(kind=License.Kind.USER, seats=10)
+        for member in members[: n % 5]:
+            make_entitlement(license=lic, member=member)
+
+    with django_assert_max_num_queries(LIST_BUDGET):
+        response = manager_client.get(reverse("licenses:list"), {"sort": "-seats"})
+
+    assert response.status_code == 200
+    assert len(response.context["page_obj"]) == min(size, 50)
+
+
+@pytest.mark.parametrize("size", [2, 70])
+def test_license_detail_query_budget(
+    manager_client, it_manager, django_assert_max_num_queries, size
+):
+    lic = make_license(kind=License.Kind.USER, seats=1000)
+    for _ in range(size):
+        make_entitlement(license=lic, member=make_member(), asset=make_asset())
+        revoked = make_entitlement(license=lic, member=make_member())
+        revoked.revoked_at = timezone.now()
+        revoked.revoked_by = it_manager
+        revoked.save()
+
+    with django_assert_max_num_queries(DETAIL_BUDGET):
+        response = manager_client.get(reverse("licenses:detail", args=[lic.pk]))
+
+    assert response.status_code == 200
+    assert response.context["live_entitlements"].paginator.count == size

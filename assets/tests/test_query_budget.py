@@ -16,8 +16,8 @@ pytestmark = pytest.mark.django_db
 # Session, user, user permissions, group permissions, departments for the filter, count, page.
 LIST_BUDGET = 7
 # Session, user, user and group permissions, asset, then a count and a page for custody history,
-# live and revoked entitlements (6), and the audit trail.
-DETAIL_BUDGET = 12
+# live and revoked entitlements (6), the audit trail, and the MDM panel's command history.
+DETAIL_BUDGET = 13
 
 
 def _populate_assets(size: int) -> None:

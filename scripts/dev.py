@@ -142,7 +142,9 @@ def _stop(children: list[subprocess.Popen]) -> None:
 
 def test(args: list[str]) -> None:
     ensure_venv("requirements-dev.txt")
-    cmd = [str(PY), "-m", "pytest", *args]
+    # Parallel across cores by default; `make test ARGS="-p no:xdist -k x"` runs serially.
+    parallel = [] if "-p" in args or "-n" in args else ["-n", "auto", "--dist", "loadfile"]
+    cmd = [str(PY), "-m", "pytest", *parallel, *args]
     url = os.environ.get("DATABASE_URL", "")
     say(" ".join(cmd[2:]) + (f"  (DATABASE_URL={_redact(url)})" if url else "  (SQLite)"))
     sys.exit(subprocess.call(cmd, cwd=ROOT))  # noqa: S603

@@ -1,7 +1,274 @@
-from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+"""Members pages: list, detail, create/edit, deactivate/reactivate, delete, bulk deactivate.
+
+Every view checks sign-in and its permission itself; templates only hide what a role cannot use.
+htmx requests get a template partial; the same URLs serve full pages without JavaScript.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import IntegrityError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
+
+from members import selectors, services
+from members.filters import MemberFilter
+from members.forms import BulkDeactivateForm, DeactivateForm, MemberForm, add_service_errors
+from members.models import Member
+
+PAGE_SIZE = 50
 
 
+def _partial_request(request: HttpRequest) -> bool:
+    """An htmx request that swaps a fragment (a history restore needs the whole page)."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def _done(request: HttpRequest, url: str) -> HttpResponse:
+    """After a successful POST: htmx navigates the whole page, a plain form gets PRG."""
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+def _get_member(pk: int) -> Member:
+    try:
+        return selectors.member_detail(pk)
+    except Member.DoesNotExist:
+        raise Http404("No such member.") from None
+
+
+def _safe_next(request: HttpRequest, url: str | None, default: str) -> str:
+    if url and url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return url
+    return default
+
+
+@require_http_methods(["GET"])
 @login_required
-def member_list(request):
-    return HttpResponse("TODO")
+@permission_required("members.view_member", raise_exception=True)
+@vary_on_headers("HX-Request")
+def member_list(request: HttpRequest) -> HttpResponse:
+    filterset = MemberFilter(request.GET, queryset=selectors.member_list_queryset())
+    sort = request.GET.get("sort", "")
+    if sort not in selectors.member_sort_keys():
+        sort = selectors.DEFAULT_SORT
+    members = filterset.qs.order_by(*selectors.member_ordering(sort))
+    page = Paginator(members, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = selectors.member_attach_counts(list(page.object_list))
+    context = {
+        "filterset": filterset,
+        "page_obj": page,
+        "sort": sort,
+        "sort_columns": _sort_columns(sort),
+        "bulk_form": BulkDeactivateForm(),
+        "filtered": any(request.GET.get(name) for name in filterset.filters),
+    }
+    template = "members/member_list.html"
+    if _partial_request(request):
+        template += "#results"
+    return render(request, template, context)
+
+
+def _sort_columns(current: str) -> dict[str, dict[str, str]]:
+    """For each sortable column: the ?sort= its header link asks for, and its aria-sort state."""
+    columns = {}
+    for name in selectors.SORTS:
+        if current == name:
+            columns[name] = {"next": f"-{name}", "aria": "ascending", "arrow": "▲"}
+        elif current == f"-{name}":
+            columns[name] = {"next": name, "aria": "descending", "arrow": "▼"}
+        else:
+            columns[name] = {"next": name, "aria": "none", "arrow": ""}
+    return columns
+
+
+@require_http_methods(["GET"])
+@login_required
+@permission_required("members.view_member", raise_exception=True)
+def member_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    member = _get_member(pk)
+    context = {
+        "member": member,
+        "assets": list(selectors.member_assets_in_custody(member)),
+        "entitlements": list(selectors.member_live_entitlements(member)),
+        "custody_history": selectors.member_custody_history(member),
+        "revoked_entitlements": selectors.member_revoked_entitlements(member),
+        "audit_trail": selectors.member_audit_trail(member),
+        "history_limit": selectors.HISTORY_LIMIT,
+        "deactivate_form": DeactivateForm(),
+    }
+    return render(request, "members/member_detail.html", context)
+
+
+def _form_page(request: HttpRequest, form: MemberForm, member: Member | None) -> HttpResponse:
+    context = {"form": form, "member": member}
+    if _partial_request(request):
+        return render(request, "members/member_form.html#member-form", context)
+    # The suggestions sit outside the form fragment, so an htmx re-render skips these queries.
+    context["departments"] = selectors.member_departments()
+    context["locations"] = selectors.member_locations()
+    return render(request, "members/member_form.html", context)
+
+
+def _save_errors(form: MemberForm, error: Exception) -> None:
+    if isinstance(error, ValidationError):
+        add_service_errors(form, error)
+    else:
+        # Another request saved the same email or employee ID between our check and our write.
+        form.add_error(
+            None, "Another member was just saved with this email address or employee ID."
+        )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("members.add_member", raise_exception=True)
+def member_create(request: HttpRequest) -> HttpResponse:
+    form = MemberForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            member = services.member_create(
+                actor=request.user, request=request, **form.service_fields()
+            )
+        except (ValidationError, IntegrityError) as error:
+            _save_errors(form, error)
+        else:
+            messages.success(request, f"{member} was added.")
+            return _done(request, member.get_absolute_url())
+    return _form_page(request, form, None)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("members.change_member", raise_exception=True)
+def member_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    member = _get_member(pk)
+    if request.method == "GET":
+        return _form_page(request, MemberForm(instance=member), member)
+    # A ModelForm writes the submitted values onto its instance while validating, so it gets a
+    # copy: `member` stays the stored row that the service compares against to audit the changes.
+    form = MemberForm(request.POST, instance=_get_member(pk))
+    if form.is_valid():
+        try:
+            member = services.member_update(
+                member=member, actor=request.user, request=request, **form.service_fields()
+            )
+        except (ValidationError, IntegrityError) as error:
+            _save_errors(form, error)
+        else:
+            messages.success(request, f"{member} was saved.")
+            return _done(request, member.get_absolute_url())
+    return _form_page(request, form, member)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("members.deactivate_member", raise_exception=True)
+def member_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the confirmation page (the dialog's fallback without JavaScript). POST: deactivate."""
+    member = _get_member(pk)
+    form = DeactivateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            member, changed = services.member_deactivate(
+                member=member,
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+                request=request,
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            if changed:
+                messages.success(request, f"{member} was deactivated.")
+            else:
+                messages.info(request, f"{member} was already deactivated; nothing changed.")
+            return _done(request, member.get_absolute_url())
+    context = {"member": member, "deactivate_form": form, "action": "deactivate"}
+    if _partial_request(request):
+        return render(request, "members/member_detail.html#deactivate-form", context)
+    return render(request, "members/member_confirm.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("members.deactivate_member", raise_exception=True)
+def member_reactivate(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the confirmation page (the dialog's fallback without JavaScript). POST: reactivate."""
+    member = _get_member(pk)
+    if request.method == "POST":
+        member, changed = services.member_reactivate(
+            member=member, actor=request.user, request=request
+        )
+        if changed:
+            messages.success(request, f"{member} was reactivated.")
+        else:
+            messages.info(request, f"{member} was already active; nothing changed.")
+        return _done(request, member.get_absolute_url())
+    return render(
+        request, "members/member_confirm.html", {"member": member, "action": "reactivate"}
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("members.delete_member", raise_exception=True)
+def member_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the confirmation page (the dialog's fallback without JavaScript). POST: delete."""
+    member = _get_member(pk)
+    context = {"member": member, "action": "delete"}
+    if request.method == "POST":
+        try:
+            services.member_delete(member=member, actor=request.user, request=request)
+        except ValidationError as error:
+            context["delete_error"] = " ".join(error.messages)
+            if _partial_request(request):
+                return render(request, "members/member_detail.html#delete-form", context)
+            messages.error(request, context["delete_error"])
+            return redirect(member.get_absolute_url())
+        messages.success(request, f"{member} was deleted.")
+        return _done(request, reverse("members:list"))
+    return render(request, "members/member_confirm.html", context)
+
+
+@require_http_methods(["POST"])
+@login_required
+@permission_required("members.deactivate_member", raise_exception=True)
+def member_bulk_deactivate(request: HttpRequest) -> HttpResponse:
+    """Deactivate the members ticked on the list. Without a reason (the no-JavaScript path, where
+    the dialog cannot open) the confirmation page asks for one, keeping the selection.
+    """
+    form = BulkDeactivateForm(request.POST)
+    back = _safe_next(request, request.POST.get("next"), reverse("members:list"))
+    if form.is_valid():
+        selected = form.cleaned_data["ids"]
+        try:
+            changed = services.member_bulk_deactivate(
+                member_ids=[member.pk for member in selected],
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+                request=request,
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            unchanged = len(selected) - changed
+            text = f"{changed} member{'s' if changed != 1 else ''} deactivated."
+            if unchanged:
+                text += f" {unchanged} {'was' if unchanged == 1 else 'were'} already deactivated."
+            messages.success(request, text)
+            return _done(request, back)
+    selected = form.cleaned_data.get("ids")
+    context = {"bulk_form": form, "selected": selected, "back": back, "action": "bulk"}
+    return render(request, "members/member_confirm.html", context)

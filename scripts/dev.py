@@ -143,7 +143,8 @@ def _stop(children: list[subprocess.Popen]) -> None:
 def test(args: list[str]) -> None:
     ensure_venv("requirements-dev.txt")
     # Parallel across cores by default; `make test ARGS="-p no:xdist -k x"` runs serially.
-    parallel = [] if "-p" in args or "-n" in args else ["-n", "auto", "--dist", "loadfile"]
+    serial = "no:xdist" in args or any(a.startswith(("-n", "--numprocesses")) for a in args)
+    parallel = [] if serial else ["-n", "auto", "--dist", "loadfile"]
     cmd = [str(PY), "-m", "pytest", *parallel, *args]
     url = os.environ.get("DATABASE_URL", "")
     say(" ".join(cmd[2:]) + (f"  (DATABASE_URL={_redact(url)})" if url else "  (SQLite)"))

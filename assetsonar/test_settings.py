@@ -9,3 +9,15 @@ from assetsonar.settings import *  # noqa: E402,F403
 # Tests open 127.0.0.1 for their own webhook receivers and MDM servers (never in production).
 OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]  # noqa: F405
 WEBHOOK_ALLOW_HTTP = True
+
+# The qcluster tests (automations/tests/test_qcluster.py) run a real worker process against the
+# test database, which an in-memory SQLite database cannot share: on SQLite the test database is
+# a file, one per test process (SQLITE_TEST_PATH still wins).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    _test = DATABASES["default"].setdefault("TEST", {})  # noqa: F405
+    if not _test.get("NAME"):
+        import tempfile
+
+        _test["NAME"] = os.path.join(
+            tempfile.gettempdir(), f"assetsonar-test-{os.getpid()}.sqlite3"
+        )

@@ -4,7 +4,9 @@
 the host resolves to must be global (not loopback, private, link-local, shared, multicast,
 reserved, or cloud metadata), unless it is inside OUTBOUND_ALLOWED_NETWORKS. It returns the
 checked addresses so the sender can connect to exactly those (no DNS rebinding between check and
-connect).
+connect): `pinned_session(url, address)` is a requests session whose connections go to the checked
+address while the Host header, TLS SNI and certificate checks keep the URL's host name
+(the approach of requests-hardened's IPFilterAdapter, with our allow-list instead of its own).
 """
 
 from __future__ import annotations
@@ -13,10 +15,26 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Ranges Python's `is_global` lets through but that lead back to IPv4 space we cannot check
+# (NAT64 and 6to4 embed an IPv4 address the gateway connects to) or to carrier-grade NAT.
+EXTRA_BLOCKED_NETWORKS = [
+    ipaddress.ip_network(net)
+    for net in (
+        "64:ff9b::/96",  # NAT64 (64:ff9b::a9fe:a9fe is 169.254.169.254 behind a gateway)
+        "64:ff9b:1::/48",  # local-use NAT64
+        "2002::/16",  # 6to4
+        "100.64.0.0/10",  # shared address space (carrier-grade NAT)
+        "192.0.0.0/24",  # IETF protocol assignments
+    )
+]
 
 
 def _allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -28,7 +46,11 @@ def address_is_allowed(address: IPAddress) -> bool:
         address = address.ipv4_mapped
     if any(address in network for network in _allowed_networks()):
         return True
-    return address.is_global and not address.is_multicast
+    if any(address in network for network in EXTRA_BLOCKED_NETWORKS):
+        return False
+    # is_reserved catches the IPv4-compatible IPv6 form (::a9fe:a9fe, inside ::/8), which
+    # Python counts as global.
+    return address.is_global and not address.is_multicast and not address.is_reserved
 
 
 def check_destination(url: str, *, allow_http: bool | None = None) -> list[IPAddress]:
@@ -62,3 +84,44 @@ def check_destination(url: str, *, allow_http: bool | None = None) -> list[IPAdd
             code="private",
         )
     return addresses
+
+
+class PinnedAddressAdapter(HTTPAdapter):
+    """Connects to one already-checked address whatever DNS answers by the time of the connect.
+
+    The URL keeps its host name, so the Host header, TLS SNI and certificate verification use
+    the name; only the TCP connection goes to `address`. A request for any other host is
+    refused, so a session cannot be reused for an unchecked destination.
+    """
+
+    def __init__(self, *, host: str, address: IPAddress) -> None:
+        super().__init__(max_retries=0)
+        self._host = host
+        self._address = f"[{address}]" if address.version == 6 else str(address)
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert
+        )
+        if host_params["host"] != self._host:
+            raise requests.exceptions.InvalidURL("Request to a host that was not checked.")
+        # The Host header names the URL's host, not the address connected to.
+        request.headers = CaseInsensitiveDict(request.headers)
+        request.headers["Host"] = urlsplit(request.url).netloc
+        if host_params["scheme"] == "https":
+            pool_kwargs["assert_hostname"] = self._host
+            pool_kwargs["server_hostname"] = self._host
+        host_params["host"] = self._address
+        return host_params, pool_kwargs
+
+
+def pinned_session(url: str, address: IPAddress) -> requests.Session:
+    """A session for `url` that connects only to `address` (one of `check_destination(url)`),
+    never follows redirects and ignores proxy settings from the environment (a proxy would
+    connect somewhere else than what was checked). The caller closes the session."""
+    parts = urlsplit(url)
+    session = requests.Session()
+    session.trust_env = False
+    session.max_redirects = 0
+    session.mount(f"{parts.scheme}://", PinnedAddressAdapter(host=parts.hostname, address=address))
+    return session

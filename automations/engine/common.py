@@ -1,0 +1,154 @@
+"""What the actions share: the idempotency key, claiming an attempt, backoff and retry scheduling.
+
+An ActionLog moves pending → running → succeeded / failed / skipped, or → retrying → running ...
+While running, `next_attempt_at` is a lease: the time after which the worker doing the attempt
+is certainly gone (django-q2 kills a task at its timeout), so another run may take it over.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from automations.models import ActionLog
+
+# Seconds to wait after attempt 1, 2, ...: 7 attempts over about five hours (now, 30 s, 2 min,
+# 10 min, 30 min, 1 h, 3 h). settings.WEBHOOK_RETRY_DELAYS / MDM_RETRY_DELAYS override it
+# (the tests shrink it to zeros).
+RETRY_DELAYS: tuple[float, ...] = (30, 120, 600, 1800, 3600, 10800)
+# A Retry-After header is honoured up to this many seconds.
+MAX_RETRY_AFTER = 3600
+# Backoff delays are stretched by up to this fraction, so receivers that failed together do not
+# get every retry at the same second.
+JITTER = 0.2
+
+FINAL_STATUSES = frozenset(
+    {ActionLog.Status.SUCCEEDED, ActionLog.Status.FAILED, ActionLog.Status.SKIPPED}
+)
+OPEN_STATUSES = frozenset(
+    {ActionLog.Status.PENDING, ActionLog.Status.RUNNING, ActionLog.Status.RETRYING}
+)
+
+
+def retry_delays(kind: str) -> tuple[float, ...]:
+    name = "MDM_RETRY_DELAYS" if kind == "mdm_lock" else "WEBHOOK_RETRY_DELAYS"
+    return tuple(getattr(settings, name, RETRY_DELAYS))
+
+
+def max_attempts(kind: str) -> int:
+    return len(retry_delays(kind)) + 1
+
+
+def attempt_lease() -> timedelta:
+    """How long a running attempt may take before another run may assume its worker died: the
+    worker timeout, after which django-q2 has killed the task for sure."""
+    return timedelta(seconds=int(settings.Q_CLUSTER.get("timeout") or 120) + 10)
+
+
+def log_key(event_id: Any, automation_id: int | None, action_id: int, target: str) -> str:
+    """The idempotency key of one action on one target for one event and automation."""
+    return f"{event_id}:{automation_id}:{action_id}:{target}"
+
+
+def log_claim(*, key: str, execution, action, target_type: str, target_label: str, **fields):
+    """Claim `key` (unique insert); an existing claim is returned as it is."""
+    log, _ = ActionLog.objects.get_or_create(
+        key=key,
+        defaults={
+            "execution": execution,
+            "action": action,
+            "action_kind": action.kind,
+            "target_type": target_type,
+            "target_label": target_label[:300],
+            **fields,
+        },
+    )
+    return log
+
+
+def log_is_due(log: ActionLog, now: datetime) -> bool:
+    """May an attempt start now? Pending: yes. Waiting to retry: once its time came. Running:
+    only once the lease ran out (the worker that started it is gone)."""
+    if log.status == ActionLog.Status.PENDING:
+        return True
+    if log.status in (ActionLog.Status.RETRYING, ActionLog.Status.RUNNING):
+        return log.next_attempt_at is None or log.next_attempt_at <= now
+    return False
+
+
+def log_begin_attempt(log_id: int) -> tuple[ActionLog, bool] | None:
+    """Take one attempt of a log, or None if it is not due (done, or another worker has it).
+
+    The attempt is counted and the lease set in a committed transaction before the caller acts,
+    so a worker killed during the attempt still leaves the count behind. Returns the log and
+    whether the previous attempt was interrupted (running with an expired lease).
+    """
+    with transaction.atomic():
+        log = ActionLog.objects.select_for_update().filter(pk=log_id).first()
+        now = timezone.now()
+        if log is None or not log_is_due(log, now):
+            return None
+        interrupted = log.status == ActionLog.Status.RUNNING
+        log.status = ActionLog.Status.RUNNING
+        log.attempts += 1
+        log.next_attempt_at = now + attempt_lease()
+        log.save(update_fields=["status", "attempts", "next_attempt_at"])
+    return log, interrupted
+
+
+def log_finish(log: ActionLog, status: str, insight: str) -> None:
+    """Close a log with its final status and the insight people read."""
+    log.status = status
+    log.insight = insight[:500]
+    log.next_attempt_at = None
+    log.finished_at = timezone.now()
+    log.save(update_fields=["status", "insight", "next_attempt_at", "finished_at"])
+
+
+def attempts_in_round(log: ActionLog) -> int:
+    """Attempts since the last manual retry (each "Retry failed actions" starts a new budget)."""
+    return log.attempts - int(log.detail.get("retry_base", 0))
+
+
+def next_retry_at(log: ActionLog, *, retry_after: int | None = None) -> datetime | None:
+    """When to try again after a retryable failure, or None when the attempts are used up."""
+    delays = retry_delays(log.action_kind)
+    made = attempts_in_round(log)
+    if made > len(delays):
+        return None
+    delay = float(delays[made - 1])
+    delay += delay * JITTER * secrets.randbelow(1001) / 1000
+    if retry_after is not None:
+        delay = max(delay, float(min(retry_after, MAX_RETRY_AFTER)))
+    return timezone.now() + timedelta(seconds=delay)
+
+
+def schedule_retry(log: ActionLog, when: datetime) -> None:
+    """Have django-q2's scheduler run the log's next attempt at `when` (a one-off schedule,
+    deleted once it ran), so no worker sleeps while waiting. Call inside the transaction that
+    sets the log to retrying; the sweeper re-dispatches it should the schedule be lost."""
+    from django_q.models import Schedule
+
+    Schedule.objects.create(
+        name=f"Retry action log {log.pk} (attempt {log.attempts + 1})"[:100],
+        func="automations.tasks.retry_action",
+        args=repr((log.pk,)),
+        schedule_type=Schedule.ONCE,
+        repeats=-1,
+        next_run=when,
+    )
+
+
+def human_duration(seconds: float) -> str:
+    """'12 seconds', '4 minutes', '5 hours', '2 days' (rounded to the nearest unit)."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size * 0.95:
+            count = max(1, round(seconds / size))
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    count = round(seconds)
+    return f"{count} second{'s' if count != 1 else ''}"

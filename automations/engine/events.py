@@ -1,0 +1,131 @@
+"""Recording member events, handing them to the worker, and the sweeper that re-dispatches
+whatever no task picked up (a crash between commit and enqueue, a lost broker message, a killed
+worker)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from automations.conditions import member_snapshot
+from automations.models import ActionLog, Event
+
+logger = logging.getLogger(__name__)
+
+SWEEPER_SCHEDULE_NAME = "automations.sweep_events"
+# An event still pending or processing this long after its last dispatch is dispatched again.
+# Longer than the worker timeout, so a task that is merely slow is never doubled.
+REDISPATCH_AFTER = timedelta(minutes=5)
+# A retry whose time passed this long ago has lost its schedule: dispatch it from the sweeper.
+RETRY_GRACE = timedelta(minutes=2)
+# Work done by one sweep; the next minute's sweep takes the rest.
+SWEEP_BATCH = 500
+
+
+def event_record(*, member, kind: str) -> Event:
+    """Write the event for a member status transition, in the caller's transaction, and
+    enqueue its processing once that transaction commits (ids only).
+
+    The snapshot is the member as conditions see them at the event, plus the deactivation
+    reason and the devices in their custody: the actions work on those devices even if they are
+    checked in before the worker runs, and every re-run targets the same set.
+    """
+    snapshot = member_snapshot(member)
+    snapshot["deactivation_reason"] = member.deactivation_reason
+    snapshot["custody_asset_ids"] = sorted(member.assets_in_custody.values_list("pk", flat=True))
+    event = Event.objects.create(
+        kind=kind,
+        member=member,
+        occurred_at=timezone.now(),
+        actor_id=member.deactivated_by_id,
+        member_snapshot=snapshot,
+    )
+    # robust: a broker that is down must not turn a committed deactivation into an error page;
+    # the sweeper dispatches the event a few minutes later.
+    event_id = event.pk
+    transaction.on_commit(lambda: event_dispatch(event_id), robust=True)
+    return event
+
+
+def event_dispatch(event_id: Any) -> None:
+    """Enqueue the task that processes the event."""
+    from django_q.tasks import async_task
+
+    async_task(
+        "automations.tasks.process_event",
+        str(event_id),
+        task_name=f"event-{event_id}",
+        group="automations.events",
+    )
+
+
+def action_log_dispatch(log_id: int) -> None:
+    """Enqueue one attempt of a webhook or MDM action log."""
+    from django_q.tasks import async_task
+
+    async_task("automations.tasks.retry_action", log_id, group="automations.retries")
+
+
+def events_sweep(*, now: datetime | None = None) -> dict[str, int]:
+    """Re-dispatch events no task has finished within REDISPATCH_AFTER of their last dispatch,
+    and retries whose time passed without their schedule running. Safe to run any time:
+    every task re-checks under a row lock whether there is work left."""
+    now = now or timezone.now()
+    stale = now - getattr(settings, "AUTOMATIONS_REDISPATCH_AFTER", REDISPATCH_AFTER)
+    events = list(
+        Event.objects.filter(status__in=[Event.Status.PENDING, Event.Status.PROCESSING])
+        .filter(
+            Q(last_dispatched_at__lt=stale)
+            | Q(last_dispatched_at__isnull=True, occurred_at__lt=stale)
+        )
+        .order_by("occurred_at")
+        .values_list("pk", "last_dispatched_at")[:SWEEP_BATCH]
+    )
+    redispatched = 0
+    for pk, last in events:
+        # Conditional update: of two sweepers running at once, one dispatches.
+        if Event.objects.filter(pk=pk, last_dispatched_at=last).update(last_dispatched_at=now):
+            event_dispatch(pk)
+            redispatched += 1
+
+    overdue = now - RETRY_GRACE
+    log_ids = list(
+        ActionLog.objects.filter(
+            status__in=[ActionLog.Status.RETRYING, ActionLog.Status.RUNNING],
+            next_attempt_at__lt=overdue,
+            action_kind__in=["webhook", "mdm_lock"],
+        )
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    for log_id in log_ids:
+        action_log_dispatch(log_id)
+    if redispatched or log_ids:
+        logger.warning(
+            "Sweeper re-dispatched %s event(s) and %s overdue action(s)", redispatched, len(log_ids)
+        )
+    return {"events": redispatched, "actions": len(log_ids)}
+
+
+def ensure_sweeper_schedule(schedule_model=None) -> None:
+    """Create the every-minute sweeper schedule unless it exists. Catch-up is off for the whole
+    cluster (Q_CLUSTER catch_up False), so a stopped cluster does not run a burst of sweeps.
+    Called by migration 0003 with the historical model."""
+    if schedule_model is None:
+        from django_q.models import Schedule as schedule_model
+    schedule_model.objects.get_or_create(
+        name=SWEEPER_SCHEDULE_NAME,
+        defaults={
+            "func": "automations.tasks.sweep_events",
+            "schedule_type": "I",  # Schedule.MINUTES
+            "minutes": 1,
+            "repeats": -1,
+            "next_run": timezone.now(),
+        },
+    )

@@ -1,0 +1,153 @@
+"""Action 2: revoke the member's license entitlements, in a fixed number of queries.
+
+The three options of the builder:
+- user-based (also cloud): entitlements of the member with no device, license kind user/cloud;
+- user-machine: entitlements of the member on a device (any license kind);
+- device-based: entitlements of the devices the member held at the event (from the event's
+  snapshot), with no member, license kind device.
+
+One transaction whatever the number of entitlements: an INSERT ... SELECT claims one ActionLog
+per matching live entitlement (ON CONFLICT DO NOTHING on the unique key, so a re-run claims only
+what is new), one UPDATE revokes the claimed entitlements that are still live, and two UPDATEs
+mark each claim revoked or skipped. The claim and the revocation commit together, so a worker
+killed in between leaves neither. Seats are freed because a license's seats in use are its live
+entitlements.
+"""
+
+from __future__ import annotations
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from assetsonar.audit import audit_record
+from assetsonar.models import AuditEvent
+from automations.engine.common import log_claim, log_key
+from automations.models import ActionLog
+from licenses.models import Entitlement, License
+
+REVOKED_INSIGHT = "Revoked; the seat is free again."
+ALREADY_REVOKED_INSIGHT = "Already revoked by someone else before the automation reached it."
+
+
+def licenses_revoke(*, execution, action, event) -> None:
+    """Revoke what the action's options select for the event's member."""
+    member_id = event.member_id
+    custody = event.member_snapshot.get("custody_asset_ids")
+    if custody is None:  # an event recorded before custody was part of the snapshot
+        from assets.models import Asset
+
+        custody = list(Asset.objects.filter(custodian_id=member_id).values_list("pk", flat=True))
+    clauses, params = [], []
+    if action.revoke_user_based:
+        clauses.append("(e.member_id = %s AND e.asset_id IS NULL AND l.kind IN (%s, %s))")
+        params += [member_id, License.Kind.USER, License.Kind.CLOUD]
+    if action.revoke_user_machine:
+        clauses.append("(e.member_id = %s AND e.asset_id IS NOT NULL)")
+        params += [member_id]
+    if action.revoke_device_based and custody:
+        marks = ", ".join(["%s"] * len(custody))
+        clauses.append(f"(e.member_id IS NULL AND l.kind = %s AND e.asset_id IN ({marks}))")
+        params += [License.Kind.DEVICE, *custody]
+
+    with transaction.atomic():
+        now = timezone.now()
+        reason = (
+            f"Revoked by automation “{execution.automation_name}” (execution {execution.pk}) "
+            f"after the member was deactivated."
+        )[:500]
+        if clauses:
+            _claim(execution, action, event, " OR ".join(clauses), params, now)
+            claimed = ActionLog.objects.filter(
+                execution=execution, action=action, status=ActionLog.Status.PENDING
+            )
+            revoked = Entitlement.objects.filter(
+                revoked_at__isnull=True,
+                pk__in=claimed.filter(entitlement__isnull=False).values("entitlement_id"),
+            ).update(revoked_at=now, revoked_by=None, revoked_reason=reason)
+            claimed.filter(entitlement__revoked_reason=reason, entitlement__revoked_at=now).update(
+                status=ActionLog.Status.SUCCEEDED, insight=REVOKED_INSIGHT, finished_at=now
+            )
+            claimed.update(
+                status=ActionLog.Status.SKIPPED, insight=ALREADY_REVOKED_INSIGHT, finished_at=now
+            )
+            if revoked:
+                audit_record(
+                    action=AuditEvent.Action.REVOKED,
+                    obj=event.member,
+                    actor_name=f"Automation: {execution.automation_name}"[:150],
+                    message=f"{revoked} license entitlement{'s' if revoked != 1 else ''} "
+                    f"revoked by automation “{execution.automation_name}”.",
+                )
+        if not ActionLog.objects.filter(execution=execution, action=action).exists():
+            log = log_claim(
+                key=log_key(event.pk, execution.automation_id, action.pk, "none"),
+                execution=execution,
+                action=action,
+                target_type=ActionLog.TargetType.MEMBER,
+                target_label=event.member_snapshot.get("full_name", "") or str(member_id),
+            )
+            log.status = ActionLog.Status.SKIPPED
+            log.insight = (
+                "No live entitlement matched the selected options, so nothing was revoked."
+                if clauses
+                else "No revocation option is selected on this action."
+            )
+            log.finished_at = now
+            log.save(update_fields=["status", "insight", "finished_at"])
+
+
+def _claim(execution, action, event, where: str, where_params: list, now) -> int:
+    """INSERT one pending ActionLog per live entitlement matching `where`; returns how many
+    were new. Plain SQL because the ORM has no INSERT ... SELECT, and bulk_create would split
+    into batches on SQLite (999 parameters), so the query count would grow with the data."""
+    qn = connection.ops.quote_name
+    log_table = qn(ActionLog._meta.db_table)
+    columns = ", ".join(
+        qn(ActionLog._meta.get_field(name).column)
+        for name in (
+            "key",
+            "execution",
+            "action",
+            "action_kind",
+            "target_type",
+            "target_label",
+            "entitlement",
+            "asset",
+            "status",
+            "insight",
+            "attempts",
+            "next_attempt_at",
+            "created_at",
+            "finished_at",
+            "detail",
+        )
+    )
+    from assets.models import Asset
+
+    # Only quoted table/column names and fixed clauses are formatted in; every value is a
+    # parameter.
+    sql = (
+        f"INSERT INTO {log_table} ({columns}) "  # noqa: S608
+        "SELECT %s || CAST(e.id AS VARCHAR(20)), %s, %s, %s, %s, "
+        "CASE WHEN a.id IS NULL THEN l.name ELSE l.name || %s || a.asset_tag END, "
+        "e.id, e.asset_id, %s, '', 0, NULL, %s, NULL, '{}' "
+        f"FROM {qn(Entitlement._meta.db_table)} e "
+        f"INNER JOIN {qn(License._meta.db_table)} l ON l.id = e.license_id "
+        f"LEFT OUTER JOIN {qn(Asset._meta.db_table)} a ON a.id = e.asset_id "
+        f"WHERE e.revoked_at IS NULL AND ({where}) "
+        f"ON CONFLICT ({qn(ActionLog._meta.get_field('key').column)}) DO NOTHING"
+    )
+    params = [
+        log_key(event.pk, execution.automation_id, action.pk, "entitlement:"),
+        execution.pk,
+        action.pk,
+        action.kind,
+        ActionLog.TargetType.ENTITLEMENT,
+        " on ",
+        ActionLog.Status.PENDING,
+        connection.ops.adapt_datetimefield_value(now),
+        *where_params,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount

@@ -1,0 +1,349 @@
+"""Action 1: a signed webhook (Standard Webhooks), delivered at least once with backoff.
+
+The ActionLog is the delivery (outbox row); each HTTP try is a WebhookAttempt. The webhook-id is
+derived from the log's key, so every retry of a delivery carries the same id and a receiver can
+drop duplicates. Retried: timeouts, connection errors, 408, 429 (Retry-After honoured up to an
+hour) and 5xx; any other 4xx is final; 410 Gone also switches the webhook off.
+
+Time limits: connect 3 s and read 10 s per socket read (WEBHOOK_CONNECT_TIMEOUT /
+WEBHOOK_READ_TIMEOUT), and a total deadline (WEBHOOK_TOTAL_TIMEOUT, 30 s) checked while the
+response is read. A receiver trickling its headers byte by byte is stopped by the worker timeout
+(the attempt is then taken over once its lease ends).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from standardwebhooks import Webhook
+
+from automations import net
+from automations.engine.common import (
+    attempts_in_round,
+    human_duration,
+    log_begin_attempt,
+    log_claim,
+    log_finish,
+    log_key,
+    max_attempts,
+    next_retry_at,
+    schedule_retry,
+)
+from automations.models import Action, ActionLog, WebhookAttempt
+from automations.payloads import event_payload
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "AssetSonar-Webhooks/1.0"
+RESPONSE_EXCERPT_BYTES = 1024
+# Header names whose values are never stored (matched as substrings, lower case).
+SECRET_HEADER_PARTS = (
+    "authorization",
+    "cookie",
+    "signature",
+    "secret",
+    "token",
+    "api-key",
+    "apikey",
+)
+REDACTED = "[redacted]"
+LOST_ATTEMPT = "No answer recorded: the worker stopped during this attempt."
+
+
+def webhook_id_for(key: str) -> str:
+    """The Standard Webhooks message id of a delivery: stable for the log's key."""
+    return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def webhook_run(*, execution, action: Action, event) -> None:
+    """Claim the event's delivery for this webhook and make its first attempt (or continue an
+    interrupted one)."""
+    key = log_key(event.pk, execution.automation_id, action.pk, "webhook")
+    log = log_claim(
+        key=key,
+        execution=execution,
+        action=action,
+        target_type=ActionLog.TargetType.WEBHOOK,
+        target_label=urlsplit(action.url).netloc or action.url,
+        detail={"webhook_id": webhook_id_for(key), "url": action.url},
+    )
+    webhook_attempt(log_id=log.pk)
+
+
+def webhook_attempt(*, log_id: int) -> None:
+    """One HTTP attempt of a delivery, if it is due; records the attempt and what comes next."""
+    taken = log_begin_attempt(log_id)
+    if taken is None:
+        return
+    log, interrupted = taken
+    log = ActionLog.objects.select_related(
+        "action", "execution__event", "execution__automation"
+    ).get(pk=log.pk)
+    if interrupted:
+        WebhookAttempt.objects.get_or_create(
+            log=log,
+            number=log.attempts - 1,
+            defaults={"url": log.detail.get("url", "")[:500], "error": LOST_ATTEMPT},
+        )
+    action = log.action
+    if action is None:
+        log_finish(log, ActionLog.Status.FAILED, "The webhook was removed from the automation.")
+        return
+    if action.disabled_at:
+        log_finish(
+            log,
+            ActionLog.Status.SKIPPED,
+            f"Not sent: this webhook was switched off on {action.disabled_at:%Y-%m-%d %H:%M} "
+            "after its endpoint answered 410 Gone. Update the URL in the automation and switch "
+            "the webhook on again.",
+        )
+        return
+    try:
+        secret = action.get_secret()
+        custom_headers = action.get_headers()
+    except ValueError as exc:
+        log_finish(
+            log, ActionLog.Status.FAILED, f"{exc} Set the webhook's secret and headers again."
+        )
+        return
+    if not secret:
+        log_finish(
+            log,
+            ActionLog.Status.FAILED,
+            "This webhook has no signing secret: open the automation and rotate the secret.",
+        )
+        return
+
+    execution = log.execution
+    body = json.dumps(event_payload(execution.event, execution.automation), separators=(",", ":"))
+    now = datetime.now(tz=UTC).replace(microsecond=0)
+    msg_id = log.detail.get("webhook_id") or webhook_id_for(log.key)
+    headers = {name: str(value) for name, value in custom_headers.items()}
+    headers.update(
+        {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(secret).sign(msg_id, now, body),
+        }
+    )
+    result = send(url=action.url, method=action.method, body=body.encode(), headers=headers)
+    _record(log, action, result)
+
+
+@dataclass
+class SendResult:
+    """What one HTTP attempt gave: a status code, or an error that may be retried."""
+
+    status_code: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
+    excerpt: str = ""
+    error: str = ""
+    retryable: bool = False
+    duration_ms: int = 0
+    request_headers: dict[str, str] = field(default_factory=dict)
+
+
+def send(*, url: str, method: str, body: bytes, headers: dict[str, str]) -> SendResult:
+    """POST/PUT `body` to `url`: destination checked now, connection pinned to the checked
+    address, no redirects, bounded time, at most 1 KB of the answer kept."""
+    connect = getattr(settings, "WEBHOOK_CONNECT_TIMEOUT", 3)
+    read = getattr(settings, "WEBHOOK_READ_TIMEOUT", 10)
+    started = time.monotonic()
+    deadline = started + getattr(settings, "WEBHOOK_TOTAL_TIMEOUT", 30)
+    result = SendResult(request_headers=redact(headers))
+
+    def elapsed() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    try:
+        addresses = net.check_destination(url)
+    except ValidationError as exc:
+        result.error = "The URL was refused: " + " ".join(exc.messages)
+        # A name that does not resolve may be a DNS hiccup; a private address is a decision.
+        result.retryable = exc.code == "dns"
+        return result
+    session = net.pinned_session(url, addresses[0])
+    try:
+        with session:
+            response = session.request(
+                method,
+                url,
+                data=body,
+                headers=headers,
+                timeout=(connect, read),
+                allow_redirects=False,
+                stream=True,
+            )
+            with response:
+                result.status_code = response.status_code
+                result.response_headers = redact(dict(response.headers))
+                result.excerpt = _read_excerpt(response, deadline)
+    except requests.ConnectTimeout:
+        result.error, result.retryable = f"Could not connect within {connect} s.", True
+    except requests.Timeout:
+        result.error, result.retryable = f"The endpoint did not answer within {read} s.", True
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+        result.error, result.retryable = _connection_error(exc), True
+    except requests.RequestException as exc:
+        result.error = f"The request failed ({type(exc).__name__})."
+    result.duration_ms = elapsed()
+    return result
+
+
+def _read_excerpt(response: requests.Response, deadline: float) -> str:
+    """At most RESPONSE_EXCERPT_BYTES of the body, stopping at the deadline. One byte per
+    read returns as soon as anything arrived, so the deadline is checked between arrivals."""
+    data = bytearray()
+    try:
+        for chunk in response.iter_content(chunk_size=1):
+            data += chunk
+            if len(data) >= RESPONSE_EXCERPT_BYTES or time.monotonic() > deadline:
+                break
+    except (requests.RequestException, OSError):
+        pass  # the status code is what counts; a body cut off is still an answer
+    return bytes(data[:RESPONSE_EXCERPT_BYTES]).decode("utf-8", errors="replace")
+
+
+def _connection_error(exc: BaseException) -> str:
+    text = repr(exc)
+    if "RemoteDisconnected" in text or "ConnectionResetError" in text:
+        return "The endpoint closed the connection without answering."
+    if "ConnectionRefusedError" in text or "Connection refused" in text:
+        return "The endpoint refused the connection (nothing listening)."
+    return "Could not reach the endpoint (connection error)."
+
+
+def redact(headers: dict[str, str]) -> dict[str, str]:
+    """A copy with authentication, signature and cookie values replaced."""
+    return {
+        name: REDACTED if any(part in name.lower() for part in SECRET_HEADER_PARTS) else value
+        for name, value in headers.items()
+    }
+
+
+def _header(headers: dict[str, str], name: str) -> str:
+    return next((v for k, v in headers.items() if k.lower() == name), "")
+
+
+def _retry_after(headers: dict[str, str]) -> int | None:
+    value = _header(headers, "retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return int(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0, int((when - timezone.now()).total_seconds()))
+
+
+def _record(log: ActionLog, action: Action, result: SendResult) -> None:
+    """Store the attempt and move the log on: delivered, retry later, or failed for good."""
+    code = result.status_code
+    with transaction.atomic():
+        WebhookAttempt.objects.create(
+            log=log,
+            number=log.attempts,
+            url=action.url[:500],
+            status_code=code,
+            duration_ms=result.duration_ms,
+            error=result.error[:500],
+            request_headers=result.request_headers,
+            response_headers=result.response_headers,
+            response_excerpt=result.excerpt,
+        )
+        if code is not None and 200 <= code < 300:
+            log_finish(log, ActionLog.Status.SUCCEEDED, f"Delivered: the endpoint answered {code}.")
+            return
+        if code == 410:
+            Action.objects.filter(pk=action.pk, disabled_at__isnull=True).update(
+                disabled_at=timezone.now()
+            )
+            log_finish(
+                log,
+                ActionLog.Status.FAILED,
+                "The endpoint answered 410 Gone, so this webhook was switched off: update the "
+                "URL in the automation and switch the webhook on again.",
+            )
+            return
+        retryable = result.retryable or code in (408, 429) or (code is not None and code >= 500)
+        if not retryable:
+            log_finish(log, ActionLog.Status.FAILED, _final_insight(result))
+            return
+        problem = f"The endpoint answered {code}." if code else result.error
+        when = next_retry_at(log, retry_after=_retry_after(result.response_headers))
+        if when is None:
+            log_finish(log, ActionLog.Status.FAILED, _exhausted_insight(log))
+            return
+        log.status = ActionLog.Status.RETRYING
+        log.next_attempt_at = when
+        log.insight = (
+            f"{problem} Attempt {attempts_in_round(log)} of {max_attempts(log.action_kind)}; "
+            f"next try at {timezone.localtime(when):%H:%M:%S}."
+        )[:500]
+        log.save(update_fields=["status", "next_attempt_at", "insight"])
+        schedule_retry(log, when)
+
+
+def _final_insight(result: SendResult) -> str:
+    code = result.status_code
+    if code is None:
+        return f"{result.error} Fix the webhook URL in the automation."
+    if code in (401, 403):
+        return (
+            f"The endpoint refused the request (HTTP {code}): check the authorization header "
+            "of this webhook in the automation."
+        )
+    if code == 404:
+        return "The endpoint answered 404 Not Found: check the webhook URL in the automation."
+    if 300 <= code < 400:
+        location = _header(result.response_headers, "location")
+        target = f" to {location}" if location else ""
+        return (
+            f"The endpoint answered {code} (a redirect{target}); webhooks do not follow "
+            "redirects: put the final URL in the automation."
+        )
+    detail = result.excerpt.strip()[:150]
+    return (
+        f"The endpoint rejected the request (HTTP {code}){': ' + detail if detail else ''}. "
+        "Requests it rejects are not retried: check what the receiver expects."
+    )
+
+
+def _exhausted_insight(log: ActionLog) -> str:
+    base = int(log.detail.get("retry_base", 0))
+    attempts = list(log.webhook_attempts.filter(number__gt=base).order_by("number"))
+    span = human_duration((attempts[-1].at - attempts[0].at).total_seconds()) if attempts else ""
+    outcomes = {a.status_code or a.error for a in attempts}
+    last = attempts[-1] if attempts else None
+    if len(outcomes) == 1 and last and last.status_code:
+        what = f"answered {last.status_code}"
+    elif len(outcomes) == 1 and last:
+        what = f"failed ({last.error.rstrip('.')})"
+    else:
+        final = f"answered {last.status_code}" if last and last.status_code else "no answer"
+        what = f"kept failing (last: {final})"
+    count = len(attempts)
+    return (
+        f"Webhook endpoint {what} on {count} attempt{'s' if count != 1 else ''}"
+        f"{' over ' + span if span else ''}. Check that the receiver is up, then use "
+        "“Retry failed actions”."
+    )[:500]

@@ -146,7 +146,9 @@ class Asset(models.Model):
                 fields=["mdm_connection", "mdm_device_id"],
                 condition=~models.Q(mdm_device_id=""),
                 name="asset_mdm_device_unique",
-                violation_error_message="Another asset is already enrolled with this MDM device ID.",
+                violation_error_message=(
+                    "Another asset is already enrolled with this MDM device ID."
+                ),
             ),
             models.CheckConstraint(
                 condition=(

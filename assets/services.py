@@ -67,7 +67,10 @@ def asset_update(*, asset: Asset, actor: Any, request: Any = None, **fields: Any
     if changes:
         locked.save()
         audit_record(
-            action=AuditEvent.Action.CHANGED, actor=actor, obj=locked, changes=changes,
+            action=AuditEvent.Action.CHANGED,
+            actor=actor,
+            obj=locked,
+            changes=changes,
             request=request,
         )
     return locked
@@ -100,8 +103,12 @@ def asset_check_out(
         note=note[:500],
     )
     audit_record(
-        action=AuditEvent.Action.CHECKED_OUT, actor=actor, obj=locked,
-        changes={"custodian": [None, str(member)]}, message=note, request=request,
+        action=AuditEvent.Action.CHECKED_OUT,
+        actor=actor,
+        obj=locked,
+        changes={"custodian": [None, str(member)]},
+        message=note,
+        request=request,
     )
     return record
 
@@ -133,7 +140,11 @@ def asset_check_in(
     locked.custodian = None
     locked.save(update_fields=["status", "custodian", "updated_at"])
     audit_record(
-        action=AuditEvent.Action.CHECKED_IN, actor=actor, obj=locked,
-        changes={"custodian": [str(previous), None]}, message=note, request=request,
+        action=AuditEvent.Action.CHECKED_IN,
+        actor=actor,
+        obj=locked,
+        changes={"custodian": [str(previous), None]},
+        message=note,
+        request=request,
     )
     return record

@@ -19,7 +19,9 @@ from django.conf import settings
 def _fernet() -> MultiFernet:
     keys = list(settings.FIELD_ENCRYPTION_KEYS)
     if not keys:
-        digest = hashlib.sha256(b"assetsonar-field-encryption:" + settings.SECRET_KEY.encode()).digest()
+        digest = hashlib.sha256(
+            b"assetsonar-field-encryption:" + settings.SECRET_KEY.encode()
+        ).digest()
         keys = [base64.urlsafe_b64encode(digest).decode()]
     return MultiFernet([Fernet(key.encode()) for key in keys])
 

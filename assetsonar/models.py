@@ -39,7 +39,9 @@ class AuditEvent(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    actor_name = models.CharField(max_length=150, blank=True, help_text="Kept if the user is deleted.")
+    actor_name = models.CharField(
+        max_length=150, blank=True, help_text="Kept if the user is deleted."
+    )
     action = models.CharField(max_length=40, choices=Action.choices, db_index=True)
     object_type = models.CharField(max_length=60, blank=True)
     object_id = models.CharField(max_length=64, blank=True)
@@ -53,7 +55,9 @@ class AuditEvent(models.Model):
         indexes = [models.Index(fields=["object_type", "object_id", "-at"])]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_name or 'system'}: {self.get_action_display()}"
+        return (
+            f"{self.at:%Y-%m-%d %H:%M} {self.actor_name or 'system'}: {self.get_action_display()}"
+        )
 
 
 class PortalSettings(models.Model):
@@ -69,7 +73,9 @@ class PortalSettings(models.Model):
     class Meta:
         verbose_name = "portal settings"
         verbose_name_plural = "portal settings"
-        constraints = [models.CheckConstraint(condition=models.Q(pk=1), name="portal_settings_singleton")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(pk=1), name="portal_settings_singleton")
+        ]
 
     def __str__(self) -> str:
         return "Portal settings"

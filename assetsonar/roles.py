@@ -35,7 +35,9 @@ def sync_roles(apps, schema_editor=None) -> None:
         )
     )
     audit_view = list(
-        Permission.objects.filter(content_type__app_label="assetsonar", codename__startswith="view_")
+        Permission.objects.filter(
+            content_type__app_label="assetsonar", codename__startswith="view_"
+        )
     )
     views = [p for p in portal if p.codename.startswith("view_")]
     mdm = [p for p in portal if (p.content_type.app_label, p.codename) in MDM_PERMISSIONS]

@@ -42,7 +42,9 @@ def dashboard_stats() -> dict:
     today = timezone.localdate()
     expiring = (
         licenses_with_seat_use()
-        .filter(expires_on__isnull=False, expires_on__lte=today + timedelta(days=EXPIRY_WARNING_DAYS))
+        .filter(
+            expires_on__isnull=False, expires_on__lte=today + timedelta(days=EXPIRY_WARNING_DAYS)
+        )
         .order_by("expires_on")
     )
     seat_use = licenses_with_seat_use().order_by("-seats_used", "name")[:10]

@@ -53,7 +53,10 @@ def license_update(*, license: License, actor: Any, request: Any = None, **field
     if changes:
         locked.save()
         audit_record(
-            action=AuditEvent.Action.CHANGED, actor=actor, obj=locked, changes=changes,
+            action=AuditEvent.Action.CHANGED,
+            actor=actor,
+            obj=locked,
+            changes=changes,
             request=request,
         )
     return locked
@@ -79,11 +82,15 @@ def license_entitle(
         if asset is None:
             raise ValidationError({"asset": f"{lic} is device-based: choose a device."})
         if member is not None:
-            raise ValidationError({"member": f"{lic} is device-based: it is given to a device only."})
+            raise ValidationError(
+                {"member": f"{lic} is device-based: it is given to a device only."}
+            )
     elif member is None:
         raise ValidationError({"member": f"{lic} is user-based: choose a member."})
     if member is not None and member.status != Member.Status.ACTIVE:
-        raise ValidationError({"member": f"{member} is deactivated; licenses go to active members."})
+        raise ValidationError(
+            {"member": f"{member} is deactivated; licenses go to active members."}
+        )
     if asset is not None and asset.status in (Asset.Status.RETIRED, Asset.Status.LOST):
         raise ValidationError(
             {"asset": f"{asset.asset_tag} is {asset.get_status_display().lower()}."}
@@ -105,8 +112,11 @@ def license_entitle(
     entitlement.full_clean()
     entitlement.save()
     audit_record(
-        action=AuditEvent.Action.ENTITLED, actor=actor, obj=lic,
-        message=f"Entitled {entitlement.target_label}.", request=request,
+        action=AuditEvent.Action.ENTITLED,
+        actor=actor,
+        obj=lic,
+        message=f"Entitled {entitlement.target_label}.",
+        request=request,
     )
     return entitlement
 
@@ -125,7 +135,10 @@ def license_unentitle(
     locked.revoked_reason = (reason or "Revoked by hand").strip()[:500]
     locked.save(update_fields=["revoked_at", "revoked_by", "revoked_reason"])
     audit_record(
-        action=AuditEvent.Action.REVOKED, actor=actor, obj=locked.license,
-        message=f"Revoked from {locked.target_label}: {locked.revoked_reason}", request=request,
+        action=AuditEvent.Action.REVOKED,
+        actor=actor,
+        obj=locked.license,
+        message=f"Revoked from {locked.target_label}: {locked.revoked_reason}",
+        request=request,
     )
     return locked, True

@@ -58,6 +58,9 @@ class Member(models.Model):
 
     objects = MemberQuerySet.as_manager()
 
+    # The status the row had when it was read (see from_db); None for a new, unsaved member.
+    loaded_status: str | None = None
+
     class Meta:
         ordering = ["full_name", "id"]
         constraints = [
@@ -93,17 +96,15 @@ class Member(models.Model):
     def __str__(self) -> str:
         return self.full_name
 
+    def get_absolute_url(self) -> str:
+        return reverse("members:detail", args=[self.pk])
+
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
         if "status" in field_names:
             instance.loaded_status = values[field_names.index("status")]
         return instance
-
-    loaded_status: str | None = None
-
-    def get_absolute_url(self) -> str:
-        return reverse("members:detail", args=[self.pk])
 
     @property
     def is_active(self) -> bool:

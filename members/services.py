@@ -30,7 +30,9 @@ def _check_manager(member: Member) -> None:
     seen = {member.pk}
     while manager is not None:
         if manager.pk in seen:
-            raise ValidationError({"manager": "A member cannot report to themselves, even indirectly."})
+            raise ValidationError(
+                {"manager": "A member cannot report to themselves, even indirectly."}
+            )
         seen.add(manager.pk)
         manager = manager.manager
 
@@ -64,7 +66,10 @@ def member_update(*, member: Member, actor: Any, request: Any = None, **fields: 
     if changes:
         member.save()
         audit_record(
-            action=AuditEvent.Action.CHANGED, actor=actor, obj=member, changes=changes,
+            action=AuditEvent.Action.CHANGED,
+            actor=actor,
+            obj=member,
+            changes=changes,
             request=request,
         )
     return member
@@ -73,7 +78,9 @@ def member_update(*, member: Member, actor: Any, request: Any = None, **fields: 
 def _reason(reason: str) -> str:
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": "Say why the member is deactivated (for the audit trail)."})
+        raise ValidationError(
+            {"reason": "Say why the member is deactivated (for the audit trail)."}
+        )
     if len(reason) > 500:
         raise ValidationError({"reason": "Keep the reason under 500 characters."})
     return reason
@@ -99,7 +106,10 @@ def member_deactivate(
     locked.deactivation_reason = reason
     locked.save()
     audit_record(
-        action=AuditEvent.Action.DEACTIVATED, actor=actor, obj=locked, message=reason,
+        action=AuditEvent.Action.DEACTIVATED,
+        actor=actor,
+        obj=locked,
+        message=reason,
         request=request,
     )
     return locked, True
@@ -152,12 +162,12 @@ def member_delete(*, member: Member, actor: Any, request: Any = None) -> None:
     live = Entitlement.objects.live().filter(member=member).count()
     problems = []
     if holding:
-        problems.append(f"holds {holding} asset{'s' if holding != 1 else ''}")
+        problems.append(f"{holding} asset{'s' if holding != 1 else ''}")
     if live:
-        problems.append(f"holds {live} live license entitlement{'s' if live != 1 else ''}")
+        problems.append(f"{live} live license entitlement{'s' if live != 1 else ''}")
     if problems:
         raise ValidationError(
-            f"{member} cannot be deleted: they still {' and '.join(problems)}. "
+            f"{member} cannot be deleted: they still hold {' and '.join(problems)}. "
             "Check the assets in and revoke the entitlements first, or deactivate the member."
         )
     if (

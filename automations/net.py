@@ -116,12 +116,12 @@ class PinnedAddressAdapter(HTTPAdapter):
 
 
 def pinned_session(url: str, address: IPAddress) -> requests.Session:
-    """A session for `url` that connects only to `address` (one of `check_destination(url)`),
-    never follows redirects and ignores proxy settings from the environment (a proxy would
-    connect somewhere else than what was checked). The caller closes the session."""
+    """A session for `url` that connects only to `address` (one of `check_destination(url)`)
+    and ignores proxy settings from the environment (a proxy would connect somewhere else than
+    what was checked). Callers pass allow_redirects=False (a redirect target was never checked)
+    and close the session."""
     parts = urlsplit(url)
     session = requests.Session()
     session.trust_env = False
-    session.max_redirects = 0
     session.mount(f"{parts.scheme}://", PinnedAddressAdapter(host=parts.hostname, address=address))
     return session

@@ -85,14 +85,20 @@ def events_sweep(*, now: datetime | None = None) -> dict[str, int]:
             | Q(last_dispatched_at__isnull=True, occurred_at__lt=stale)
         )
         .order_by("occurred_at")
-        .values_list("pk", "last_dispatched_at")[:SWEEP_BATCH]
+        .values_list("pk", "status", "last_dispatched_at")[:SWEEP_BATCH]
     )
     redispatched = 0
-    for pk, last in events:
-        # Conditional update: of two sweepers running at once, one dispatches.
-        if Event.objects.filter(pk=pk, last_dispatched_at=last).update(last_dispatched_at=now):
-            event_dispatch(pk)
-            redispatched += 1
+    for pk, status, last in events:
+        # A pending event is marked as dispatched (conditionally: of two sweepers, one sends it)
+        # so the next sweeps leave it alone while it waits in the queue. A processing event is
+        # not: its last_dispatched_at is when its last run started, which tells the run we send
+        # that the previous one is dead and may be taken over.
+        if status == Event.Status.PENDING and not Event.objects.filter(
+            pk=pk, status=status, last_dispatched_at=last
+        ).update(last_dispatched_at=now):
+            continue
+        event_dispatch(pk)
+        redispatched += 1
 
     overdue = now - RETRY_GRACE
     log_ids = list(

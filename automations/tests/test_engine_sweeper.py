@@ -1,0 +1,137 @@
+"""The sweeper: events no task picked up and retries whose schedule was lost are dispatched
+again; everything else is left alone. And the schedule that runs it every minute."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import timedelta
+
+import pytest
+from django.apps import apps
+from django.utils import timezone
+from django_q.models import Schedule
+
+from automations import tasks
+from automations.engine.events import SWEEPER_SCHEDULE_NAME, ensure_sweeper_schedule, events_sweep
+from automations.models import ActionLog, Automation, Event, Execution
+from automations.tests.engine_factories import fast_retries, make_engine_automation, use_sync_q
+from automations.tests.servers import WebhookReceiver
+from conftest import make_member
+from members.services import member_deactivate
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def sync_q(monkeypatch, settings):
+    use_sync_q(monkeypatch, settings)
+    fast_retries(settings)
+
+
+@pytest.fixture
+def receiver():
+    with WebhookReceiver() as hook:
+        yield hook
+
+
+def lost_event(receiver, django_capture_on_commit_callbacks) -> Event:
+    """A deactivation whose enqueue never happened (crash between commit and enqueue)."""
+    make_engine_automation(webhook_url=receiver.url())
+    with django_capture_on_commit_callbacks(execute=False):
+        member_deactivate(member=make_member(), actor=None, reason="Last day")
+    return Event.objects.get()
+
+
+def test_an_event_never_enqueued_is_dispatched_after_a_few_minutes(
+    receiver, django_capture_on_commit_callbacks
+):
+    event = lost_event(receiver, django_capture_on_commit_callbacks)
+
+    assert events_sweep() == {"events": 0, "actions": 0}  # too recent: maybe still in the queue
+    assert receiver.requests == []
+
+    six_minutes_ago = timezone.now() - timedelta(minutes=6)
+    Event.objects.filter(pk=event.pk).update(occurred_at=six_minutes_ago)
+    Automation.objects.update(created_at=six_minutes_ago - timedelta(minutes=1))
+    assert events_sweep() == {"events": 1, "actions": 0}
+
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == (Event.Status.DONE, 1)
+    assert Execution.objects.get().status == Execution.Status.SUCCEEDED
+    assert len(receiver.requests) == 1
+
+
+def test_a_processing_event_whose_worker_died_is_taken_over(
+    receiver, django_capture_on_commit_callbacks
+):
+    event = lost_event(receiver, django_capture_on_commit_callbacks)
+    Event.objects.filter(pk=event.pk).update(
+        status=Event.Status.PROCESSING,
+        attempts=1,
+        last_dispatched_at=timezone.now() - timedelta(minutes=2),
+    )
+    assert events_sweep()["events"] == 0  # started two minutes ago: not stale yet
+
+    Event.objects.filter(pk=event.pk).update(
+        last_dispatched_at=timezone.now() - timedelta(minutes=10)
+    )
+    assert events_sweep()["events"] == 1
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == (Event.Status.DONE, 2)
+
+
+def test_done_and_dead_events_are_left_alone(receiver, django_capture_on_commit_callbacks):
+    event = lost_event(receiver, django_capture_on_commit_callbacks)
+    long_ago = timezone.now() - timedelta(hours=1)
+    for status in (Event.Status.DONE, Event.Status.DEAD):
+        Event.objects.filter(pk=event.pk).update(status=status, occurred_at=long_ago)
+        assert events_sweep()["events"] == 0
+    assert receiver.requests == []
+
+
+def test_an_overdue_retry_is_dispatched(receiver, django_capture_on_commit_callbacks):
+    receiver.answer(503)
+    make_engine_automation(webhook_url=receiver.url())
+    with django_capture_on_commit_callbacks(execute=True):
+        member_deactivate(member=make_member(), actor=None, reason="Last day")
+    log = ActionLog.objects.get()
+    assert log.status == ActionLog.Status.RETRYING
+    # The one-off schedule got lost, and the retry time passed long ago.
+    Schedule.objects.filter(func="automations.tasks.retry_action").delete()
+    ActionLog.objects.filter(pk=log.pk).update(
+        next_attempt_at=timezone.now() - timedelta(minutes=5)
+    )
+
+    assert events_sweep() == {"events": 0, "actions": 1}
+
+    log.refresh_from_db()
+    assert (log.status, log.attempts) == (ActionLog.Status.SUCCEEDED, 2)
+    assert Execution.objects.get().status == Execution.Status.SUCCEEDED
+
+
+def test_sweep_task_reports_what_it_did():
+    assert tasks.sweep_events() == {"events": 0, "actions": 0}
+
+
+def test_sweeper_schedule_runs_every_minute_forever():
+    Schedule.objects.filter(name=SWEEPER_SCHEDULE_NAME).delete()
+    migration = importlib.import_module("automations.migrations.0003_sweeper_schedule")
+
+    migration.create_sweeper(apps, None)
+    migration.create_sweeper(apps, None)  # idempotent
+    ensure_sweeper_schedule()
+
+    schedule = Schedule.objects.get(name=SWEEPER_SCHEDULE_NAME)
+    assert schedule.func == "automations.tasks.sweep_events"
+    assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (
+        Schedule.MINUTES,
+        1,
+        -1,
+    )
+
+
+def test_the_cluster_is_configured_for_the_engine(settings):
+    q = settings.Q_CLUSTER
+    assert q["timeout"] < q["retry"]
+    assert q["catch_up"] is False
+    assert q["max_attempts"] == Event.MAX_ATTEMPTS

@@ -1,1 +1,150 @@
-"""Admin for automations, conditions and actions (read-only MDM actions)."""
+"""Admin for automations, conditions and actions: read-only for everyone, superusers included.
+
+Support staff look automations up here; every change goes through the builder, where the MDM
+permission and the one-time password are checked and the history is written. So no action can
+be added or changed here (the MDM lock above all), header values and signing secrets are never
+shown, and a link leads to the builder.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from automations import selectors
+from automations.models import Action, Automation, AutomationChange, Condition
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ConditionInline(ReadOnlyInline):
+    model = Condition
+    fields = ["position", "field", "operator", "value"]
+    readonly_fields = fields
+
+
+class ActionInline(ReadOnlyInline):
+    model = Action
+    fields = ["kind", "settings"]
+    readonly_fields = fields
+
+    @admin.display(description="Settings")
+    def settings(self, obj: Action) -> str:
+        if obj.kind == Action.Kind.WEBHOOK:
+            names = ", ".join(obj.get_headers()) or "none"
+            stopped = f" · stopped {obj.disabled_at:%Y-%m-%d} (410 Gone)" if obj.disabled_at else ""
+            return (
+                f"{obj.method} {obj.url} · headers: {names} (values hidden) · "
+                f"signing secret set{stopped}"
+            )
+        if obj.kind == Action.Kind.REVOKE_LICENSES:
+            chosen = [
+                label
+                for flag, label in [
+                    (obj.revoke_user_based, "user-based (also cloud)"),
+                    (obj.revoke_user_machine, "user-machine"),
+                    (obj.revoke_device_based, "device-based on devices in custody"),
+                ]
+                if flag
+            ]
+            return "Revoke " + ", ".join(chosen)
+        return f"Lock message: “{obj.lock_message}” · phone: {obj.lock_phone}"
+
+
+class AutomationChangeInline(ReadOnlyInline):
+    model = AutomationChange
+    fk_name = "automation"
+    fields = ["at", "kind", "actor", "otp_verified", "diff"]
+    readonly_fields = fields
+    ordering = ["-at"]
+    verbose_name = "history entry"
+    verbose_name_plural = "history"
+
+
+@admin.register(Automation)
+class AutomationAdmin(admin.ModelAdmin):
+    list_display = ["name", "trigger_event", "enabled", "summary", "created_by", "created_at"]
+    list_filter = ["enabled", "trigger_event"]
+    search_fields = ["name", "description"]
+    list_select_related = ["created_by"]
+    readonly_fields = [
+        "name",
+        "description",
+        "enabled",
+        "trigger_module",
+        "trigger_event",
+        "match",
+        "summary",
+        "builder_link",
+        "created_by",
+        "created_at",
+        "updated_by",
+        "updated_at",
+    ]
+    fields = readonly_fields
+    inlines = [ConditionInline, ActionInline, AutomationChangeInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("conditions", "actions")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="What it does")
+    def summary(self, obj: Automation) -> str:
+        return selectors.summary_of(obj)
+
+    @admin.display(description="Edit")
+    def builder_link(self, obj: Automation) -> str:
+        return format_html(
+            '<a href="{}">Open in the builder</a> (changes are made there, with history, the MDM '
+            "permission and the one-time password)",
+            reverse("automations:detail", args=[obj.pk]),
+        )
+
+
+@admin.register(AutomationChange)
+class AutomationChangeAdmin(admin.ModelAdmin):
+    list_display = ["at", "automation_name", "kind", "actor", "otp_verified"]
+    list_filter = ["kind", "otp_verified"]
+    search_fields = ["automation_name"]
+    list_select_related = ["actor"]
+    readonly_fields = [
+        "automation",
+        "automation_name",
+        "kind",
+        "actor",
+        "at",
+        "diff",
+        "otp_verified",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -1,47 +1,473 @@
-"""Placeholder until this module is built (see the open issue); every view answers 404."""
+"""Workflows & Automations: the list, the builder (create and edit), the automation page, and
+the htmx partials the builder re-renders (trigger actions, condition rows, live summary).
 
-from django.http import Http404
+Every view checks the user's permission itself. Saving an automation that adds or changes an
+MDM lock needs the MDM feature and permission (else an error dialog; nothing saved) and a
+one-time password checked in the same request (a dialog asks for it; without an authenticator
+the user enrols one first and comes back to what they had typed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from assetsonar import crypto
+from assetsonar.audit import audit_record
+from assetsonar.models import AuditEvent
+from automations import otp, selectors, services
+from automations.forms import (
+    DEFAULT_FIELD,
+    AutomationDetailsForm,
+    AutomationFilterForm,
+    BuilderForms,
+    ConditionFormSet,
+    condition_row_form,
+)
+from automations.models import Action, Automation, Execution
+from automations.services import MAX_CONDITIONS
+
+PAGE_SIZE = 25
+SECRET_SESSION_KEY = "automations:new_secret:{pk}"  # noqa: S105 - a session key name, not a secret
+FORM_TEMPLATE = "automations/form.html"
+STATUS_BADGES = {
+    Execution.Status.SUCCEEDED: "badge-green",
+    Execution.Status.PARTIALLY_FAILED: "badge-amber",
+    Execution.Status.FAILED: "badge-red",
+    Execution.Status.RUNNING: "badge-blue",
+    Execution.Status.PENDING: "badge-blue",
+}
 
 
-def automation_list(request, pk=None):
-    raise Http404("Not built yet.")
+def _require_any(request: HttpRequest, *perms: str) -> None:
+    if not any(request.user.has_perm(p) for p in perms):
+        raise PermissionDenied("Only IT managers may build automations.")
 
 
-def automation_create(request, pk=None):
-    raise Http404("Not built yet.")
+def _done(request: HttpRequest, url: str) -> HttpResponse:
+    """After a successful write: htmx follows HX-Redirect, a plain POST gets a 302."""
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
 
 
-def automation_detail(request, pk=None):
-    raise Http404("Not built yet.")
+def _remember_secret(request: HttpRequest, pk: int, secret: str) -> None:
+    """Keep a new signing secret for the next page only (encrypted in the session)."""
+    request.session[SECRET_SESSION_KEY.format(pk=pk)] = crypto.encrypt(secret)
 
 
-def automation_edit(request, pk=None):
-    raise Http404("Not built yet.")
+def _pop_secret(request: HttpRequest, pk: int) -> str:
+    token = request.session.pop(SECRET_SESSION_KEY.format(pk=pk), "")
+    try:
+        return crypto.decrypt(token) if token else ""
+    except ValueError:
+        return ""
 
 
-def automation_toggle(request, pk=None):
-    raise Http404("Not built yet.")
+# --- List --------------------------------------------------------------------------------------
 
 
-def automation_duplicate(request, pk=None):
-    raise Http404("Not built yet.")
+@require_GET
+@login_required
+@permission_required("automations.view_automation", raise_exception=True)
+def automation_list(request: HttpRequest) -> HttpResponse:
+    form = AutomationFilterForm(request.GET or None)
+    qs = selectors.automation_list_qs(**form.filters())
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    for automation in page.object_list:
+        automation.summary = selectors.summary_of(automation)
+        automation.who = selectors.who_phrase(
+            [(c.field, c.operator, c.value) for c in automation.conditions.all()],
+            automation.match,
+        )
+        automation.trigger_label = selectors.trigger_label(
+            automation.trigger_module, automation.trigger_event
+        )
+        automation.action_kinds = [a.kind for a in automation.actions.all()]
+        if automation.last_run_status:
+            automation.last_run_label = Execution.Status(automation.last_run_status).label
+            automation.last_run_badge = STATUS_BADGES.get(automation.last_run_status, "")
+    template = "automations/list.html"
+    if request.htmx and request.htmx.target == "automation-results":
+        template += "#results"
+    response = render(
+        request,
+        template,
+        {
+            "filter_form": form,
+            "page_obj": page,
+            "filtered": any(request.GET.get(k) for k in ("q", "trigger", "enabled")),
+        },
+    )
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
 
 
-def automation_delete(request, pk=None):
-    raise Http404("Not built yet.")
+# --- Automation page ---------------------------------------------------------------------------
 
 
-def automation_rotate_secret(request, pk=None):
-    raise Http404("Not built yet.")
+@require_GET
+@login_required
+@permission_required("automations.view_automation", raise_exception=True)
+def automation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    automation = get_object_or_404(selectors.automation_detail_qs(), pk=pk)
+    actions = {a.kind: a for a in automation.actions.all()}
+    webhook = actions.get(Action.Kind.WEBHOOK)
+    executions = selectors.automation_recent_executions(automation)
+    for execution in executions:
+        execution.badge = STATUS_BADGES.get(execution.status, "")
+    new_secret = _pop_secret(request, automation.pk)
+    response = render(
+        request,
+        "automations/detail.html",
+        {
+            "automation": automation,
+            "summary": selectors.summary_of(automation),
+            "trigger_label": selectors.trigger_label(
+                automation.trigger_module, automation.trigger_event
+            ),
+            "conditions": [
+                selectors.condition_phrase(c.field, c.operator, c.value)
+                for c in automation.conditions.all()
+            ],
+            "webhook": webhook,
+            "webhook_header_names": list(webhook.get_headers()) if webhook else [],
+            "revoke": actions.get(Action.Kind.REVOKE_LICENSES),
+            "mdm_action": actions.get(Action.Kind.MDM_LOCK),
+            "new_secret": new_secret,
+            "changes": selectors.automation_changes(automation),
+            "executions": executions,
+        },
+    )
+    if new_secret:
+        # The page with the secret must not be kept by the browser or a proxy.
+        add_never_cache_headers(response)
+    return response
 
 
-def builder_trigger_events(request, pk=None):
-    raise Http404("Not built yet.")
+# --- Builder -----------------------------------------------------------------------------------
 
 
-def builder_condition_row(request, pk=None):
-    raise Http404("Not built yet.")
+def _render_builder(
+    request: HttpRequest,
+    forms: BuilderForms,
+    *,
+    automation: Automation | None,
+    availability: selectors.MDMAvailability,
+    status: int = 200,
+    otp_dialog: dict[str, str] | None = None,
+    refused: list[str] | None = None,
+) -> HttpResponse:
+    return render(
+        request,
+        FORM_TEMPLATE,
+        {
+            "forms": forms,
+            "automation": automation,
+            "mdm": availability,
+            "stored_mdm": forms.stored.mdm if forms.stored else None,
+            "stored_webhook": forms.stored.webhook if forms.stored else None,
+            "suggestions": selectors.condition_suggestions(),
+            "preview": forms.preview(),
+            "otp_dialog": otp_dialog,
+            "refused": refused,
+            "max_conditions": MAX_CONDITIONS,
+            "default_field": DEFAULT_FIELD,
+        },
+        status=status,
+    )
 
 
-def builder_preview(request, pk=None):
-    raise Http404("Not built yet.")
+def _refuse_mdm(request: HttpRequest, availability: selectors.MDMAvailability, what: str) -> None:
+    audit_record(
+        action=AuditEvent.Action.PERMISSION_DENIED,
+        actor=request.user,
+        message=f"{request.method} {request.path}: MDM lock action refused ({what}). "
+        + " ".join(availability.problems),
+        request=request,
+    )
+
+
+def _submit(
+    request: HttpRequest,
+    data: QueryDict,
+    *,
+    automation: Automation | None,
+    availability: selectors.MDMAvailability,
+    save: bool,
+) -> HttpResponse:
+    """Validate the builder; ask for the MDM gate and a one-time password where needed; save
+    only when `save` (a POST) and everything passed."""
+    forms = BuilderForms(data, automation=automation)
+    page = {"automation": automation, "availability": availability}
+    stored_mdm = forms.stored.mdm if forms.stored else None
+    # The gate looks at what was posted, before any validation: a hand-crafted POST that adds,
+    # changes or removes the MDM action is refused outright.
+    wanted = forms.mdm.submitted_state()
+    early_change = services.mdm_change(stored_mdm, wanted)
+    if early_change and not availability.available:
+        _refuse_mdm(request, availability, early_change)
+        return _render_builder(request, forms, **page, refused=availability.problems, status=403)
+    if not forms.is_valid():
+        return _render_builder(request, forms, **page)
+    spec = forms.spec()
+    change = services.mdm_change(stored_mdm, spec.mdm)
+    otp_verified = False
+    if change in ("added", "changed"):
+        if otp.confirmed_device(request.user) is None:
+            otp.stash_form(request, data, path=request.path)
+            messages.info(
+                request,
+                "Saving a device lock needs a one-time password. Set up an authenticator app "
+                "first; what you entered in the automation is kept.",
+            )
+            next_url = f"{request.path}?restore=1"
+            return redirect(f"{reverse('automations:otp_enroll')}?{urlencode({'next': next_url})}")
+        dialog = {"change": change, "error": ""}
+        token = data.get("otp_token", "")
+        if not save or not token.strip():
+            return _render_builder(request, forms, **page, otp_dialog=dialog)
+        result = otp.verify(
+            user=request.user,
+            token=token,
+            purpose=f"saving automation “{spec.name}”",
+            request=request,
+        )
+        if not result.ok:
+            dialog["error"] = result.message
+            return _render_builder(request, forms, **page, otp_dialog=dialog)
+        otp_verified = True
+    if not save:
+        return _render_builder(request, forms, **page)
+    try:
+        if automation is None:
+            result = services.automation_create(
+                actor=request.user, spec=spec, otp_verified=otp_verified, request=request
+            )
+        else:
+            result = services.automation_update(
+                automation=automation,
+                actor=request.user,
+                spec=spec,
+                otp_verified=otp_verified,
+                request=request,
+            )
+    except services.MDMNotAllowed:
+        _refuse_mdm(request, availability, change or "changed")
+        return _render_builder(request, forms, **page, refused=availability.problems, status=403)
+    except services.OTPRequired:
+        return _render_builder(
+            request, forms, **page, otp_dialog={"change": change or "changed", "error": ""}
+        )
+    except ValidationError as exc:
+        forms.add_service_errors(exc)
+        return _render_builder(request, forms, **page)
+    saved = result.automation
+    if result.new_secret:
+        _remember_secret(request, saved.pk, result.new_secret)
+    if automation is None:
+        messages.success(request, f"Automation “{saved.name}” created.")
+    elif result.change is None:
+        messages.info(request, "Nothing changed, so nothing was saved.")
+    else:
+        messages.success(request, f"Changes to “{saved.name}” saved.")
+    return redirect(saved.get_absolute_url())
+
+
+def _builder(request: HttpRequest, automation: Automation | None) -> HttpResponse:
+    availability = selectors.mdm_availability(request.user)
+    page = {"automation": automation, "availability": availability}
+    if request.method == "POST":
+        if "add_condition" in request.POST:
+            # Without JavaScript, "Add condition" posts the form: show it again with a new row.
+            data = request.POST.copy()
+            total = int(data.get("conditions-TOTAL_FORMS") or 0)
+            if total < MAX_CONDITIONS:
+                data["conditions-TOTAL_FORMS"] = str(total + 1)
+                data[f"conditions-{total}-field"] = DEFAULT_FIELD
+            return _render_builder(request, BuilderForms(data, automation=automation), **page)
+        return _submit(request, request.POST, **page, save=True)
+    if request.GET.get("restore"):
+        stashed = otp.pop_stash(request, path=request.path)
+        if stashed is not None:
+            return _submit(request, stashed, **page, save=False)
+    return _render_builder(request, BuilderForms(automation=automation), **page)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("automations.add_automation", raise_exception=True)
+def automation_create(request: HttpRequest) -> HttpResponse:
+    return _builder(request, None)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("automations.change_automation", raise_exception=True)
+def automation_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    automation = get_object_or_404(selectors.automation_detail_qs(), pk=pk)
+    return _builder(request, automation)
+
+
+# --- Row actions (list and automation page) -----------------------------------------------------
+
+
+@require_POST
+@login_required
+@permission_required("automations.change_automation", raise_exception=True)
+def automation_toggle(request: HttpRequest, pk: int) -> HttpResponse:
+    automation = get_object_or_404(Automation, pk=pk)
+    wanted = request.POST.get("enabled", "") in ("1", "true", "on", "yes")
+    try:
+        change = services.automation_set_enabled(
+            automation=automation, enabled=wanted, actor=request.user, request=request
+        )
+    except services.MDMNotAllowed as exc:
+        audit_record(
+            action=AuditEvent.Action.PERMISSION_DENIED,
+            actor=request.user,
+            message=f"POST {request.path}: {exc}",
+            request=request,
+        )
+        messages.error(request, str(exc))
+    else:
+        automation.refresh_from_db(fields=["enabled"])
+        if change is not None:
+            messages.success(
+                request,
+                f"“{automation.name}” is now {'enabled' if automation.enabled else 'disabled'}.",
+            )
+    if not request.htmx:
+        return redirect(request.POST.get("next") or automation.get_absolute_url())
+    return render(
+        request,
+        "automations/list.html#toggle",
+        {"automation": automation, "oob": True, "next_url": request.htmx.current_url_abs_path},
+    )
+
+
+@require_POST
+@login_required
+@permission_required("automations.add_automation", raise_exception=True)
+def automation_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
+    automation = get_object_or_404(selectors.automation_detail_qs(), pk=pk)
+    try:
+        result = services.automation_duplicate(
+            automation=automation, actor=request.user, request=request
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return _done(request, automation.get_absolute_url())
+    if result.new_secret:
+        _remember_secret(request, result.automation.pk, result.new_secret)
+    text = (
+        f"Duplicated as “{result.automation.name}”. The copy is switched off; "
+        "review it, then switch it on."
+    )
+    if result.dropped_mdm:
+        text += " The MDM lock action was not copied: you may not use MDM commands."
+    messages.success(request, text)
+    return _done(request, result.automation.get_absolute_url())
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required("automations.delete_automation", raise_exception=True)
+def automation_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    automation = get_object_or_404(Automation, pk=pk)
+    if request.method == "POST":
+        name = automation.name
+        services.automation_delete(automation=automation, actor=request.user, request=request)
+        messages.success(request, f"Automation “{name}” deleted. Its past runs stay in Executions.")
+        return _done(request, reverse("automations:list"))
+    template = "automations/confirm_delete.html"
+    if request.htmx:
+        template += "#dialog"
+    return render(request, template, {"automation": automation})
+
+
+@require_POST
+@login_required
+@permission_required("automations.change_automation", raise_exception=True)
+def automation_rotate_secret(request: HttpRequest, pk: int) -> HttpResponse:
+    automation = get_object_or_404(Automation, pk=pk)
+    try:
+        secret = services.automation_rotate_secret(
+            automation=automation, actor=request.user, request=request
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        _remember_secret(request, automation.pk, secret)
+        messages.success(request, "New signing secret generated. The old one no longer works.")
+    return _done(request, automation.get_absolute_url())
+
+
+# --- htmx partials -------------------------------------------------------------------------------
+
+
+def _builder_perms(request: HttpRequest) -> None:
+    _require_any(request, "automations.add_automation", "automations.change_automation")
+
+
+@require_GET
+@login_required
+def builder_trigger_events(request: HttpRequest) -> HttpResponse:
+    """The trigger action select for the chosen trigger module."""
+    _builder_perms(request)
+    module = request.GET.get("trigger_module", "")
+    form = AutomationDetailsForm(initial={"trigger_module": module})
+    choices = form.fields["trigger_event"].choices
+    form.initial["trigger_event"] = choices[0][0] if choices else ""
+    return render(request, f"{FORM_TEMPLATE}#trigger_events", {"forms": {"details": form}})
+
+
+@require_GET
+@login_required
+def builder_condition_row(request: HttpRequest) -> HttpResponse:
+    """A condition row: a new one (index = the formset's TOTAL_FORMS, which the response moves
+    on by one, out of band) or an existing one re-rendered after its field or operator changed."""
+    _builder_perms(request)
+    prefix = request.GET.get("prefix", "")
+    context: dict[str, Any] = {"suggestions": selectors.condition_suggestions()}
+    if prefix:
+        head, _, index = prefix.partition("-")
+        if head != "conditions" or not index.isdigit() or int(index) >= MAX_CONDITIONS + 10:
+            return HttpResponse("Unknown condition row.", status=400)
+        index = int(index)
+        row = condition_row_form(prefix, request.GET)
+    else:
+        raw = request.GET.get("conditions-TOTAL_FORMS", "0")
+        index = int(raw) if raw.isdigit() else 0
+        if index >= MAX_CONDITIONS:
+            response = HttpResponse(status=204)
+            response["HX-Trigger"] = "conditions-full"
+            return response
+        row = condition_row_form(f"conditions-{index}", QueryDict())
+        context["total_forms"] = index + 1
+    ConditionFormSet(prefix="conditions").add_fields(row, index)
+    context["row"] = row
+    return render(request, f"{FORM_TEMPLATE}#condition_row", context)
+
+
+@require_http_methods(["POST"])
+@login_required
+def builder_preview(request: HttpRequest) -> HttpResponse:
+    """The live plain-language summary (and the webhook payload, out of band). POST, so header
+    values typed into the form never end up in a URL or an access log."""
+    _builder_perms(request)
+    raw_pk = request.GET.get("automation", "")
+    forms = BuilderForms(request.POST, check_network=False)
+    preview = forms.preview(automation_id=int(raw_pk) if raw_pk.isdigit() else None)
+    return render(request, f"{FORM_TEMPLATE}#preview", {"preview": preview, "oob": True})

@@ -1,7 +1,64 @@
-"""Placeholder until this module is built (see the open issue); every view answers 404."""
+"""Enrolling an authenticator app for one-time passwords: a QR code (and the key as text),
+confirmed by a first code, then back to where the user came from (the builder puts back what
+they had entered)."""
 
-from django.http import Http404
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods
+
+from automations import otp
 
 
-def otp_enroll(request, pk=None):
-    raise Http404("Not built yet.")
+def _next_url(request: HttpRequest) -> str:
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return reverse("automations:list")
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def otp_enroll(request: HttpRequest) -> HttpResponse:
+    next_url = _next_url(request)
+    if otp.confirmed_device(request.user) is not None:
+        messages.info(request, "Your authenticator app is already set up.")
+        return redirect(next_url)
+    device = otp.pending_device(request.user)
+    error = ""
+    if request.method == "POST":
+        result = otp.verify(
+            user=request.user,
+            token=request.POST.get("otp_token", ""),
+            purpose="setting up an authenticator app",
+            request=request,
+            device=device,
+        )
+        if result.ok:
+            otp.confirm_enrolment(user=request.user, device=result.device, request=request)
+            messages.success(
+                request,
+                "Authenticator app set up. Enter its next code to confirm the automation.",
+            )
+            return redirect(next_url)
+        error = result.message
+    return render(
+        request,
+        "automations/otp_enroll.html",
+        {
+            "qr": otp.qr_data_uri(device),
+            "secret": otp.secret_text(device),
+            "next": next_url,
+            "error": error,
+            "issuer": settings.OTP_TOTP_ISSUER,
+        },
+        status=200,
+    )

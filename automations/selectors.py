@@ -1,0 +1,285 @@
+"""Reads for the automation builder: the list with its last run, one automation with everything
+the detail page shows, value suggestions for conditions, the MDM gate, and the plain-language
+summary shared by the list, the detail page and the live preview."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import F, OuterRef, Prefetch, Q, QuerySet, Subquery
+
+from assetsonar.models import PortalSettings
+from automations import conditions as cond
+from automations import triggers
+from automations.models import Action, Automation, AutomationChange, Condition, Execution
+
+MDM_PERMISSION = "assets.execute_mdm_commands"
+
+
+# --- Lists and pages ---------------------------------------------------------------------------
+
+
+def automation_list_qs(
+    *, q: str = "", trigger_event: str = "", enabled: bool | None = None, order: str = "name"
+) -> QuerySet[Automation]:
+    """Automations for the list page, with their last run (from the latest Execution, one
+    subquery per column, no per-row queries), creator, conditions and actions."""
+    latest = Execution.objects.filter(automation=OuterRef("pk")).order_by("-created_at", "-id")
+    qs = (
+        Automation.objects.select_related("created_by")
+        .prefetch_related(
+            Prefetch("conditions", queryset=Condition.objects.order_by("position", "id")),
+            Prefetch("actions", queryset=Action.objects.order_by("position", "id")),
+        )
+        .annotate(
+            last_run_at=Subquery(latest.values("created_at")[:1]),
+            last_run_status=Subquery(latest.values("status")[:1]),
+            last_run_id=Subquery(latest.values("pk")[:1]),
+        )
+    )
+    if q:
+        qs = qs.filter(Q(name__icontains=q) | Q(description__icontains=q))
+    if trigger_event:
+        qs = qs.filter(trigger_event=trigger_event)
+    if enabled is not None:
+        qs = qs.filter(enabled=enabled)
+    orders = {
+        "name": ["name", "id"],
+        "-created_at": ["-created_at", "-id"],
+        "-last_run": [F("last_run_at").desc(nulls_last=True), "name", "id"],
+    }
+    return qs.order_by(*orders.get(order, orders["name"]))
+
+
+def automation_detail_qs() -> QuerySet[Automation]:
+    """One automation with what its page shows (conditions, actions, both users)."""
+    return Automation.objects.select_related("created_by", "updated_by").prefetch_related(
+        Prefetch("conditions", queryset=Condition.objects.order_by("position", "id")),
+        Prefetch("actions", queryset=Action.objects.order_by("position", "id")),
+    )
+
+
+def automation_changes(automation: Automation, *, limit: int = 50) -> list[AutomationChange]:
+    """The automation's history, newest first."""
+    return list(automation.changes.select_related("actor").order_by("-at", "-id")[:limit])
+
+
+def automation_recent_executions(automation: Automation, *, limit: int = 10) -> list[Execution]:
+    """The latest runs of one automation (the execution pages show the rest)."""
+    return list(
+        Execution.objects.filter(automation=automation)
+        .select_related("member")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def condition_suggestions() -> dict[str, list[str]]:
+    """Existing values for the condition fields that offer them (departments, locations), so an
+    IT manager picks "Engineering" rather than guessing its spelling. One query per field."""
+    from members.models import Member
+
+    out: dict[str, list[str]] = {}
+    for key, field in cond.FIELDS.items():
+        if field.suggest_values:
+            values = (
+                Member.objects.exclude(**{key: ""})
+                .order_by(key)
+                .values_list(key, flat=True)
+                .distinct()[:500]
+            )
+            out[key] = list(values)
+    return out
+
+
+def trigger_filter_choices() -> list[tuple[str, str]]:
+    """Every (event key, "Module › Event") the list can be filtered by."""
+    return [
+        (event.key, f"{module.label} › {event.label}")
+        for module in triggers.REGISTRY.values()
+        for event in module.events.values()
+    ]
+
+
+def trigger_label(module_key: str, event_key: str) -> str:
+    event = triggers.get_event(module_key, event_key)
+    module = triggers.REGISTRY.get(module_key)
+    if event is None or module is None:
+        return f"{module_key} › {event_key} (no longer available)"
+    return event.label
+
+
+# --- The MDM gate ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MDMAvailability:
+    """Whether a user may add or change an MDM lock action, and if not, why and who can help."""
+
+    feature_enabled: bool
+    has_permission: bool
+
+    @property
+    def available(self) -> bool:
+        return self.feature_enabled and self.has_permission
+
+    @property
+    def problems(self) -> list[str]:
+        problems = []
+        if not self.feature_enabled:
+            problems.append(
+                "The “MDM management commands” feature is switched off for this portal. "
+                "An administrator can switch it on in Django admin › Portal settings."
+            )
+        if not self.has_permission:
+            problems.append(
+                "Your account does not have the “execute MDM commands” permission. It comes "
+                "with the “MDM Operator” role, which an administrator grants in "
+                "Django admin › Users."
+            )
+        return problems
+
+
+def mdm_availability(user: Any) -> MDMAvailability:
+    return MDMAvailability(
+        feature_enabled=PortalSettings.load().mdm_commands_enabled,
+        has_permission=bool(user and user.has_perm(MDM_PERMISSION)),
+    )
+
+
+# --- Plain-language summary --------------------------------------------------------------------
+
+
+REVOKE_PHRASES = {
+    "user_based": "user-based",
+    "user_machine": "user-machine",
+    "device_based": "device-based",
+}
+
+
+def _join(parts: Sequence[str], word: str = "and") -> str:
+    parts = [p for p in parts if p]
+    if len(parts) <= 1:
+        return "".join(parts)
+    return f"{', '.join(parts[:-1])} {word} {parts[-1]}"
+
+
+# How each operator reads inside a sentence ("whose title contains Contractor").
+SENTENCE_OPERATORS = {
+    "is": "is",
+    "is_not": "is not",
+    "is_any_of": "is",
+    "contains": "contains",
+    "starts_with": "starts with",
+    "is_empty": "is empty",
+    "is_not_empty": "is set",
+    "greater_than": "is more than",
+    "less_than": "is less than",
+}
+
+
+def _shown(field: cond.Field, value: Any) -> str:
+    if field.type == cond.CHOICE:
+        return dict(cond.choice_values(field)).get(value, str(value))
+    return str(value)
+
+
+def condition_phrase(field_key: str, operator: str, value: Any) -> str:
+    """ "department is Engineering or Sales", "number of assets in custody is more than 0"."""
+    field = cond.FIELDS.get(field_key)
+    op = cond.OPERATORS.get(operator)
+    if field is None or op is None:
+        return ""
+    label = field.label[0].lower() + field.label[1:]
+    verb = SENTENCE_OPERATORS.get(operator, op.label)
+    if not op.needs_value:
+        return f"{label} {verb}"
+    if op.many:
+        shown = _join([_shown(field, v) for v in (value or [])], "or")
+    else:
+        shown = _shown(field, value)
+    return f"{label} {verb} {shown}"
+
+
+def who_phrase(rows: Iterable[tuple[str, str, Any]], match: str) -> str:
+    """ "any member", "a member in Engineering", "a member whose location is Berlin or …"."""
+    rows = list(rows)
+    if not rows:
+        return "any member"
+    word = "and" if match == Automation.Match.ALL else "or"
+    department = None
+    if match == Automation.Match.ALL:
+        department = next(
+            (r for r in rows if r[0] == "department" and r[1] in ("is", "is_any_of") and r[2]),
+            None,
+        )
+    rest = [condition_phrase(*r) for r in rows if r is not department]
+    phrase = "a member"
+    if department:
+        values = department[2] if isinstance(department[2], list) else [department[2]]
+        phrase = f"a member in {_join([str(v) for v in values], 'or')}"
+    if rest:
+        phrase += f" whose {_join(rest, word)}"
+    return phrase
+
+
+def actions_phrases(
+    *,
+    revoke: dict[str, bool] | None,
+    mdm: bool,
+    webhook_url: str | None,
+    webhook_method: str = "POST",
+) -> list[str]:
+    out = []
+    if revoke:
+        kinds = [label for key, label in REVOKE_PHRASES.items() if revoke.get(key)]
+        if kinds:
+            out.append(f"revoke {_join(kinds)} licenses")
+    if mdm:
+        out.append("lock their devices through MDM")
+    if webhook_url is not None:
+        out.append(f"call {webhook_url}" if webhook_url else "call a webhook (URL not set yet)")
+    return out
+
+
+def automation_summary(
+    *,
+    trigger_module: str,
+    trigger_event: str,
+    match: str,
+    conditions: Iterable[tuple[str, str, Any]],
+    revoke: dict[str, bool] | None,
+    mdm: bool,
+    webhook_url: str | None,
+) -> str:
+    """One sentence: "When a member in Engineering is deactivated: revoke user-based licenses,
+    lock their devices through MDM, call https://hr.example.com/hooks/offboard"."""
+    event = triggers.get_event(trigger_module, trigger_event)
+    happens = event.summary if event else "triggers the automation"
+    who = who_phrase(conditions, match)
+    actions = actions_phrases(revoke=revoke, mdm=mdm, webhook_url=webhook_url)
+    doing = ", ".join(actions) if actions else "nothing yet (choose at least one action)"
+    return f"When {who} {happens}: {doing}"
+
+
+def summary_of(automation: Automation) -> str:
+    """The summary of a stored automation (uses prefetched conditions and actions)."""
+    actions = {a.kind: a for a in automation.actions.all()}
+    revoke = actions.get(Action.Kind.REVOKE_LICENSES)
+    webhook = actions.get(Action.Kind.WEBHOOK)
+    return automation_summary(
+        trigger_module=automation.trigger_module,
+        trigger_event=automation.trigger_event,
+        match=automation.match,
+        conditions=[(c.field, c.operator, c.value) for c in automation.conditions.all()],
+        revoke={
+            "user_based": revoke.revoke_user_based,
+            "user_machine": revoke.revoke_user_machine,
+            "device_based": revoke.revoke_device_based,
+        }
+        if revoke
+        else None,
+        mdm=Action.Kind.MDM_LOCK in actions,
+        webhook_url=webhook.url if webhook else None,
+    )

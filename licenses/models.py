@@ -119,6 +119,18 @@ class Entitlement(models.Model):
             ),
         ]
         indexes = [
+            # Seat counts and the license page's live list: an index-only scan of one license's
+            # live rows, newest first, whatever the number of revoked ones.
+            models.Index(
+                fields=["license", "-id"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="entitlement_live_by_license",
+            ),
+            models.Index(
+                fields=["license", "-revoked_at"],
+                condition=models.Q(revoked_at__isnull=False),
+                name="entitlement_revoked_by_license",
+            ),
             models.Index(fields=["license", "revoked_at"]),
             models.Index(fields=["member", "revoked_at"]),
             models.Index(fields=["asset", "revoked_at"]),

@@ -11,6 +11,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms import formset_factory
+from django.forms.utils import ErrorDict
 
 from automations import conditions as cond
 from automations import net, payloads, selectors, triggers
@@ -117,9 +118,7 @@ def _value_field(field: cond.Field, operator: cond.Operator) -> forms.Field:
             return forms.Field(
                 label=label,
                 required=False,
-                widget=forms.CheckboxSelectMultiple(
-                    choices=choices, attrs={"class": "choice-list"}
-                ),
+                widget=forms.CheckboxSelectMultiple(choices=choices),
             )
         return forms.CharField(
             label=label, required=False, widget=forms.Select(choices=[("", "Choose…"), *choices])
@@ -375,6 +374,14 @@ class ActionForm(forms.Form):
             )
         return bool(self.initial.get("enabled"))
 
+    def full_clean(self) -> None:
+        # A switched-off card is ignored whatever its fields hold (nothing of it is saved).
+        if self.is_bound and not self.is_on:
+            self._errors = ErrorDict()
+            self.cleaned_data = {"enabled": False}
+            return
+        super().full_clean()
+
 
 class WebhookForm(ActionForm):
     enabled = forms.BooleanField(required=False, label="Trigger webhook")
@@ -465,11 +472,15 @@ class MDMLockForm(ActionForm):
             return cleaned
         message = (cleaned.get("message") or "").strip()
         phone = (cleaned.get("phone") or "").strip()
-        if not message:
+        if "message" in self.errors:
+            pass
+        elif not message:
             self.add_error("message", "Enter the message shown on the locked screen.")
         elif CONTROL_RE.search(message):
             self.add_error("message", "Keep the message on one line, without control characters.")
-        if not phone:
+        if "phone" in self.errors:
+            pass
+        elif not phone:
             self.add_error("phone", "Enter the phone number shown on the locked screen.")
         elif not PHONE_RE.match(phone) or not 5 <= sum(ch.isdigit() for ch in phone) <= 20:
             self.add_error(

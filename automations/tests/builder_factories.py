@@ -53,7 +53,7 @@ def make_automation(
         )
     if revoke:
         Action.objects.create(automation=automation, kind="revoke_licenses", revoke_user_based=True)
-    if mdm:
+    if mdm is not None:
         Action.objects.create(
             automation=automation,
             kind="mdm_lock",
@@ -61,7 +61,7 @@ def make_automation(
             lock_message=mdm.get("message", "Please return this device."),
             lock_phone=mdm.get("phone", "+1 555 0100"),
         )
-    if webhook:
+    if webhook is not None:
         action = Action(
             automation=automation,
             kind="webhook",
@@ -143,13 +143,13 @@ def builder_data(
         data["revoke-enabled"] = "on"
         for flag in revoke:
             data[f"revoke-{flag}"] = "on"
-    if webhook:
+    if webhook is not None:
         data["webhook-enabled"] = "on"
         data["webhook-url"] = webhook.get("url", "https://127.0.0.1/hooks/offboard")
         data["webhook-method"] = webhook.get("method", "POST")
     else:
         data["webhook-method"] = "POST"
-    if mdm:
+    if mdm is not None:
         data["mdm-enabled"] = "on"
         data["mdm-message"] = mdm.get("message", "This device belongs to Example Ltd.")
         data["mdm-phone"] = mdm.get("phone", "+1 555 0100")

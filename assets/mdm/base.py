@@ -18,14 +18,13 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from requests.adapters import HTTPAdapter
+from django.views.decorators.debug import sensitive_variables
 
-from automations.net import check_destination
+from automations.net import check_destination, pinned_session
 
 # The longest Retry-After we honour; a vendor asking for more gets retried after an hour anyway.
 MAX_RETRY_AFTER = 3600
@@ -104,31 +103,6 @@ class HTTPResult:
             return json.loads(self.body or b"null")
         except ValueError:
             return None
-
-
-class _PinnedAdapter(HTTPAdapter):
-    """Connects to one already-checked address whatever DNS says by the time of the connect.
-
-    The URL keeps its host name, so the Host header, TLS SNI and certificate verification still
-    use the name (the approach of requests-hardened's IPFilterAdapter).
-    """
-
-    def __init__(self, *, host: str, address: str) -> None:
-        super().__init__(max_retries=0)
-        self._host = host
-        self._address = f"[{address}]" if ":" in address else address
-
-    def build_connection_pool_key_attributes(self, request, verify, cert=None):
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
-            request, verify, cert
-        )
-        if host_params["host"] != self._host:
-            raise requests.exceptions.InvalidURL("Request to a host that was not checked.")
-        if host_params["scheme"] == "https":
-            pool_kwargs["assert_hostname"] = self._host
-            pool_kwargs["server_hostname"] = self._host
-        host_params["host"] = self._address
-        return host_params, pool_kwargs
 
 
 def parse_retry_after(value: str | None) -> int | None:
@@ -324,6 +298,7 @@ class Connector:
             status_code=status,
         )
 
+    @sensitive_variables("headers", "request_headers", "json_body", "form")
     def http(
         self,
         method: str,
@@ -338,25 +313,19 @@ class Connector:
         try:
             addresses = check_destination(url)
         except ValidationError as exc:
+            # A name that does not resolve may be a passing DNS failure; a refused address is not.
             raise MDMError(
                 f"The address of connection “{self.connection.name}” is refused: "
                 + " ".join(exc.messages),
-                kind="permanent",
+                kind="retryable" if exc.code == "dns" else "permanent",
             ) from None
-        parts = urlsplit(url)
         connect = getattr(settings, "MDM_CONNECT_TIMEOUT", 3)
         read = getattr(settings, "MDM_READ_TIMEOUT", 10)
         deadline = time.monotonic() + getattr(settings, "MDM_TOTAL_TIMEOUT", 30)
         request_headers = {"Accept": "application/json", "User-Agent": "AssetSonar-MDM/1.0"}
         request_headers.update(headers or {})
-        # The URL host is kept (SNI, certificates); the Host header carries it for the pinned IP.
-        request_headers["Host"] = parts.netloc
-        session = requests.Session()
-        # Proxies from the environment would make the connection go elsewhere than checked.
-        session.trust_env = False
-        session.mount(
-            f"{parts.scheme}://", _PinnedAdapter(host=parts.hostname, address=str(addresses[0]))
-        )
+        # Connects to the checked address only; Host, SNI and certificates keep the host name.
+        session = pinned_session(url, addresses[0])
         try:
             with session:
                 response = session.request(
@@ -442,6 +411,7 @@ class OAuthClientCredentialsMixin:
         secret = "\0".join(f"{k}={credentials[k]}" for k in sorted(credentials))
         return (self.token_url(), hashlib.sha256(secret.encode()).hexdigest())
 
+    @sensitive_variables("credentials", "token", "payload")
     def access_token(self, *, fresh: bool = False) -> str:
         credentials = self.credentials()
         key = self._token_key(credentials)
@@ -469,6 +439,7 @@ class OAuthClientCredentialsMixin:
         self.token_cache.put(key, token, expires_in)
         return token
 
+    @sensitive_variables("token", "headers")
     def authorized(self, method: str, url: str, **kwargs) -> HTTPResult:
         """Call the API with a bearer token; a 401 with a cached token gets one fresh retry
         (the token may have been revoked before it expired)."""

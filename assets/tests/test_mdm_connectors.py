@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-import requests
 
 from assets.mdm import LockResult, MDMError, get_connector
-from assets.mdm.base import _PinnedAdapter, parse_retry_after, token_cache
+from assets.mdm.base import parse_retry_after, token_cache
 from assets.models import MDMConnection
 from assets.tests.mdm_servers import IntuneServer, JamfServer, KandjiServer
 
@@ -476,23 +475,13 @@ def test_loopback_is_refused_unless_allow_listed(kandji_server, settings):
     assert kandji_server.requests == []
 
 
-def test_pinned_adapter_connects_to_the_checked_address_whatever_the_host_name(kandji_server):
-    port = kandji_server.httpd.server_address[1]
-    session = requests.Session()
-    session.trust_env = False
-    session.mount("http://", _PinnedAdapter(host="mdm.example.invalid", address="127.0.0.1"))
+def test_a_host_name_that_does_not_resolve_is_retryable():
+    conn = connection("kandji", "https://mdm.example.invalid", {"api_token": "t"})
+    with pytest.raises(MDMError) as error:
+        lock(conn, "k-mac-1")
 
-    response = session.get(
-        f"http://mdm.example.invalid:{port}/api/v1/devices",
-        headers={
-            "Host": f"mdm.example.invalid:{port}",
-            "Authorization": "Bearer kandji-token-7f3a",
-        },
-        timeout=3,
-    )
-
-    assert response.status_code == 200
-    assert kandji_server.requests[-1].headers["host"] == f"mdm.example.invalid:{port}"
+    assert error.value.kind == "retryable"
+    assert "does not resolve" in error.value.message
 
 
 # --- Connection state ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters
@@ -77,7 +78,7 @@ class MDMConnectionAdmin(admin.ModelAdmin):
             "{}: {} <span class='mdm-test-when'>({})</span>",
             result,
             obj.last_test_message,
-            obj.last_tested_at.strftime("%Y-%m-%d %H:%M"),
+            timezone.localtime(obj.last_tested_at).strftime("%Y-%m-%d %H:%M"),
         )
 
     @method_decorator(sensitive_post_parameters(*SECRET_FIELD_NAMES))

@@ -6,10 +6,13 @@ It is a post_save receiver so that every path that saves a member is seen: the p
 actions, the Django admin, management commands, imports, a shell. No code changes a member's
 status with update()/bulk_update() (they send no signal; a test greps for it).
 
-The status before the save is `Member.loaded_status` (set by Member.from_db). For an instance
-that was not loaded from the database (built by hand with a pk), pre_save reads the stored
-status. After each save the instance's loaded_status becomes its status, so saving the same
-instance again makes no second event.
+The status before the save is the stored one: pre_save reads it when the instance was not loaded
+from the database (built by hand with a pk) or when its status differs from `loaded_status` (set
+by Member.from_db), so a plain save costs no query and a transition one. After each save the
+instance's loaded_status becomes its status, so saving the same instance again makes no second
+event. Known gap: an instance refreshed with refresh_from_db() after another process changed the
+status, then set back to the value it was first loaded with, is not seen as a transition
+(Member.refresh_from_db does not update loaded_status).
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ def _saves_status(update_fields) -> bool:
 
 @receiver(pre_save, sender=Member, dispatch_uid="automations_member_status_before")
 def member_status_before(sender, instance: Member, raw: bool = False, **kwargs) -> None:
-    if raw or instance.pk is None or instance.loaded_status is not None:
+    if raw or instance.pk is None or not _saves_status(kwargs.get("update_fields")):
         return
-    if not _saves_status(kwargs.get("update_fields")):
-        return
+    if instance.loaded_status is not None and instance.status == instance.loaded_status:
+        return  # no transition in sight: no query
+    # Not loaded from the database, or what looks like a transition: read the stored status, so
+    # an instance whose loaded_status went stale (refresh_from_db does not go through from_db)
+    # cannot make a transition that did not happen.
     instance.loaded_status = (
         Member.objects.filter(pk=instance.pk).values_list("status", flat=True).first()
     )

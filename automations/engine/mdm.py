@@ -4,7 +4,9 @@ The vendor APIs live in `assets.mdm` (one connector per provider); this module o
 Targets are the devices in the member's custody when the event was recorded (the event's
 snapshot), so every re-run targets the same devices even if one was checked in meanwhile.
 
-Per device: one ActionLog (the claim) and one MDMCommand. The 6-digit unlock PIN is generated
+Per device: one ActionLog (the claim) and one MDMCommand. When two automations lock the same
+device for one event, the second is skipped once the first got through, and shares its PIN while
+the first is still being retried. The 6-digit unlock PIN is generated
 with `secrets` and stored encrypted before the command is sent, and the same PIN is sent on every
 retry, so the device and the record agree whichever attempt got through. A vendor that generates
 its own PIN (Kandji) overrides ours; a vendor that ignores PINs (Intune) leaves none stored.
@@ -58,6 +60,7 @@ def mdm_lock_run(*, execution, action, event) -> None:
         if custody is not None
         else assets.filter(custodian_id=event.member_id)
     )
+    commands_enabled = PortalSettings.load().mdm_commands_enabled
     for asset in assets:
         log = log_claim(
             key=log_key(event.pk, execution.automation_id, action.pk, f"asset:{asset.pk}"),
@@ -67,24 +70,50 @@ def mdm_lock_run(*, execution, action, event) -> None:
             target_label=str(asset),
             asset=asset,
         )
-        mdm_attempt(log_id=log.pk)
+        mdm_attempt(log_id=log.pk, commands_enabled=commands_enabled)
 
 
-def mdm_attempt(*, log_id: int) -> None:
-    """One lock attempt for one device, if due: skip what cannot be locked, send, record."""
+def mdm_attempt(*, log_id: int, commands_enabled: bool | None = None) -> None:
+    """One lock attempt for one device, if due: skip what cannot be locked, send, record.
+    `commands_enabled` is the portal switch when the caller already read it."""
     from assets.mdm import MDMError, get_connector
 
-    log = ActionLog.objects.select_related("asset__mdm_connection", "action").get(pk=log_id)
+    log = ActionLog.objects.select_related("asset__mdm_connection", "action", "execution").get(
+        pk=log_id
+    )
     if not log_is_due(log, timezone.now()):
         return
     asset, action = log.asset, log.action
+    if commands_enabled is None:
+        commands_enabled = PortalSettings.load().mdm_commands_enabled
+    # A lock another automation sent for the same event: the device is locked already, and a
+    # second command would give it a second PIN.
+    earlier = (
+        MDMCommand.objects.filter(
+            asset_id=log.asset_id, log__execution__event_id=log.execution.event_id
+        )
+        .exclude(log=log)
+        .select_related("log__execution")
+        .order_by("pk")
+        .first()
+        if asset is not None
+        else None
+    )
     skip = None
     if action is None:
         skip = "The MDM lock was removed from the automation."
     elif asset is None or not asset.is_mdm_enrolled:
         skip = NOT_ENROLLED
-    elif not PortalSettings.load().mdm_commands_enabled:
+    elif not commands_enabled:
         skip = SWITCHED_OFF
+    elif earlier is not None and earlier.status in (
+        MDMCommand.Status.SENT,
+        MDMCommand.Status.ACKNOWLEDGED,
+    ):
+        skip = (
+            "Already locked for this deactivation by automation "
+            f"“{earlier.log.execution.automation_name}”."
+        )
     if skip:
         ActionLog.objects.filter(pk=log.pk, status__in=OPEN_STATUSES).update(
             status=ActionLog.Status.SKIPPED,
@@ -109,7 +138,9 @@ def mdm_attempt(*, log_id: int) -> None:
                 message=action.lock_message,
                 phone=action.lock_phone,
             )
-            command.set_pin(f"{secrets.randbelow(10**6):06d}")
+            # The PIN of a lock still under way for the same event, so the device gets one PIN.
+            reuse = earlier.get_pin() if earlier is not None and earlier.pin_encrypted else ""
+            command.set_pin(reuse or f"{secrets.randbelow(10**6):06d}")
             command.save()
         elif command.connection_id != connection.pk:
             command.connection = connection

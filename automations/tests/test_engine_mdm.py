@@ -293,3 +293,41 @@ def test_one_failing_device_does_not_stop_the_others(deactivate):
     statuses = {log.asset_id: log.status for log in lock_logs(execution)}
     assert statuses == {broken.pk: "failed", fine.pk: "succeeded"}
     assert execution.status == Execution.Status.PARTIALLY_FAILED
+
+
+def test_two_automations_lock_a_device_once(django_capture_on_commit_callbacks):
+    member = make_member()
+    make_device(member, make_connection())
+    first = make_engine_automation(mdm=True, name="Offboarding A")
+    make_engine_automation(mdm=True, name="Offboarding B")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        member_deactivate(member=member, actor=None, reason="Last day")
+
+    logs = ActionLog.objects.order_by("execution__automation__name")
+    assert [log.status for log in logs] == ["succeeded", "skipped"]
+    assert logs[1].insight == (
+        f"Already locked for this deactivation by automation “{first.name}”."
+    )
+    assert MDMCommand.objects.count() == 1
+
+
+def test_a_lock_still_retrying_shares_its_pin_with_the_other_automation(
+    jamf, django_capture_on_commit_callbacks
+):
+    jamf.fail(503, path="/api/v2/mdm/commands")
+    member = make_member()
+    make_device(member, jamf_connection(jamf), device_id="mgmt-mac-1")
+    make_engine_automation(mdm=True, name="Offboarding A")
+    make_engine_automation(mdm=True, name="Offboarding B")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        member_deactivate(member=member, actor=None, reason="Last day")
+    run_due_schedules()
+
+    pins = {r.json["commandData"]["pin"] for r in jamf.requests_to("/api/v2/mdm/commands")}
+    assert len(pins) == 1
+    assert len(jamf.commands) == 1
+    statuses = dict(ActionLog.objects.values_list("execution__automation_name", "status"))
+    assert statuses == {"Offboarding A": "skipped", "Offboarding B": "succeeded"}
+    assert {c.get_pin() for c in MDMCommand.objects.all()} == pins

@@ -135,6 +135,16 @@ def test_save_of_an_instance_not_loaded_from_the_database_is_seen():
     assert kinds(member) == [MEMBER_DEACTIVATED]
 
 
+def test_a_stale_loaded_status_makes_no_false_transition():
+    member = make_member()  # loaded_status "active"
+    member_deactivate(member=member, actor=None, reason="Left")  # through another instance
+    member.refresh_from_db()  # status "deactivated", loaded_status still "active"
+    member.title = "Alumnus"
+    member.save()
+
+    assert kinds(member) == [MEMBER_DEACTIVATED]
+
+
 def test_save_with_update_fields_without_status_makes_no_event():
     member = make_member()
     loaded = Member.objects.get(pk=member.pk)

@@ -311,7 +311,7 @@ def test_retrying_mdm_actions_with_a_wrong_code_is_refused_and_audited(client, m
     html = response.content.decode()
     assert response.status_code == 200
     assert html.lstrip().startswith('<div id="retry-form">')
-    assert "That one-time password is not valid" in html
+    assert "That code is not right" in html
     assert AuditEvent.objects.filter(action=AuditEvent.Action.OTP_FAILED).exists()
     assert not ActionLog.objects.filter(
         execution=execution, status__in=["pending", "running", "retrying"]
@@ -332,9 +332,10 @@ def test_retrying_mdm_actions_with_a_valid_code_requeues_the_failed_actions(clie
     assert response.url == reverse("automations:execution_detail", args=[execution.pk])
     assert AuditEvent.objects.filter(action=AuditEvent.Action.OTP_VERIFIED).exists()
     execution.refresh_from_db()
-    assert (
-        execution.status != Execution.Status.FAILED or execution.logs.exclude(attempts=1).exists()
-    )
+    assert execution.status == Execution.Status.RUNNING
+    assert execution.logs.get().status == ActionLog.Status.RETRYING
+    page = client.get(response.url).content.decode()
+    assert "1 failed action is queued to run again." in page
 
 
 def test_retrying_without_mdm_actions_needs_no_code(manager_client):
@@ -348,9 +349,11 @@ def test_retrying_without_mdm_actions_needs_no_code(manager_client):
     )
 
     assert response.status_code == 200
-    assert response["HX-Location"].endswith(
-        reverse("automations:execution_detail", args=[execution.pk])
-    )
+    assert reverse("automations:execution_detail", args=[execution.pk]) in response["HX-Location"]
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.RUNNING
+    statuses = dict(execution.logs.values_list("action_kind", "status"))
+    assert statuses == {"webhook": "retrying", "mdm_lock": "skipped"}
 
 
 # --- Query budgets -----------------------------------------------------------------------------

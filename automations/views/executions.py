@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,7 +16,9 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseLocation
 
+from automations import otp
 from automations import selectors_executions as selectors
+from automations.engine.retry import execution_retry_failed
 from automations.models import ActionLog, Execution
 from automations.templatetags.automation_tags import member_actions_context
 from members.models import Member
@@ -64,7 +66,7 @@ def _retry_state(user, execution: Execution, logs: list[ActionLog]) -> dict:
         "can_retry": retryable and user.has_perm(RETRY_PERMISSION),
         "retry_needs_otp": failed_mdm,
         "retry_mdm_allowed": user.has_perm(MDM_PERMISSION),
-        "has_otp_device": _has_otp_device(user) if retryable and failed_mdm else False,
+        "has_otp_device": bool(retryable and failed_mdm and otp.confirmed_device(user)),
     }
 
 
@@ -89,32 +91,6 @@ def execution_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _has_otp_device(user) -> bool:
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
-
-
-def _verify_otp(request: HttpRequest, token: str) -> bool:
-    """Check a one-time password from the user's confirmed authenticator (throttled by
-    django-otp) and record the outcome in the audit log."""
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    from assetsonar.audit import audit_record
-    from assetsonar.models import AuditEvent
-
-    token = (token or "").strip().replace(" ", "")
-    device = TOTPDevice.objects.filter(user=request.user, confirmed=True).first()
-    ok = bool(device and token.isdigit() and device.verify_token(token))
-    audit_record(
-        action=AuditEvent.Action.OTP_VERIFIED if ok else AuditEvent.Action.OTP_FAILED,
-        actor=request.user,
-        message="Retry of failed MDM actions",
-        request=request,
-    )
-    return ok
-
-
 @require_POST
 @login_required
 @permission_required(RETRY_PERMISSION, raise_exception=True)
@@ -134,6 +110,7 @@ def execution_retry(request: HttpRequest, pk: int) -> HttpResponse:
         )
         return HttpResponseLocation(url) if request.htmx else redirect(url)
     error = ""
+    reset = 0
     if state["retry_needs_otp"]:
         if not state["retry_mdm_allowed"]:
             raise PermissionDenied(
@@ -144,19 +121,31 @@ def execution_retry(request: HttpRequest, pk: int) -> HttpResponse:
                 "Retrying a device lock needs a one-time password: set up an authenticator "
                 "app first."
             )
-        elif not _verify_otp(request, request.POST.get("otp_token", "")):
-            error = "That one-time password is not valid. Enter the current 6-digit code."
+        else:
+            result = otp.verify(
+                user=request.user,
+                token=request.POST.get("otp_token", ""),
+                purpose=f"retrying device locks of execution {execution.pk}",
+                request=request,
+            )
+            error = result.message if not result.ok else ""
+    if not error:
+        try:
+            reset = execution_retry_failed(execution=execution, actor=request.user)
+        except ValidationError as refused:
+            # Another retry got there first (the service re-checks under a row lock).
+            error = " ".join(refused.messages)
     if error:
-        context = _detail_context(request, execution, retry_error=error, logs=logs)
+        context = _detail_context(request, execution, logs=logs, retry_error=error)
         template = "automations/executions/detail.html"
         if request.htmx:
             template += "#retry"
         return render(request, template, context)
 
-    from automations.engine.retry import execution_retry_failed
-
-    execution_retry_failed(execution=execution, actor=request.user)
-    messages.success(request, "The failed actions are queued to run again.")
+    messages.success(
+        request,
+        f"{reset} failed action{'s are' if reset != 1 else ' is'} queued to run again.",
+    )
     return HttpResponseLocation(url) if request.htmx else redirect(url)
 
 

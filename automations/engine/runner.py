@@ -220,7 +220,13 @@ def log_resume(*, log_id: int) -> None:
         logger.warning("Action log %s (%s) has no retry", log.pk, log.action_kind)
         return
     resume(log_id=log.pk)
-    execution_finish(execution_id=log.execution_id)
+    # While the event's own run is unfinished (an action crashed and waits for another run),
+    # settling now could mark the execution done before that action ever ran.
+    settled = Event.objects.filter(
+        executions=log.execution_id, status__in=[Event.Status.DONE, Event.Status.DEAD]
+    ).exists()
+    if settled:
+        execution_finish(execution_id=log.execution_id)
 
 
 def execution_resume(*, execution_id: int) -> None:

@@ -249,8 +249,9 @@ def test_crashing_action_leaves_the_others_done_and_the_event_for_another_run(
     def broken(**kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setitem(runner.HANDLERS, "revoke_licenses", broken)
-    event = deactivate(leaver)
+    with monkeypatch.context() as patched:
+        patched.setitem(runner.HANDLERS, "revoke_licenses", broken)
+        event = deactivate(leaver)
 
     event.refresh_from_db()
     assert (event.status, event.attempts) == (Event.Status.PROCESSING, 1)
@@ -261,7 +262,6 @@ def test_crashing_action_leaves_the_others_done_and_the_event_for_another_run(
     assert len(receiver.requests) == 1
     assert MDMCommand.objects.count() == 2
 
-    monkeypatch.undo()
     Event.objects.filter(pk=event.pk).update(last_dispatched_at=timezone.now() - timedelta(hours=1))
     tasks.process_event(str(event.pk))
 
@@ -314,3 +314,30 @@ def test_unenrolled_only_member_gets_skipped_locks(deactivate):
     assert execution.status == Execution.Status.SUCCEEDED
     (log,) = execution.logs.all()
     assert (log.status, log.target_type) == (ActionLog.Status.SKIPPED, "asset")
+
+
+def test_a_retry_does_not_settle_an_execution_whose_event_run_is_unfinished(
+    receiver, leaver, deactivate, monkeypatch, settings
+):
+    from automations.tests.engine_factories import fast_retries, run_due_schedules
+
+    fast_retries(settings)
+    receiver.answer(503)
+    make_engine_automation(webhook_url=receiver.url(), user_based=True)
+
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    with monkeypatch.context() as patched:
+        patched.setitem(runner.HANDLERS, "revoke_licenses", broken)
+        event = deactivate(leaver)
+        run_due_schedules()  # the webhook's retry succeeds meanwhile
+
+    assert ActionLog.objects.get(action_kind="webhook").status == ActionLog.Status.SUCCEEDED
+    assert Execution.objects.get().status == Execution.Status.RUNNING
+
+    Event.objects.filter(pk=event.pk).update(last_dispatched_at=timezone.now() - timedelta(hours=1))
+    tasks.process_event(str(event.pk))
+
+    assert Execution.objects.get().status == Execution.Status.SUCCEEDED
+    assert Entitlement.objects.live().filter(member=leaver, asset=None).count() == 0

@@ -95,7 +95,9 @@ class WebhookReceiver:
         self._server.daemon_threads = True
         self._server.receiver = self  # type: ignore[attr-defined]
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
 
     def __enter__(self) -> WebhookReceiver:
         self._thread.start()

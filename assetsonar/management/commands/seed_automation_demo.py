@@ -1,0 +1,169 @@
+"""Demo data for offboarding: an MDM simulator connection with most devices enrolled, the
+automation "Offboard leavers" with all three actions, and MDM commands switched on, so that
+deactivating any demo member shows the whole story (licenses revoked, devices locked, a webhook
+attempted, everything in the execution log, on the member and on the asset).
+
+    manage.py seed_automation_demo                        # after seed_demo; safe to run again
+    manage.py seed_automation_demo --webhook-url https://hooks.example.com/offboarding
+
+The webhook. The demo has no HR system to call, and the portal refuses (SSRF protection) to send
+to its own machine unless an administrator allows the network (OUTBOUND_ALLOWED_NETWORKS). So the
+demo webhook points at the portal's own address, and its delivery fails at once, not after hours
+of retries, with the insight "The URL was refused: “127.0.0.1” resolves to 127.0.0.1, a …
+loopback … address …". The other actions are independent of it: the execution ends "Partially
+failed" with the licenses revoked and the devices locked, which also shows the failure insight
+and the "Retry failed actions" button. Give a real receiver with --webhook-url (or in the
+builder) to see a delivery succeed.
+
+Idempotent: the connection, the enrolments and the automation are created only where missing;
+an automation someone already edited is left as it is. Rows are written directly (like
+seed_demo): the builder's service would, rightly, refuse the loopback URL and ask for a one-time
+password for the device lock, neither of which a seed can give.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from assets.models import Asset, MDMConnection
+from assetsonar.models import PortalSettings
+from automations import services
+from automations.models import Action, Automation, AutomationChange
+from automations.triggers import MEMBER_DEACTIVATED
+
+CONNECTION_NAME = "Demo MDM (simulator)"
+AUTOMATION_NAME = "Offboard leavers"
+DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8000/hooks/hr-offboarding"
+LOCK_MESSAGE = "This device belongs to Northwind. It was locked because its user left: call IT."
+LOCK_PHONE = "+1 555 0100"
+LOCKABLE_CATEGORIES = [Asset.Category.LAPTOP, Asset.Category.PHONE, Asset.Category.TABLET]
+LOCKABLE_PLATFORMS = [
+    Asset.Platform.MACOS,
+    Asset.Platform.WINDOWS,
+    Asset.Platform.IOS,
+    Asset.Platform.IPADOS,
+    Asset.Platform.ANDROID,
+]
+# One lockable device in this many stays unenrolled, so the demo also shows the "Device is not
+# enrolled in an MDM" insight.
+UNENROLLED_EVERY = 8
+
+
+class Command(BaseCommand):
+    help = (
+        "Add the offboarding demo: an MDM simulator connection with enrolled devices, the "
+        '"Offboard leavers" automation with all three actions, and MDM commands switched on.'
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--webhook-url",
+            default=DEFAULT_WEBHOOK_URL,
+            help="Where the demo automation's webhook goes (default: the portal itself, which "
+            "the SSRF protection refuses, so the delivery fails with a clear insight).",
+        )
+
+    @transaction.atomic
+    def handle(self, *args: Any, **options: Any) -> None:
+        connection = self._connection()
+        enrolled = self._enrol(connection)
+        automation, created = self._automation(options["webhook_url"])
+        portal = PortalSettings.load()
+        if not portal.mdm_commands_enabled:
+            portal.mdm_commands_enabled = True
+            portal.save()
+        self.stdout.write(
+            f"Offboarding demo: MDM connection “{connection.name}”, {enrolled} device"
+            f"{'s' if enrolled != 1 else ''} newly enrolled, automation “{automation.name}” "
+            f"{'created' if created else 'already there'}, MDM commands on."
+        )
+
+    def _connection(self) -> MDMConnection:
+        """The demo's simulator connection: an existing simulator (seed_demo makes one) or a
+        new one."""
+        connection = (
+            MDMConnection.objects.filter(provider=MDMConnection.Provider.SIMULATOR, is_active=True)
+            .order_by("pk")
+            .first()
+        )
+        if connection is None:
+            connection, _ = MDMConnection.objects.get_or_create(
+                name=CONNECTION_NAME,
+                defaults={"provider": MDMConnection.Provider.SIMULATOR, "is_active": True},
+            )
+        return connection
+
+    def _enrol(self, connection: MDMConnection) -> int:
+        """Enrol the laptops, phones and tablets in custody that no MDM manages yet, but one in
+        UNENROLLED_EVERY."""
+        candidates = list(
+            Asset.objects.filter(
+                status=Asset.Status.IN_CUSTODY,
+                mdm_connection__isnull=True,
+                category__in=LOCKABLE_CATEGORIES,
+                platform__in=LOCKABLE_PLATFORMS,
+            ).order_by("pk")
+        )
+        chosen = [asset for asset in candidates if asset.pk % UNENROLLED_EVERY]
+        for asset in chosen:
+            asset.mdm_connection = connection
+            asset.mdm_device_id = f"sim-{asset.asset_tag.lower()}"
+        Asset.objects.bulk_update(chosen, ["mdm_connection", "mdm_device_id"], batch_size=1000)
+        return len(chosen)
+
+    def _automation(self, webhook_url: str) -> tuple[Automation, bool]:
+        existing = Automation.objects.filter(name__iexact=AUTOMATION_NAME).first()
+        if existing is not None:
+            return existing, False
+        spec = services.AutomationSpec(
+            name=AUTOMATION_NAME,
+            description=(
+                "When anyone leaves: take back every license seat, lock their devices through "
+                "the MDM, and tell the HR system."
+            ),
+            trigger_module="members",
+            trigger_event=MEMBER_DEACTIVATED,
+            webhook=services.WebhookSpec(url=webhook_url),
+            revoke=services.RevokeSpec(user_based=True, user_machine=True, device_based=True),
+            mdm=services.MDMLockSpec(message=LOCK_MESSAGE, phone=LOCK_PHONE),
+        )
+        automation = Automation.objects.create(
+            name=spec.name,
+            description=spec.description,
+            trigger_module=spec.trigger_module,
+            trigger_event=spec.trigger_event,
+        )
+        positions = services.ACTION_POSITIONS
+        Action.objects.create(
+            automation=automation,
+            kind=Action.Kind.REVOKE_LICENSES,
+            position=positions[Action.Kind.REVOKE_LICENSES],
+            revoke_user_based=True,
+            revoke_user_machine=True,
+            revoke_device_based=True,
+        )
+        Action.objects.create(
+            automation=automation,
+            kind=Action.Kind.MDM_LOCK,
+            position=positions[Action.Kind.MDM_LOCK],
+            lock_message=LOCK_MESSAGE,
+            lock_phone=LOCK_PHONE,
+        )
+        webhook = Action(
+            automation=automation,
+            kind=Action.Kind.WEBHOOK,
+            position=positions[Action.Kind.WEBHOOK],
+            url=webhook_url,
+        )
+        webhook.set_secret(services.generate_signing_secret())
+        webhook.save()
+        AutomationChange.objects.create(
+            automation=automation,
+            automation_name=automation.name,
+            kind=AutomationChange.Kind.CREATED,
+            diff=services.diff(None, spec),
+        )
+        return automation, True

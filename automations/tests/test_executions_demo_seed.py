@@ -1,0 +1,90 @@
+"""seed_automation_demo: the offboarding demo it adds, that running it again changes nothing, and
+that deactivating a demo member then tells the whole story in the execution log."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from assets.models import Asset, MDMConnection
+from assetsonar.models import PortalSettings
+from automations.models import Automation, Execution
+from automations.tests.engine_factories import use_sync_q
+from conftest import make_asset, make_entitlement, make_license, make_member
+from members.services import member_deactivate
+
+pytestmark = pytest.mark.django_db
+
+
+def _company():
+    lena = make_member(full_name="Lena Leaver")
+    laptops = [make_asset(custodian=lena) for _ in range(3)]
+    make_asset(custodian=lena, category=Asset.Category.MONITOR, platform=Asset.Platform.NONE)
+    make_entitlement(license=make_license(), member=lena)
+    return lena, laptops
+
+
+def test_seed_adds_connection_enrolments_automation_and_switches_mdm_on(settings):
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    _company()
+
+    call_command("seed_automation_demo", stdout=StringIO())
+
+    connection = MDMConnection.objects.get(name="Demo MDM (simulator)")
+    assert connection.provider == MDMConnection.Provider.SIMULATOR
+    enrolled = Asset.objects.filter(mdm_connection=connection)
+    assert enrolled.count() >= 2
+    assert all(a.mdm_device_id.startswith("sim-") for a in enrolled)
+    assert not Asset.objects.filter(category=Asset.Category.MONITOR, mdm_connection__isnull=False)
+    automation = Automation.objects.get(name="Offboard leavers")
+    assert automation.enabled and automation.trigger_event == "member.deactivated"
+    assert sorted(automation.actions.values_list("kind", flat=True)) == [
+        "mdm_lock",
+        "revoke_licenses",
+        "webhook",
+    ]
+    assert automation.actions.get(kind="webhook").get_secret().startswith("whsec_")
+    assert automation.changes.count() == 1
+    assert PortalSettings.load().mdm_commands_enabled
+
+
+def test_seed_is_idempotent():
+    _company()
+    call_command("seed_automation_demo", stdout=StringIO())
+    before = (
+        list(Asset.objects.values_list("pk", "mdm_connection_id", "mdm_device_id")),
+        list(Automation.objects.values_list("pk", "name")),
+        MDMConnection.objects.count(),
+    )
+
+    call_command("seed_automation_demo", stdout=StringIO())
+
+    after = (
+        list(Asset.objects.values_list("pk", "mdm_connection_id", "mdm_device_id")),
+        list(Automation.objects.values_list("pk", "name")),
+        MDMConnection.objects.count(),
+    )
+    assert after == before
+
+
+def test_deactivating_a_demo_member_revokes_locks_and_explains_the_refused_webhook(
+    settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    use_sync_q(monkeypatch, settings)
+    lena, laptops = _company()
+    call_command("seed_automation_demo", stdout=StringIO())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        member_deactivate(member=lena, actor=None, reason="Left the company")
+
+    execution = Execution.objects.get(member=lena)
+    statuses = dict(execution.logs.values_list("action_kind", "status").distinct())
+    assert execution.status == Execution.Status.PARTIALLY_FAILED
+    assert statuses["revoke_licenses"] == "succeeded"
+    assert execution.logs.filter(action_kind="mdm_lock", status="succeeded").exists()
+    assert statuses["webhook"] == "failed"
+    assert "The URL was refused" in execution.insight
+    assert "OUTBOUND_ALLOWED_NETWORKS" in execution.insight

@@ -36,9 +36,8 @@ HANDLERS = {
 RESUMERS = {"webhook": webhook.webhook_attempt, "mdm_lock": mdm.mdm_attempt}
 
 DEAD_LETTER_INSIGHT = (
-    "The background job for this event stopped {attempts} times before finishing (the worker "
-    "was killed or timed out), so it was set aside. Check the worker's log, then use “Retry "
-    "failed actions”."
+    "The background job for this event stopped {attempts} times before finishing ({why}), so it "
+    "was set aside. Check the worker's log, then use “Retry failed actions”."
 )
 
 
@@ -90,7 +89,12 @@ def _event_start(event_id) -> Event | None:
 
 
 def _event_dead_letter(event: Event) -> None:
-    insight = DEAD_LETTER_INSIGHT.format(attempts=event.attempts)
+    why = (
+        f"last error: {event.last_error[:200]}"
+        if event.last_error
+        else "the worker was killed or timed out"
+    )
+    insight = DEAD_LETTER_INSIGHT.format(attempts=event.attempts, why=why)[:500]
     now = timezone.now()
     event.status = Event.Status.DEAD
     event.processed_at = now

@@ -59,6 +59,17 @@ SECRET_HEADER_PARTS = (
     "apikey",
 )
 REDACTED = "[redacted]"
+RESERVED_HEADERS = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "host",
+        "user-agent",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
+)
 LOST_ATTEMPT = "No answer recorded: the worker stopped during this attempt."
 
 
@@ -130,7 +141,12 @@ def webhook_attempt(*, log_id: int) -> None:
     body = json.dumps(event_payload(execution.event, execution.automation), separators=(",", ":"))
     now = datetime.now(tz=UTC).replace(microsecond=0)
     msg_id = log.detail.get("webhook_id") or webhook_id_for(log.key)
-    headers = {name: str(value) for name, value in custom_headers.items()}
+    # Custom headers cannot replace the ones the signature and the transport depend on.
+    headers = {
+        name: str(value)
+        for name, value in custom_headers.items()
+        if name.lower() not in RESERVED_HEADERS
+    }
     headers.update(
         {
             "Content-Type": "application/json",

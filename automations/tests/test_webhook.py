@@ -68,7 +68,12 @@ def test_golden_vector_of_the_standard_webhooks_spec():
 def test_delivery_is_signed_and_carries_the_event(receiver, deactivate):
     automation = make_engine_automation(
         webhook_url=receiver.url("/hooks/leavers?source=assetsonar"),
-        headers={"Authorization": "Bearer receiver-token", "X-Team": "it"},
+        headers={
+            "Authorization": "Bearer receiver-token",
+            "X-Team": "it",
+            "Webhook-Signature": "v1,forged",
+            "content-type": "text/plain",
+        },
     )
 
     member = deactivate()

@@ -67,8 +67,18 @@ def ensure_env_file() -> None:
     say("Wrote .env with a new random SECRET_KEY")
 
 
-def manage(*args: str, env: dict | None = None) -> None:
-    subprocess.run([str(PY), "manage.py", *args], cwd=ROOT, check=True, env=env)  # noqa: S603
+def manage(*args: str) -> None:
+    subprocess.run([str(PY), "manage.py", *args], cwd=ROOT, check=True)  # noqa: S603
+
+
+def _first_start() -> bool:
+    """Whether the database has no members yet, so the demo company is to be loaded."""
+    check = "from members.models import Member; raise SystemExit(10 * Member.objects.exists())"
+    command = [str(PY), "manage.py", "shell", "--no-imports", "-c", check]
+    code = subprocess.run(command, cwd=ROOT).returncode  # noqa: S603
+    if code not in (0, 10):
+        sys.exit("Could not read the database (see the error above).")
+    return code == 0
 
 
 def run() -> None:
@@ -76,7 +86,11 @@ def run() -> None:
     ensure_env_file()
     say("Migrating the database")
     manage("migrate", "--noinput", "-v", "0")
-    manage("seed_demo", "--if-empty")
+    if _first_start():
+        # Only the first time: seed_automation_demo also switches MDM commands on, which an
+        # administrator may later have switched off on purpose.
+        manage("seed_demo", "--if-empty")
+        manage("seed_automation_demo")
     manage("demo_user")
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")
@@ -162,10 +176,13 @@ def _redact(url: str) -> str:
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in {"run", "test"}:
         sys.exit(__doc__)
-    if sys.argv[1] == "run":
-        run()
-    else:
-        test(sys.argv[2:])
+    try:
+        if sys.argv[1] == "run":
+            run()
+        else:
+            test(sys.argv[2:])
+    except KeyboardInterrupt:  # Ctrl+C during set-up: the child already said what it was doing
+        sys.exit(130)
 
 
 if __name__ == "__main__":

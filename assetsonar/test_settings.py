@@ -16,8 +16,18 @@ WEBHOOK_ALLOW_HTTP = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     _test = DATABASES["default"].setdefault("TEST", {})  # noqa: F405
     if not _test.get("NAME"):
+        import atexit
+        import contextlib
+        import glob
         import tempfile
 
-        _test["NAME"] = os.path.join(
-            tempfile.gettempdir(), f"assetsonar-test-{os.getpid()}.sqlite3"
-        )
+        _base = os.path.join(tempfile.gettempdir(), f"assetsonar-test-{os.getpid()}")
+        _test["NAME"] = _base + ".sqlite3"
+
+        def _remove_test_database_files(pattern: str = _base + "*.sqlite3*") -> None:
+            """Django deletes the database file; its -wal and -shm companions stay behind."""
+            for path in glob.glob(pattern):
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+
+        atexit.register(_remove_test_database_files)

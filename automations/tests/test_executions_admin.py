@@ -110,6 +110,7 @@ def test_admin_changelists_cost_the_same_at_two_sizes(support_client, name):
     from django.test.utils import CaptureQueriesContext
 
     url = reverse(f"admin:automations_{name}_changelist")
+    support_client.get(url)  # warm the per-process caches (content types, permissions)
     counts = []
     for size in (2, 12):
         _populate(size)
@@ -126,6 +127,9 @@ def test_execution_change_page_with_its_action_log_inline_costs_the_same_at_two_
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    # Warm the per-process caches (content types, permissions) on a first change page.
+    warm = make_execution(make_member())
+    support_client.get(reverse("admin:automations_execution_change", args=[warm.pk]))
     counts = []
     for size in (2, 20):
         execution = make_execution(make_member())

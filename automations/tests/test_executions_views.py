@@ -406,3 +406,26 @@ def test_execution_detail_query_budget(client, django_assert_max_num_queries, si
 
     assert response.status_code == 200
     assert len(response.context["logs"]) == 2 * size
+
+
+@pytest.mark.parametrize(
+    ("status", "polls"),
+    [
+        (Execution.Status.PENDING, True),
+        (Execution.Status.RUNNING, True),
+        (Execution.Status.SUCCEEDED, False),
+        (Execution.Status.FAILED, False),
+    ],
+)
+def test_execution_page_reloads_itself_only_while_the_execution_runs(manager_client, status, polls):
+    execution = make_execution(make_member(), status=status)
+    url = reverse("automations:execution_detail", args=[execution.pk])
+
+    page = manager_client.get(url).content.decode()
+    part = manager_client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="execution-live")
+
+    assert ('hx-trigger="every 2s"' in page) is polls
+    html = part.content.decode()
+    assert html.lstrip().startswith('<div id="execution-live"')
+    assert "<html" not in html
+    assert ('hx-trigger="every 2s"' in html) is polls

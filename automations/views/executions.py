@@ -86,9 +86,12 @@ def _detail_context(
 @permission_required("automations.view_execution", raise_exception=True)
 def execution_detail(request: HttpRequest, pk: int) -> HttpResponse:
     execution = selectors.execution_get(pk)
-    return render(
-        request, "automations/executions/detail.html", _detail_context(request, execution)
-    )
+    template = "automations/executions/detail.html"
+    if request.htmx and request.htmx.target == "execution-live":
+        template += "#live"
+    response = render(request, template, _detail_context(request, execution))
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
 
 
 @require_POST

@@ -159,6 +159,15 @@ def check_mdm_change(
     return change
 
 
+def _check_may_switch_on_mdm(actor: Any) -> None:
+    availability = mdm_availability(actor)
+    if not availability.available:
+        raise MDMNotAllowed(
+            "This automation locks devices through MDM, so switching it on needs the MDM "
+            "feature and permission. " + " ".join(availability.problems)
+        )
+
+
 # --- Validation shared by every write ------------------------------------------------------------
 
 
@@ -419,6 +428,8 @@ def automation_update(
     before = spec_from_automation(automation)
     _validate(spec, instance=automation, old_url=before.webhook.url if before.webhook else "")
     check_mdm_change(actor=actor, before=before.mdm, after=spec.mdm, otp_verified=otp_verified)
+    if spec.enabled and not before.enabled and spec.mdm is not None:
+        _check_may_switch_on_mdm(actor)
     changes = diff(before, spec)
     if not changes:
         return SaveResult(automation=automation, change=None)
@@ -456,12 +467,7 @@ def automation_set_enabled(
     if automation.enabled == enabled:
         return None
     if enabled and automation.actions.filter(kind=Action.Kind.MDM_LOCK).exists():
-        availability = mdm_availability(actor)
-        if not availability.available:
-            raise MDMNotAllowed(
-                "This automation locks devices through MDM, so switching it on needs the MDM "
-                "feature and permission. " + " ".join(availability.problems)
-            )
+        _check_may_switch_on_mdm(actor)
     automation.enabled = enabled
     automation.updated_by = actor if getattr(actor, "is_authenticated", False) else None
     automation.save(update_fields=["enabled", "updated_by", "updated_at"])

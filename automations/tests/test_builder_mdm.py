@@ -272,3 +272,19 @@ def test_operator_page_flow_needs_the_otp_code(operator_client, mdm_operator):
 
     assert response.status_code == 302
     assert Automation.objects.get().changes.get().otp_verified
+
+
+def test_switching_on_through_the_edit_form_needs_mdm_access_too(manager_client):
+    mdm_feature()
+    lock = {"message": "Return to IT", "phone": "+1 555 0100"}
+    automation = make_automation(name="Lock", enabled=False, mdm=lock)
+
+    response = manager_client.post(
+        reverse("automations:edit", args=[automation.pk]),
+        builder_data(name="Lock", enabled=True, initial_conditions=1, mdm=lock),
+    )
+
+    assert response.status_code == 403
+    assert 'id="mdm-refused-dialog"' in response.text
+    automation.refresh_from_db()
+    assert not automation.enabled

@@ -602,3 +602,28 @@ def test_rendered_builder_page_has_no_inline_script_or_style(manager_client):
     html = manager_client.get(reverse("automations:create")).text
 
     assert not INLINE.search(html)
+
+
+def test_without_javascript_add_condition_posts_the_form_and_adds_a_row(manager_client):
+    data = builder_data(add_condition="1")
+
+    response = manager_client.post(reverse("automations:create"), data)
+
+    assert response.status_code == 200
+    assert 'id="conditions-1-row"' in response.text
+    assert 'name="conditions-TOTAL_FORMS" value="2"' in response.text
+    assert not Automation.objects.exists()
+
+
+def test_the_switch_on_the_automation_page_reloads_the_page(manager_client):
+    automation = make_automation(name="Plain")
+
+    page = manager_client.get(automation.get_absolute_url()).text
+    switch = page[page.index('class="switch-form"') :]
+    switch = switch[: switch.index(">")]
+    assert "hx-post" not in switch
+    response = manager_client.post(
+        reverse("automations:toggle", args=[automation.pk]),
+        {"enabled": "0", "next": automation.get_absolute_url()},
+    )
+    assert response.url == automation.get_absolute_url()

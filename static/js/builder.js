@@ -32,7 +32,20 @@
     if (first) first.focus();
   }
 
+  // Row menus (<details class="row-menu">): close when an item is chosen or on a click elsewhere.
+  function closeMenus(except) {
+    document.querySelectorAll("details.row-menu[open]").forEach(function (menu) {
+      if (menu !== except) menu.removeAttribute("open");
+    });
+  }
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") closeMenus(null);
+  });
+
   document.addEventListener("click", function (event) {
+    const menu = event.target.closest("details.row-menu");
+    closeMenus(menu);
+    if (menu && event.target.closest(".menu [role=menuitem]")) menu.removeAttribute("open");
     const adder = event.target.closest("[data-add-row]");
     if (adder) {
       event.preventDefault();

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from django.apps import apps
 from django.conf import settings
+from django.db import connections
 from django.urls import reverse
 from django.utils.module_loading import import_string
 from standardwebhooks import Webhook
@@ -49,6 +50,7 @@ def browser(monkeypatch):
     # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test
     # body are still made synchronously, one at a time.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -58,6 +60,9 @@ def browser(monkeypatch):
         )
         yield chromium
         chromium.close()
+        # The test body's ORM calls ran in Playwright's greenlet context, which has database
+        # connections of its own; close them, or PostgreSQL refuses to drop the test database.
+        connections.close_all()
 
 
 def work_off_queue() -> int:

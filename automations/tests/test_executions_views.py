@@ -356,6 +356,26 @@ def test_retrying_without_mdm_actions_needs_no_code(manager_client):
     assert statuses == {"webhook": "retrying", "mdm_lock": "skipped"}
 
 
+def test_retrying_a_dead_lettered_execution_that_locks_devices_needs_the_mdm_gate(
+    manager_client,
+):
+    from automations.models import Event
+
+    member = make_member()
+    automation = make_automation()
+    Action.objects.create(automation=automation, kind=Action.Kind.MDM_LOCK, lock_message="x")
+    execution = make_execution(member, automation, status=Execution.Status.FAILED)
+    Event.objects.filter(pk=execution.event_id).update(status=Event.Status.DEAD)
+    # The lock was never claimed: no MDM log, yet a retry would claim and send it.
+    make_log(execution, Action.Kind.WEBHOOK, status=ActionLog.Status.FAILED)
+
+    response = manager_client.post(reverse("automations:execution_retry", args=[execution.pk]))
+
+    assert response.status_code == 403
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.FAILED
+
+
 # --- Query budgets -----------------------------------------------------------------------------
 
 # Session, user, user and group permissions, the automation filter's choices, count, page.

@@ -19,7 +19,7 @@ from django_htmx.http import HttpResponseLocation
 from automations import otp
 from automations import selectors_executions as selectors
 from automations.engine.retry import execution_retry_failed
-from automations.models import ActionLog, Execution
+from automations.models import Action, ActionLog, Event, Execution
 from automations.templatetags.automation_tags import member_actions_context
 from members.models import Member
 
@@ -53,20 +53,31 @@ def execution_list(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def _retry_sends_mdm(execution: Execution, logs: list[ActionLog]) -> bool:
+    """Would a retry send device locks? Yes if a lock failed; and if the event was dead-lettered
+    halfway, devices never claimed are claimed by the retry, so then yes whenever the automation
+    locks devices at all."""
+    if any(log.status == ActionLog.Status.FAILED and log.action_kind == "mdm_lock" for log in logs):
+        return True
+    return (
+        execution.event.status == Event.Status.DEAD
+        and execution.automation_id is not None
+        and execution.automation.actions.filter(kind=Action.Kind.MDM_LOCK).exists()
+    )
+
+
 def _retry_state(user, execution: Execution, logs: list[ActionLog]) -> dict:
     """What the retry button needs: whether the execution can be retried by this user, and
-    whether the retry would resend MDM commands (then the MDM permission and a one-time
-    password are required too)."""
-    failed_mdm = any(
-        log.status == ActionLog.Status.FAILED and log.action_kind == "mdm_lock" for log in logs
-    )
+    whether the retry would send MDM commands (then the MDM permission and a one-time password
+    are required too)."""
     retryable = execution.status in selectors.RETRYABLE
+    failed_mdm = retryable and _retry_sends_mdm(execution, logs)
     return {
         "retryable": retryable,
         "can_retry": retryable and user.has_perm(RETRY_PERMISSION),
         "retry_needs_otp": failed_mdm,
         "retry_mdm_allowed": user.has_perm(MDM_PERMISSION),
-        "has_otp_device": bool(retryable and failed_mdm and otp.confirmed_device(user)),
+        "has_otp_device": bool(failed_mdm and otp.confirmed_device(user)),
     }
 
 

@@ -2,12 +2,15 @@
 
     Member.save()                    signals.py: post_save sees active → deactivated
       └ events.event_record           Event row in the same transaction, task enqueued on commit
-          └ tasks.process_event       runner.event_process: count the attempt (committed first),
-                                      match automations against the member as recorded at the
-                                      event, one Execution per match, run each action
-              ├ webhook.webhook_run   one ActionLog per webhook; HTTP attempts with retries
-              ├ licenses.licenses_revoke  one ActionLog per entitlement, bulk and bounded
-              └ mdm.mdm_lock_run      one ActionLog + MDMCommand per device in custody
+          └ tasks.process_event       runner.event_process, in three steps:
+                                      1. one transaction: count the attempt, match automations
+                                         against the member as recorded at the event, one
+                                         Execution per match, and prepare every action:
+              ├ webhook.webhook_prepare   one ActionLog per webhook, attempt started
+              ├ licenses.licenses_revoke  one ActionLog per entitlement, revoked (bulk, bounded)
+              └ mdm.mdm_prepare       one ActionLog + MDMCommand (PIN) per device in custody
+                                      2. no transaction: send the webhooks and the locks
+                                      3. one transaction: record the outcomes, settle statuses
           └ tasks.retry_action        a scheduled retry of one webhook or MDM ActionLog
       └ tasks.sweep_events            every minute: re-dispatch what no task picked up
 

@@ -8,11 +8,13 @@ is certainly gone (django-q2 kills a task at its timeout), so another run may ta
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from automations.models import ActionLog
@@ -81,24 +83,64 @@ def log_is_due(log: ActionLog, now: datetime) -> bool:
     return False
 
 
-def log_begin_attempt(log_id: int) -> tuple[ActionLog, bool] | None:
-    """Take one attempt of a log, or None if it is not due (done, or another worker has it).
+def log_claim_many(specs: list[dict[str, Any]]) -> list[ActionLog]:
+    """Claim many keys in one INSERT (conflicts ignored: a key claimed before stays as it is)
+    and return every log, new or earlier, locked for the caller's transaction, in spec order."""
+    ActionLog.objects.bulk_create([ActionLog(**spec) for spec in specs], ignore_conflicts=True)
+    keys = [spec["key"] for spec in specs]
+    found = {log.key: log for log in ActionLog.objects.select_for_update().filter(key__in=keys)}
+    return [found[key] for key in keys]
 
-    The attempt is counted and the lease set in a committed transaction before the caller acts,
-    so a worker killed during the attempt still leaves the count behind. Returns the log and
-    whether the previous attempt was interrupted (running with an expired lease).
-    """
-    with transaction.atomic():
-        log = ActionLog.objects.select_for_update().filter(pk=log_id).first()
-        now = timezone.now()
-        if log is None or not log_is_due(log, now):
-            return None
+
+def log_begin(logs: list[ActionLog], now: datetime) -> list[tuple[ActionLog, bool]]:
+    """Start an attempt on each due log (one UPDATE): counted and leased in the caller's
+    transaction, which commits before any side effect, so a worker killed during the attempt
+    still leaves the count behind. The logs must be locked by the caller. Returns the started
+    logs, each with whether its previous attempt was interrupted (running, lease over)."""
+    due = [log for log in logs if log_is_due(log, now)]
+    if not due:
+        return []
+    lease = now + attempt_lease()
+    ActionLog.objects.filter(pk__in=[log.pk for log in due]).update(
+        status=ActionLog.Status.RUNNING, attempts=F("attempts") + 1, next_attempt_at=lease
+    )
+    started = []
+    for log in due:
         interrupted = log.status == ActionLog.Status.RUNNING
-        log.status = ActionLog.Status.RUNNING
-        log.attempts += 1
-        log.next_attempt_at = now + attempt_lease()
-        log.save(update_fields=["status", "attempts", "next_attempt_at"])
-    return log, interrupted
+        log.status, log.attempts, log.next_attempt_at = (
+            ActionLog.Status.RUNNING,
+            log.attempts + 1,
+            lease,
+        )
+        started.append((log, interrupted))
+    return started
+
+
+@dataclass
+class Job:
+    """One side effect on one target, prepared (claimed, counted) in the run's first
+    transaction: `perform` acts and touches no database; `record` stores what it returned,
+    in the run's last transaction."""
+
+    log: ActionLog
+    perform: Callable[[], Any]
+    record: Callable[[Any], None]
+
+
+@dataclass
+class RunContext:
+    """What one run reads once and every action shares."""
+
+    now: datetime = field(default_factory=timezone.now)
+    _mdm_enabled: bool | None = None
+
+    @property
+    def mdm_commands_enabled(self) -> bool:
+        if self._mdm_enabled is None:
+            from assetsonar.models import PortalSettings
+
+            self._mdm_enabled = PortalSettings.load().mdm_commands_enabled
+        return self._mdm_enabled
 
 
 def log_finish(log: ActionLog, status: str, insight: str) -> None:

@@ -6,17 +6,17 @@ The three options of the builder:
 - device-based: entitlements of the devices the member held at the event (from the event's
   snapshot), with no member, license kind device.
 
-One transaction whatever the number of entitlements: an INSERT ... SELECT claims one ActionLog
-per matching live entitlement (ON CONFLICT DO NOTHING on the unique key, so a re-run claims only
-what is new), one UPDATE revokes the claimed entitlements that are still live, and two UPDATEs
-mark each claim revoked or skipped. The claim and the revocation commit together, so a worker
-killed in between leaves neither. Seats are freed because a license's seats in use are its live
-entitlements.
+Inside the run's first transaction, whatever the number of entitlements: an INSERT ... SELECT
+claims one ActionLog per matching live entitlement (ON CONFLICT DO NOTHING on the unique key, so a
+re-run claims only what is new), one UPDATE revokes the claimed entitlements that are still live,
+and two UPDATEs mark each claim revoked or skipped. The claim and the revocation commit together,
+so a worker killed in between leaves neither. Seats are freed because a license's seats in use are
+its live entitlements.
 """
 
 from __future__ import annotations
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from assetsonar.audit import audit_record
@@ -29,8 +29,9 @@ REVOKED_INSIGHT = "Revoked; the seat is free again."
 ALREADY_REVOKED_INSIGHT = "Already revoked by someone else before the automation reached it."
 
 
-def licenses_revoke(*, execution, action, event) -> None:
-    """Revoke what the action's options select for the event's member."""
+def licenses_revoke(*, execution, action, event, context=None) -> list:
+    """Revoke what the action's options select for the event's member, in the caller's
+    transaction. Nothing is left to do outside the database, so no job is returned."""
     member_id = event.member_id
     custody = event.member_snapshot.get("custody_asset_ids")
     if custody is None:  # an event recorded before custody was part of the snapshot
@@ -49,51 +50,53 @@ def licenses_revoke(*, execution, action, event) -> None:
         clauses.append(f"(e.member_id IS NULL AND l.kind = %s AND e.asset_id IN ({marks}))")
         params += [License.Kind.DEVICE, *custody]
 
-    with transaction.atomic():
-        now = timezone.now()
-        reason = (
-            f"Revoked by automation “{execution.automation_name}” (execution {execution.pk}) "
-            f"after the member was deactivated."
-        )[:500]
-        if clauses:
-            _claim(execution, action, event, " OR ".join(clauses), params, now)
-            claimed = ActionLog.objects.filter(
-                execution=execution, action=action, status=ActionLog.Status.PENDING
+    new_claims = 0
+    now = timezone.now()
+    reason = (
+        f"Revoked by automation “{execution.automation_name}” (execution {execution.pk}) "
+        f"after the member was deactivated."
+    )[:500]
+    if clauses:
+        new_claims = _claim(execution, action, event, " OR ".join(clauses), params, now)
+        claimed = ActionLog.objects.filter(
+            execution=execution, action=action, status=ActionLog.Status.PENDING
+        )
+        revoked = Entitlement.objects.filter(
+            revoked_at__isnull=True,
+            pk__in=claimed.filter(entitlement__isnull=False).values("entitlement_id"),
+        ).update(revoked_at=now, revoked_by=None, revoked_reason=reason)
+        claimed.filter(entitlement__revoked_reason=reason, entitlement__revoked_at=now).update(
+            status=ActionLog.Status.SUCCEEDED, insight=REVOKED_INSIGHT, finished_at=now
+        )
+        claimed.update(
+            status=ActionLog.Status.SKIPPED, insight=ALREADY_REVOKED_INSIGHT, finished_at=now
+        )
+        if revoked:
+            audit_record(
+                action=AuditEvent.Action.REVOKED,
+                obj=event.member,
+                actor_name=f"Automation: {execution.automation_name}"[:150],
+                message=f"{revoked} license entitlement{'s' if revoked != 1 else ''} "
+                f"revoked by automation “{execution.automation_name}”.",
             )
-            revoked = Entitlement.objects.filter(
-                revoked_at__isnull=True,
-                pk__in=claimed.filter(entitlement__isnull=False).values("entitlement_id"),
-            ).update(revoked_at=now, revoked_by=None, revoked_reason=reason)
-            claimed.filter(entitlement__revoked_reason=reason, entitlement__revoked_at=now).update(
-                status=ActionLog.Status.SUCCEEDED, insight=REVOKED_INSIGHT, finished_at=now
-            )
-            claimed.update(
-                status=ActionLog.Status.SKIPPED, insight=ALREADY_REVOKED_INSIGHT, finished_at=now
-            )
-            if revoked:
-                audit_record(
-                    action=AuditEvent.Action.REVOKED,
-                    obj=event.member,
-                    actor_name=f"Automation: {execution.automation_name}"[:150],
-                    message=f"{revoked} license entitlement{'s' if revoked != 1 else ''} "
-                    f"revoked by automation “{execution.automation_name}”.",
-                )
-        if not ActionLog.objects.filter(execution=execution, action=action).exists():
-            log = log_claim(
-                key=log_key(event.pk, execution.automation_id, action.pk, "none"),
-                execution=execution,
-                action=action,
-                target_type=ActionLog.TargetType.MEMBER,
-                target_label=event.member_snapshot.get("full_name", "") or str(member_id),
-            )
-            log.status = ActionLog.Status.SKIPPED
-            log.insight = (
-                "No live entitlement matched the selected options, so nothing was revoked."
-                if clauses
-                else "No revocation option is selected on this action."
-            )
-            log.finished_at = now
-            log.save(update_fields=["status", "insight", "finished_at"])
+    if not new_claims and not ActionLog.objects.filter(execution=execution, action=action).exists():
+        log = log_claim(
+            key=log_key(event.pk, execution.automation_id, action.pk, "none"),
+            execution=execution,
+            action=action,
+            target_type=ActionLog.TargetType.MEMBER,
+            target_label=event.member_snapshot.get("full_name", "") or str(member_id),
+        )
+        log.status = ActionLog.Status.SKIPPED
+        log.insight = (
+            "No live entitlement matched the selected options, so nothing was revoked."
+            if clauses
+            else "No revocation option is selected on this action."
+        )
+        log.finished_at = now
+        log.save(update_fields=["status", "insight", "finished_at"])
+
+    return []
 
 
 def _claim(execution, action, event, where: str, where_params: list, now) -> int:

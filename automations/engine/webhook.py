@@ -25,16 +25,17 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 from standardwebhooks import Webhook
 
 from automations import net
 from automations.engine.common import (
+    Job,
+    RunContext,
     attempts_in_round,
     human_duration,
-    log_begin_attempt,
-    log_claim,
+    log_begin,
+    log_claim_many,
     log_finish,
     log_key,
     max_attempts,
@@ -78,40 +79,46 @@ def webhook_id_for(key: str) -> str:
     return "msg_" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def webhook_run(*, execution, action: Action, event) -> None:
-    """Claim the event's delivery for this webhook and make its first attempt (or continue an
+def webhook_prepare(*, execution, action: Action, event, context: RunContext) -> list[Job]:
+    """Claim the event's delivery for this webhook and start its first attempt (or take over an
     interrupted one)."""
     key = log_key(event.pk, execution.automation_id, action.pk, "webhook")
-    log = log_claim(
-        key=key,
-        execution=execution,
-        action=action,
-        target_type=ActionLog.TargetType.WEBHOOK,
-        target_label=urlsplit(action.url).netloc or action.url,
-        detail={"webhook_id": webhook_id_for(key), "url": action.url},
+    logs = log_claim_many(
+        [
+            {
+                "key": key,
+                "execution": execution,
+                "action": action,
+                "action_kind": action.kind,
+                "target_type": ActionLog.TargetType.WEBHOOK,
+                "target_label": (urlsplit(action.url).netloc or action.url)[:300],
+                "detail": {"webhook_id": webhook_id_for(key), "url": action.url},
+            }
+        ]
     )
-    webhook_attempt(log_id=log.pk)
+    jobs = []
+    for log, interrupted in log_begin(logs, context.now):
+        job = webhook_job(log, interrupted, action=action, execution=execution, event=event)
+        if job is not None:
+            jobs.append(job)
+    return jobs
 
 
-def webhook_attempt(*, log_id: int) -> None:
-    """One HTTP attempt of a delivery, if it is due; records the attempt and what comes next."""
-    taken = log_begin_attempt(log_id)
-    if taken is None:
-        return
-    log, interrupted = taken
-    log = ActionLog.objects.select_related(
-        "action", "execution__event", "execution__automation"
-    ).get(pk=log.pk)
+def webhook_job(log: ActionLog, interrupted: bool, *, action=None, execution=None, event=None):
+    """The HTTP attempt of a started delivery, or None when it cannot be sent (the log is then
+    closed with the reason). Without action/execution/event they are read (a retry)."""
+    if execution is None:
+        execution = log.execution
+        event, action = execution.event, log.action
     if interrupted:
         WebhookAttempt.objects.get_or_create(
             log=log,
             number=log.attempts - 1,
             defaults={"url": log.detail.get("url", "")[:500], "error": LOST_ATTEMPT},
         )
-    action = log.action
     if action is None:
         log_finish(log, ActionLog.Status.FAILED, "The webhook was removed from the automation.")
-        return
+        return None
     if action.disabled_at:
         log_finish(
             log,
@@ -120,7 +127,7 @@ def webhook_attempt(*, log_id: int) -> None:
             "after its endpoint answered 410 Gone. Update the URL in the automation and switch "
             "the webhook on again.",
         )
-        return
+        return None
     try:
         secret = action.get_secret()
         custom_headers = action.get_headers()
@@ -128,18 +135,16 @@ def webhook_attempt(*, log_id: int) -> None:
         log_finish(
             log, ActionLog.Status.FAILED, f"{exc} Set the webhook's secret and headers again."
         )
-        return
+        return None
     if not secret:
         log_finish(
             log,
             ActionLog.Status.FAILED,
             "This webhook has no signing secret: open the automation and rotate the secret.",
         )
-        return
+        return None
 
-    execution = log.execution
-    body = json.dumps(event_payload(execution.event, execution.automation), separators=(",", ":"))
-    now = datetime.now(tz=UTC).replace(microsecond=0)
+    body = json.dumps(event_payload(event, execution.automation), separators=(",", ":"))
     msg_id = log.detail.get("webhook_id") or webhook_id_for(log.key)
     # Custom headers cannot replace the ones the signature and the transport depend on.
     headers = {
@@ -147,17 +152,21 @@ def webhook_attempt(*, log_id: int) -> None:
         for name, value in custom_headers.items()
         if name.lower() not in RESERVED_HEADERS
     }
-    headers.update(
-        {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
+    headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT})
+    url, method = action.url, action.method
+
+    def perform() -> SendResult:
+        # Signed when sent: the timestamp is the attempt's, the id the delivery's.
+        now = datetime.now(tz=UTC).replace(microsecond=0)
+        signed = {
+            **headers,
             "webhook-id": msg_id,
             "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": Webhook(secret).sign(msg_id, now, body),
         }
-    )
-    result = send(url=action.url, method=action.method, body=body.encode(), headers=headers)
-    _record(log, action, result)
+        return send(url=url, method=method, body=body.encode(), headers=signed)
+
+    return Job(log=log, perform=perform, record=lambda result: _record(log, action, result))
 
 
 @dataclass
@@ -274,49 +283,48 @@ def _retry_after(headers: dict[str, str]) -> int | None:
 def _record(log: ActionLog, action: Action, result: SendResult) -> None:
     """Store the attempt and move the log on: delivered, retry later, or failed for good."""
     code = result.status_code
-    with transaction.atomic():
-        WebhookAttempt.objects.create(
-            log=log,
-            number=log.attempts,
-            url=action.url[:500],
-            status_code=code,
-            duration_ms=result.duration_ms,
-            error=result.error[:500],
-            request_headers=result.request_headers,
-            response_headers=result.response_headers,
-            response_excerpt=result.excerpt,
+    WebhookAttempt.objects.create(
+        log=log,
+        number=log.attempts,
+        url=action.url[:500],
+        status_code=code,
+        duration_ms=result.duration_ms,
+        error=result.error[:500],
+        request_headers=result.request_headers,
+        response_headers=result.response_headers,
+        response_excerpt=result.excerpt,
+    )
+    if code is not None and 200 <= code < 300:
+        log_finish(log, ActionLog.Status.SUCCEEDED, f"Delivered: the endpoint answered {code}.")
+        return
+    if code == 410:
+        Action.objects.filter(pk=action.pk, disabled_at__isnull=True).update(
+            disabled_at=timezone.now()
         )
-        if code is not None and 200 <= code < 300:
-            log_finish(log, ActionLog.Status.SUCCEEDED, f"Delivered: the endpoint answered {code}.")
-            return
-        if code == 410:
-            Action.objects.filter(pk=action.pk, disabled_at__isnull=True).update(
-                disabled_at=timezone.now()
-            )
-            log_finish(
-                log,
-                ActionLog.Status.FAILED,
-                "The endpoint answered 410 Gone, so this webhook was switched off: update the "
-                "URL in the automation and switch the webhook on again.",
-            )
-            return
-        retryable = result.retryable or code in (408, 429) or (code is not None and code >= 500)
-        if not retryable:
-            log_finish(log, ActionLog.Status.FAILED, _final_insight(result))
-            return
-        problem = f"The endpoint answered {code}." if code else result.error
-        when = next_retry_at(log, retry_after=_retry_after(result.response_headers))
-        if when is None:
-            log_finish(log, ActionLog.Status.FAILED, _exhausted_insight(log))
-            return
-        log.status = ActionLog.Status.RETRYING
-        log.next_attempt_at = when
-        log.insight = (
-            f"{problem} Attempt {attempts_in_round(log)} of {max_attempts(log.action_kind)}; "
-            f"next try at {timezone.localtime(when):%H:%M:%S}."
-        )[:500]
-        log.save(update_fields=["status", "next_attempt_at", "insight"])
-        schedule_retry(log, when)
+        log_finish(
+            log,
+            ActionLog.Status.FAILED,
+            "The endpoint answered 410 Gone, so this webhook was switched off: update the "
+            "URL in the automation and switch the webhook on again.",
+        )
+        return
+    retryable = result.retryable or code in (408, 429) or (code is not None and code >= 500)
+    if not retryable:
+        log_finish(log, ActionLog.Status.FAILED, _final_insight(result))
+        return
+    problem = f"The endpoint answered {code}." if code else result.error
+    when = next_retry_at(log, retry_after=_retry_after(result.response_headers))
+    if when is None:
+        log_finish(log, ActionLog.Status.FAILED, _exhausted_insight(log))
+        return
+    log.status = ActionLog.Status.RETRYING
+    log.next_attempt_at = when
+    log.insight = (
+        f"{problem} Attempt {attempts_in_round(log)} of {max_attempts(log.action_kind)}; "
+        f"next try at {timezone.localtime(when):%H:%M:%S}."
+    )[:500]
+    log.save(update_fields=["status", "next_attempt_at", "insight"])
+    schedule_retry(log, when)
 
 
 def _final_insight(result: SendResult) -> str:

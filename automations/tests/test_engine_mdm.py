@@ -307,14 +307,12 @@ def test_two_automations_lock_a_device_once(django_capture_on_commit_callbacks):
     logs = ActionLog.objects.order_by("execution__automation__name")
     assert [log.status for log in logs] == ["succeeded", "skipped"]
     assert logs[1].insight == (
-        f"Already locked for this deactivation by automation “{first.name}”."
+        f"Left to automation “{first.name}”, which locks this device for the same deactivation."
     )
     assert MDMCommand.objects.count() == 1
 
 
-def test_a_lock_still_retrying_shares_its_pin_with_the_other_automation(
-    jamf, django_capture_on_commit_callbacks
-):
+def test_a_lock_being_retried_is_left_to_its_automation(jamf, django_capture_on_commit_callbacks):
     jamf.fail(503, path="/api/v2/mdm/commands")
     member = make_member()
     make_device(member, jamf_connection(jamf), device_id="mgmt-mac-1")
@@ -325,9 +323,26 @@ def test_a_lock_still_retrying_shares_its_pin_with_the_other_automation(
         member_deactivate(member=member, actor=None, reason="Last day")
     run_due_schedules()
 
-    pins = {r.json["commandData"]["pin"] for r in jamf.requests_to("/api/v2/mdm/commands")}
-    assert len(pins) == 1
-    assert len(jamf.commands) == 1
     statuses = dict(ActionLog.objects.values_list("execution__automation_name", "status"))
-    assert statuses == {"Offboarding A": "skipped", "Offboarding B": "succeeded"}
+    assert statuses == {"Offboarding A": "succeeded", "Offboarding B": "skipped"}
+    pins = {r.json["commandData"]["pin"] for r in jamf.requests_to("/api/v2/mdm/commands")}
+    assert len(jamf.requests_to("/api/v2/mdm/commands")) == 2  # the 503 and its retry
+    assert len(jamf.commands) == 1
     assert {c.get_pin() for c in MDMCommand.objects.all()} == pins
+
+
+def test_the_second_automation_defers_to_the_first_even_if_that_lock_fails(
+    jamf, django_capture_on_commit_callbacks
+):
+    jamf.fail(400, path="/api/v2/mdm/commands")  # a refusal: not retried
+    member = make_member()
+    make_device(member, jamf_connection(jamf), device_id="mgmt-mac-1")
+    make_engine_automation(mdm=True, name="Offboarding A")
+    make_engine_automation(mdm=True, name="Offboarding B")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        member_deactivate(member=member, actor=None, reason="Last day")
+    # A's failure is A's to show (and to retry); B does not send a second command.
+    statuses = dict(ActionLog.objects.values_list("execution__automation_name", "status"))
+    assert statuses == {"Offboarding A": "failed", "Offboarding B": "skipped"}
+    assert len(jamf.requests_to("/api/v2/mdm/commands")) == 1

@@ -250,7 +250,7 @@ def test_crashing_action_leaves_the_others_done_and_the_event_for_another_run(
         raise RuntimeError("database went away")
 
     with monkeypatch.context() as patched:
-        patched.setitem(runner.HANDLERS, "revoke_licenses", broken)
+        patched.setitem(runner.PREPARERS, "revoke_licenses", broken)
         event = deactivate(leaver)
 
     event.refresh_from_db()
@@ -329,7 +329,7 @@ def test_a_retry_does_not_settle_an_execution_whose_event_run_is_unfinished(
         raise RuntimeError("database went away")
 
     with monkeypatch.context() as patched:
-        patched.setitem(runner.HANDLERS, "revoke_licenses", broken)
+        patched.setitem(runner.PREPARERS, "revoke_licenses", broken)
         event = deactivate(leaver)
         run_due_schedules()  # the webhook's retry succeeds meanwhile
 
@@ -341,3 +341,37 @@ def test_a_retry_does_not_settle_an_execution_whose_event_run_is_unfinished(
 
     assert Execution.objects.get().status == Execution.Status.SUCCEEDED
     assert Entitlement.objects.live().filter(member=leaver, asset=None).count() == 0
+
+
+def test_a_crash_while_recording_one_outcome_keeps_the_others(
+    receiver, leaver, deactivate, monkeypatch
+):
+    from automations.engine import webhook
+
+    make_engine_automation(webhook_url=receiver.url(), user_based=True, mdm=True)
+
+    def broken(log, action, result):
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(webhook, "_record", broken)
+        event = deactivate(leaver)
+
+    event.refresh_from_db()
+    assert event.status == Event.Status.PROCESSING
+    assert "disk full" in event.last_error
+    webhook_log = ActionLog.objects.get(action_kind="webhook")
+    assert webhook_log.status == ActionLog.Status.RUNNING  # taken over once its lease ends
+    locks = ActionLog.objects.filter(action_kind="mdm_lock").order_by("asset_id")
+    assert [log.status for log in locks] == ["succeeded", "succeeded", "skipped"]
+
+    ActionLog.objects.filter(pk=webhook_log.pk).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
+    Event.objects.filter(pk=event.pk).update(last_dispatched_at=timezone.now() - timedelta(hours=1))
+    tasks.process_event(str(event.pk))
+
+    assert Execution.objects.get().status == Execution.Status.SUCCEEDED
+    assert len(receiver.requests) == 2  # at least once: the unrecorded delivery went again
+    assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1
+    assert MDMCommand.objects.count() == 2

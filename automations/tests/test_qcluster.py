@@ -171,9 +171,12 @@ def test_worker_killed_mid_execution_acts_exactly_once_per_target(receiver, leav
         assert (webhook_log.status, webhook_log.attempts) == (ActionLog.Status.RUNNING, 1)
         stop(first, signal.SIGKILL)
 
-    # Nothing after the webhook ran: the revocation and the locks are still to do.
-    assert Entitlement.objects.live().count() == 3
-    assert not MDMCommand.objects.exists()
+    # The first transaction committed before anything was sent: the licenses are revoked, the
+    # locks are claimed with their PINs stored, but not sent (the worker was stuck before them).
+    assert Entitlement.objects.live().count() == 0
+    pins = {c.asset_id: c.get_pin() for c in MDMCommand.objects.all()}
+    assert len(pins) == 2
+    assert set(MDMCommand.objects.values_list("status", flat=True)) == {"pending"}
     receiver.release()
 
     # Time passes (as if): the run's lease and the sweeper's patience run out.
@@ -204,5 +207,7 @@ def test_worker_killed_mid_execution_acts_exactly_once_per_target(receiver, leav
     )
     assert Entitlement.objects.live().count() == 0
     locks = ActionLog.objects.filter(action_kind="mdm_lock")
-    assert [log.attempts for log in locks] == [1, 1]
-    assert MDMCommand.objects.count() == 2
+    assert {log.status for log in locks} == {ActionLog.Status.SUCCEEDED}
+    # Sent once each, after the restart, with the PIN stored before the kill.
+    assert {c.asset_id: c.get_pin() for c in MDMCommand.objects.all()} == pins
+    assert set(MDMCommand.objects.values_list("status", flat=True)) == {"acknowledged"}

@@ -204,9 +204,9 @@ def test_retry_after_is_honoured_up_to_an_hour(receiver, deactivate, settings):
     log.status = ActionLog.Status.PENDING
     log.save()
     receiver.answer(503, headers={"Retry-After": "86400"})
-    from automations.engine.webhook import webhook_attempt
+    from automations import tasks
 
-    webhook_attempt(log_id=log.pk)
+    tasks.retry_action(log.pk)
     log.refresh_from_db()
     wait = (log.next_attempt_at - timezone.now()).total_seconds()
     assert 3590 < wait <= 3601

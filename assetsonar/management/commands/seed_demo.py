@@ -650,6 +650,14 @@ class Command(BaseCommand):
         load every row to cascade and send signals."""
         models = [m for label in RESET_APPS for m in apps.get_app_config(label).get_models()]
         tables = [m._meta.db_table for m in [*models, AuditEvent]]
+        if connection.vendor == "postgresql":
+            # TRUNCATE refuses to run while deferred foreign-key checks of earlier writes in the
+            # same transaction are pending; check them now, then defer again as Django expects.
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         connection.ops.execute_sql_flush(
             connection.ops.sql_flush(no_style(), tables, allow_cascade=True)
         )
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET CONSTRAINTS ALL DEFERRED")

@@ -10,9 +10,7 @@ The status before the save is the stored one: pre_save reads it when the instanc
 from the database (built by hand with a pk) or when its status differs from `loaded_status` (set
 by Member.from_db), so a plain save costs no query and a transition one. After each save the
 instance's loaded_status becomes its status, so saving the same instance again makes no second
-event. Known gap: an instance refreshed with refresh_from_db() after another process changed the
-status, then set back to the value it was first loaded with, is not seen as a transition
-(Member.refresh_from_db does not update loaded_status).
+event; Member.refresh_from_db also resets loaded_status to the stored value.
 """
 
 from __future__ import annotations

@@ -106,6 +106,11 @@ class Member(models.Model):
             instance.loaded_status = values[field_names.index("status")]
         return instance
 
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None):
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        if fields is None or "status" in fields:
+            self.loaded_status = self.status
+
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE

@@ -201,3 +201,16 @@ def test_updating_a_member_audits_exactly_the_fields_that_changed(it_manager):
 
     event = AuditEvent.objects.get(action=AuditEvent.Action.CHANGED, object_id=str(member.pk))
     assert event.changes == {"department": ["Sales", "Finance"]}
+
+
+def test_refresh_from_db_resets_the_loaded_status(db):
+    """After a refresh the instance knows the stored status, so the automations trigger sees a
+    transition made elsewhere and reverted on this instance."""
+    from django.utils import timezone
+
+    member = make_member()
+    other = Member.objects.get(pk=member.pk)
+    other.status, other.deactivated_at = Member.Status.DEACTIVATED, timezone.now()
+    other.save()
+    member.refresh_from_db()
+    assert member.loaded_status == Member.Status.DEACTIVATED

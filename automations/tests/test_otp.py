@@ -241,6 +241,8 @@ def test_changing_the_phone_number_asks_for_a_code(operator_client, device):
 
 # --- No authenticator yet: enrol, then back to the form ------------------------------------------
 
+PASSWORD = "pw-operator-Secret1"  # conftest.make_user's password for the "operator" fixture user
+
 
 def test_without_an_authenticator_the_user_enrols_and_comes_back_to_the_form(
     operator_client, mdm_operator
@@ -263,14 +265,24 @@ def test_without_an_authenticator_the_user_enrols_and_comes_back_to_the_form(
     assert pending.tolerance == 1
 
     wrong = operator_client.post(
-        reverse("automations:otp_enroll"), {"otp_token": wrong_code(pending), "next": next_url}
+        reverse("automations:otp_enroll"),
+        {"otp_token": wrong_code(pending), "next": next_url, "password": PASSWORD},
     )
     assert "That code is not right" in wrong.text
     pending.throttling_failure_count = 0
     pending.save()
 
+    no_password = operator_client.post(
+        reverse("automations:otp_enroll"),
+        {"otp_token": totp_code(pending), "next": next_url, "password": "not-my-password"},
+    )
+    assert "Your password is not right" in no_password.text
+    pending.refresh_from_db()
+    assert not pending.confirmed
+
     confirmed = operator_client.post(
-        reverse("automations:otp_enroll"), {"otp_token": totp_code(pending), "next": next_url}
+        reverse("automations:otp_enroll"),
+        {"otp_token": totp_code(pending), "next": next_url, "password": PASSWORD},
     )
     assert confirmed.status_code == 302 and confirmed.url == next_url
     pending.refresh_from_db()

@@ -13,6 +13,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
+from assetsonar.audit import audit_record
+from assetsonar.models import AuditEvent
 from automations import otp
 
 
@@ -34,7 +36,19 @@ def otp_enroll(request: HttpRequest) -> HttpResponse:
         return redirect(next_url)
     device = otp.pending_device(request.user)
     error = ""
-    if request.method == "POST":
+    if request.method == "POST" and not request.user.check_password(
+        request.POST.get("password", "")
+    ):
+        # Re-authentication: a borrowed or stolen session alone must not be able to attach an
+        # attacker's authenticator to an MDM operator's account.
+        audit_record(
+            action=AuditEvent.Action.OTP_FAILED,
+            actor=request.user,
+            message="Authenticator set-up refused: wrong password.",
+            request=request,
+        )
+        error = "Your password is not right. Enter the password you sign in with."
+    elif request.method == "POST":
         result = otp.verify(
             user=request.user,
             token=request.POST.get("otp_token", ""),

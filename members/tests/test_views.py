@@ -17,7 +17,8 @@ HTMX = {"HX-Request": "true"}
 
 # Session, user, user permissions, group permissions, then the page's own queries.
 LIST_QUERY_BUDGET = 9  # + count, page, page counts, departments, locations
-DETAIL_QUERY_BUDGET = 10  # + member, assets, entitlements, custody, revoked, audit trail
+DETAIL_QUERY_BUDGET = 12  # + member, assets, entitlements, custody, revoked, audit trail,
+# and the Automated actions panel (its action list and the "still running?" check)
 
 
 def _messages(response) -> list[str]:

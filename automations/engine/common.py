@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db.models import F
@@ -116,6 +116,14 @@ def log_begin(logs: list[ActionLog], now: datetime) -> list[tuple[ActionLog, boo
     return started
 
 
+class Prep(NamedTuple):
+    """One action of one execution to prepare, with the execution's event."""
+
+    execution: Any
+    action: Any
+    event: Any
+
+
 @dataclass
 class Job:
     """One side effect on one target, prepared (claimed, counted) in the run's first
@@ -125,6 +133,9 @@ class Job:
     log: ActionLog
     perform: Callable[[], Any]
     record: Callable[[Any], None]
+    # The MDMCommand a lock job sends: a later automation of the same event, prepared in the
+    # same pass, leaves the device to it.
+    command: Any = None
 
 
 @dataclass

@@ -21,12 +21,20 @@ from django.utils import timezone
 
 from assetsonar.audit import audit_record
 from assetsonar.models import AuditEvent
-from automations.engine.common import log_claim, log_key
+from automations.engine.common import Prep, log_claim, log_key
 from automations.models import ActionLog
 from licenses.models import Entitlement, License
 
 REVOKED_INSIGHT = "Revoked; the seat is free again."
 ALREADY_REVOKED_INSIGHT = "Already revoked by someone else before the automation reached it."
+
+
+def licenses_revoke_many(*, items: list[Prep], context=None) -> list:
+    """`licenses_revoke` for each item, in execution order: a later automation of the same
+    event finds what an earlier one revoked already gone, as when run one by one."""
+    for item in items:
+        licenses_revoke(execution=item.execution, action=item.action, event=item.event)
+    return []
 
 
 def licenses_revoke(*, execution, action, event, context=None) -> list:

@@ -24,6 +24,7 @@ from assets.models import Asset
 from assetsonar.models import PortalSettings
 from automations.engine.common import (
     Job,
+    Prep,
     RunContext,
     attempts_in_round,
     human_duration,
@@ -51,48 +52,98 @@ SWITCHED_OFF = (
 
 def mdm_prepare(*, execution, action, event, context: RunContext) -> list[Job]:
     """Claim one lock per device in the member's custody at the event and start each."""
-    custody = event.member_snapshot.get("custody_asset_ids")
-    assets = Asset.objects.select_related("mdm_connection").order_by("pk")
-    # An event recorded before custody was part of the snapshot: the custody now.
-    assets = list(
-        assets.filter(pk__in=custody)
-        if custody is not None
-        else assets.filter(custodian_id=event.member_id)
-    )
-    if not assets:
+    return mdm_prepare_many(items=[Prep(execution, action, event)], context=context)
+
+
+def mdm_prepare_many(*, items: list[Prep], context: RunContext) -> list[Job]:
+    """`mdm_prepare` for many executions at once (one query each for the devices, the claims,
+    the attempts and the earlier commands), in execution order, so that a later automation of
+    the same event sees the commands an earlier one stored here."""
+    targets: list[tuple[Prep, list[Asset]]] = []
+    custody_ids = {
+        pk for item in items for pk in item.event.member_snapshot.get("custody_asset_ids") or []
+    }
+    by_id = Asset.objects.select_related("mdm_connection").in_bulk(custody_ids)
+    for item in items:
+        custody = item.event.member_snapshot.get("custody_asset_ids")
+        if custody is None:
+            # An event recorded before custody was part of the snapshot: the custody now.
+            assets = list(
+                Asset.objects.select_related("mdm_connection")
+                .filter(custodian_id=item.event.member_id)
+                .order_by("pk")
+            )
+        else:
+            assets = [by_id[pk] for pk in sorted(custody) if pk in by_id]
+        if assets:
+            targets.append((item, assets))
+    if not targets:
         return []
-    logs = log_claim_many(
-        [
-            {
-                "key": log_key(event.pk, execution.automation_id, action.pk, f"asset:{a.pk}"),
-                "execution": execution,
-                "action": action,
-                "action_kind": action.kind,
-                "target_type": ActionLog.TargetType.ASSET,
-                "target_label": str(a)[:300],
-                "asset": a,
-            }
-            for a in assets
-        ]
-    )
-    started = log_begin(logs, context.now)
+    specs, owner = [], {}
+    for item, assets in targets:
+        for a in assets:
+            key = log_key(
+                item.event.pk, item.execution.automation_id, item.action.pk, f"asset:{a.pk}"
+            )
+            owner[key] = (item, a)
+            specs.append(
+                {
+                    "key": key,
+                    "execution": item.execution,
+                    "action": item.action,
+                    "action_kind": item.action.kind,
+                    "target_type": ActionLog.TargetType.ASSET,
+                    "target_label": str(a)[:300],
+                    "asset": a,
+                }
+            )
+    started = log_begin(log_claim_many(specs), context.now)
     if not started:
         return []
-    by_id = {a.pk: a for a in assets}
-    earlier = _earlier_commands(event.pk, [log for log, _ in started])
-    commands = {c.log_id: c for c in MDMCommand.objects.filter(log__in=[log for log, _ in started])}
+    started_logs = [log for log, _ in started]
+    # Every command on these devices for these events, oldest first: a started log's own
+    # command (stored by an interrupted run) or an earlier automation's.
+    known = list(
+        MDMCommand.objects.filter(
+            asset_id__in={log.asset_id for log in started_logs},
+            log__execution__event_id__in={item.event.pk for item, _ in targets},
+        )
+        .select_related("log__execution")
+        .order_by("pk")
+    )
+    started_ids = {log.pk for log in started_logs}
+    own = {c.log_id: c for c in known if c.log_id in started_ids}
+    on_target: dict[tuple, list[MDMCommand]] = {}
+    for c in known:
+        if c.log is not None:
+            on_target.setdefault((c.log.execution.event_id, c.asset_id), []).append(c)
     jobs = []
     for log, _ in started:
-        log.asset = by_id[log.asset_id]
+        item, asset = owner[log.key]
+        log.asset, log.execution = asset, item.execution
+        # As when this execution runs alone: the first command on the device for the event
+        # that is not one of this execution's own started logs.
+        commands = on_target.setdefault((item.event.pk, asset.pk), [])
+        earlier = next(
+            (
+                c
+                for c in commands
+                if c.log_id not in started_ids or c.log.execution_id != log.execution_id
+            ),
+            None,
+        )
         job = mdm_job(
             log,
-            action=action,
+            action=item.action,
             enabled=context.mdm_commands_enabled,
-            earlier=earlier.get(log.asset_id),
-            command=commands.get(log.pk),
+            earlier=earlier,
+            command=own.get(log.pk),
         )
         if job is not None:
             jobs.append(job)
+            if log.pk not in own:  # stored just now: later automations see it as earlier
+                job.command.log = log
+                commands.append(job.command)
     return jobs
 
 
@@ -189,7 +240,7 @@ def mdm_job(log: ActionLog, *, action, enabled: bool, earlier, command) -> Job |
         else:
             _record_success(log, command, asset, outcome)
 
-    return Job(log=log, perform=perform, record=record)
+    return Job(log=log, perform=perform, record=record, command=command)
 
 
 def _record_success(log: ActionLog, command: MDMCommand, asset: Asset, result) -> None:

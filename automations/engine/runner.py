@@ -1,6 +1,14 @@
-"""Running an event: match automations, record executions, run every action, settle statuses.
+"""Running events: match automations, record executions, run every action, settle statuses.
 
-One pass over an event has three steps, so it costs two commits whatever the number of actions:
+A task runs its own event and, in the same pass, up to BATCH_SIZE - 1 other pending events
+(locked with SKIP LOCKED, so two workers never take the same one and never wait for each other):
+a burst of deactivations costs two commits and a fixed number of queries per kind of action for
+the whole batch instead of per event. Every event keeps its own attempt count, executions, logs,
+statuses and dead letter; the tasks of events a batch took find them processing or done and stop
+after one query. The batch is a fast path only: if anything raises in it, the transaction is
+rolled back and the task's own event is run alone, one savepoint per action, as below.
+
+One pass has three steps, so it costs two commits whatever the number of actions and events:
 1. One transaction counts the run (Event.attempts), records one Execution per matching
    automation and prepares every action: claims each target's ActionLog key, starts the
    attempts (counted, leased), stores the MDM commands with their PINs, and revokes the
@@ -24,24 +32,42 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
 from automations.conditions import matches
 from automations.engine import licenses, mdm, webhook
-from automations.engine.common import OPEN_STATUSES, Job, RunContext, attempt_lease, log_begin
+from automations.engine.common import (
+    OPEN_STATUSES,
+    Job,
+    Prep,
+    RunContext,
+    attempt_lease,
+    log_begin,
+)
 from automations.models import Action, ActionLog, Automation, Event, Execution
+from members.models import Member
 
 logger = logging.getLogger(__name__)
 
+# Each takes `items`, a list of Prep (execution, action, event) of its kind in execution order,
+# and prepares them together (one claim INSERT for all, ...); the isolated path passes one.
 PREPARERS = {
-    "webhook": webhook.webhook_prepare,
-    "revoke_licenses": licenses.licenses_revoke,
-    "mdm_lock": mdm.mdm_prepare,
+    "webhook": webhook.webhook_prepare_many,
+    "revoke_licenses": licenses.licenses_revoke_many,
+    "mdm_lock": mdm.mdm_prepare_many,
 }
+# Events one task runs together (settings.AUTOMATIONS_EVENT_BATCH overrides it). Large enough
+# that a burst of deactivations is taken in few passes, small enough that one pass stays well
+# inside the worker timeout and its first transaction holds its row locks briefly.
+BATCH_SIZE = 50
+# Side effects of one pass sent at the same time (webhooks and MDM calls wait on the network).
+SEND_CONCURRENCY = 8
 # Kinds with attempts of their own that a scheduled retry resumes: the job of one started log.
 RESUMERS = {"webhook": webhook.webhook_job, "mdm_lock": mdm.mdm_retry_job}
 
@@ -56,8 +82,9 @@ class ActionCrashed(Exception):
 
 
 def event_process(*, event_id) -> None:
-    """Process one event (the task `automations.tasks.process_event`): prepare in one
-    transaction, send outside any, record in one transaction (see the module docstring)."""
+    """Process one event, and pending ones with it (the task `automations.tasks.process_event`):
+    prepare in one transaction, send outside any, record in one transaction (see the module
+    docstring)."""
     context = RunContext()
     try:
         first = _first_step(event_id, context, isolate=False)
@@ -65,20 +92,21 @@ def event_process(*, event_id) -> None:
         first = _first_step(event_id, context, isolate=True)
     if first is None:
         return
-    event, executions, jobs, crashed = first
+    events, executions, jobs, crashed = first
     results = _perform(jobs, crashed)
     try:
-        crashed = _last_step(event, executions, results, crashed, isolate=False)
+        crashed = _last_step(events, executions, results, crashed, isolate=False)
     except _Isolate:
-        crashed = _last_step(event, executions, results, crashed, isolate=True)
+        crashed = _last_step(events, executions, results, crashed, isolate=True)
     if crashed:
-        raise ActionCrashed(f"Event {event.pk}: " + "; ".join(sum(crashed.values(), [])))
+        raise ActionCrashed("; ".join(sum(crashed.values(), [])))
 
 
 class _Isolate(Exception):
-    """An action failed on the fast path, which runs without a savepoint per action: the whole
-    transaction is rolled back and done again with one savepoint per action, so that only the
-    failing action is set aside. Failures are rare; savepoints cost a round trip each."""
+    """An action failed on the fast path, which runs the whole batch without a savepoint per
+    action: the transaction is rolled back and done again for the task's own event only, with
+    one savepoint per action, so that only the failing action is set aside. Failures are rare;
+    savepoints cost a round trip each."""
 
 
 @contextmanager
@@ -99,19 +127,20 @@ def _action_scope(isolate: bool, crashed: dict[int, list[str]], execution_id: in
 
 def _first_step(event_id, context: RunContext, *, isolate: bool):
     """Count the run, record the executions and prepare every action, in one transaction.
-    Returns (event, executions, jobs, crashed), or None when there is nothing to do."""
+    Returns (events, executions, jobs, crashed), or None when there is nothing to do."""
     crashed: dict[int, list[str]] = {}
+    batch = 1 if isolate else int(getattr(settings, "AUTOMATIONS_EVENT_BATCH", BATCH_SIZE))
     with transaction.atomic():
-        event = _event_start(event_id, context.now)
-        if event is None:
+        events = _events_start(event_id, context.now, batch=batch)
+        if not events:
             return None
-        executions = _executions_begin(_executions_for(event), context.now)
-        jobs = _prepare(executions, event, context, crashed, isolate=isolate)
-    return event, executions, jobs, crashed
+        executions = _executions_begin(_executions_for(events), context.now)
+        jobs = _prepare(executions, events, context, crashed, isolate=isolate)
+    return events, executions, jobs, crashed
 
 
-def _last_step(event, executions, results, crashed, *, isolate: bool) -> dict[int, list[str]]:
-    """Record the outcomes, settle the executions and the event, in one transaction. Returns
+def _last_step(events, executions, results, crashed, *, isolate: bool) -> dict[int, list[str]]:
+    """Record the outcomes, settle the executions and the events, in one transaction. Returns
     what crashed (before and while recording)."""
     crashed = {execution_id: list(messages) for execution_id, messages in crashed.items()}
     with transaction.atomic():
@@ -119,34 +148,38 @@ def _last_step(event, executions, results, crashed, *, isolate: bool) -> dict[in
             with _action_scope(isolate, crashed, job.log.execution_id, job.log.action_kind):
                 job.record(outcome)
         executions_finish([e.pk for e in executions if e.pk not in crashed])
+        failing: dict = {}
+        for execution in executions:
+            if execution.pk in crashed:
+                failing.setdefault(execution.event_id, []).extend(crashed[execution.pk])
         if crashed:
             _note_crashes(crashed)
-            Event.objects.filter(pk=event.pk).update(
-                last_error="; ".join(sum(crashed.values(), []))[:2000]
-            )
-        else:
-            Event.objects.filter(pk=event.pk, status=Event.Status.PROCESSING).update(
-                status=Event.Status.DONE, processed_at=timezone.now(), last_error=""
-            )
+        for event_id, messages in failing.items():
+            Event.objects.filter(pk=event_id).update(last_error="; ".join(messages)[:2000])
+        Event.objects.filter(
+            pk__in=[e.pk for e in events if e.pk not in failing], status=Event.Status.PROCESSING
+        ).update(status=Event.Status.DONE, processed_at=timezone.now(), last_error="")
     return crashed
 
 
 def _prepare(
     executions: list[Execution],
-    event: Event,
+    events: list[Event],
     context: RunContext,
     crashed: dict[int, list[str]],
     *,
     isolate: bool,
 ) -> list[Job]:
-    """Every action of every execution; with `isolate`, each in its own savepoint, so one that
+    """Every action of every execution. On the fast path each kind is prepared once for the
+    whole batch; with `isolate`, each action of each execution in its own savepoint, so one that
     raises is rolled back alone and noted in `crashed` (execution id → what stopped)."""
-    jobs: list[Job] = []
+    by_event = {event.pk: event for event in events}
     actions: dict[int, list] = {}
     for action in Action.objects.filter(
         automation_id__in=[e.automation_id for e in executions if e.automation_id]
     ).order_by("position", "pk"):
         actions.setdefault(action.automation_id, []).append(action)
+    items: list[Prep] = []
     for execution in executions:
         if execution.automation_id is None:
             Execution.objects.filter(pk=execution.pk).update(
@@ -155,24 +188,49 @@ def _prepare(
                 finished_at=context.now,
             )
             continue
-        for action in actions.get(execution.automation_id, []):
-            with _action_scope(isolate, crashed, execution.pk, action.kind):
-                jobs += PREPARERS[action.kind](
-                    execution=execution, action=action, event=event, context=context
-                )
+        event = by_event[execution.event_id]
+        items += [
+            Prep(execution, action, event) for action in actions.get(execution.automation_id, [])
+        ]
+    jobs: list[Job] = []
+    if isolate:
+        for item in items:
+            with _action_scope(True, crashed, item.execution.pk, item.action.kind):
+                jobs += PREPARERS[item.action.kind](items=[item], context=context)
+        return jobs
+    for kind in PREPARERS:  # items keep execution order within each kind
+        of_kind = [item for item in items if item.action.kind == kind]
+        if of_kind:
+            with _action_scope(False, crashed, of_kind[0].execution.pk, kind):
+                jobs += PREPARERS[kind](items=of_kind, context=context)
     return jobs
 
 
 def _perform(jobs: list[Job], crashed: dict[int, list[str]]) -> list[tuple[Job, object]]:
-    """The side effects, outside any transaction. A job that raises leaves its log running; it
-    is taken over once its lease ends."""
-    results = []
-    for job in jobs:
+    """The side effects, outside any transaction, a few at a time (they wait on the network and
+    touch no database). A job that raises leaves its log running; it is taken over once its
+    lease ends."""
+
+    def attempt(job: Job):
         try:
-            results.append((job, job.perform()))
+            return True, job.perform()
         except Exception as exc:
             logger.exception("Action log %s failed", job.log.pk)
-            crashed.setdefault(job.log.execution_id, []).append(_crash(job.log.action_kind, exc))
+            return False, exc
+
+    if len(jobs) > 1:
+        with ThreadPoolExecutor(max_workers=min(SEND_CONCURRENCY, len(jobs))) as pool:
+            outcomes = list(pool.map(attempt, jobs))
+    else:
+        outcomes = [attempt(job) for job in jobs]
+    results = []
+    for job, (ok, outcome) in zip(jobs, outcomes, strict=True):
+        if ok:
+            results.append((job, outcome))
+        else:
+            crashed.setdefault(job.log.execution_id, []).append(
+                _crash(job.log.action_kind, outcome)
+            )
     return results
 
 
@@ -188,29 +246,46 @@ def _note_crashes(crashed: dict[int, list[str]]) -> None:
         )
 
 
-def _event_start(event_id, now) -> Event | None:
-    """Count this run under the event's row lock (in the caller's transaction), or say there is
-    nothing to do."""
+def _events_start(event_id, now, *, batch: int) -> list[Event]:
+    """Count this run under the event's row lock (in the caller's transaction), with up to
+    `batch` - 1 pending events nobody holds; or say there is nothing to do (empty list)."""
     event = Event.objects.select_for_update().filter(pk=event_id).first()
     if event is None:
         logger.warning("Event %s no longer exists", event_id)
-        return None
+        return []
     if event.status in (Event.Status.DONE, Event.Status.DEAD):
-        return None
+        return []
     if (
         event.status == Event.Status.PROCESSING
         and event.last_dispatched_at is not None
         and event.last_dispatched_at > now - attempt_lease()
     ):
-        return None  # a live worker started it moments ago
+        return []  # a live worker started it moments ago
     if event.attempts >= Event.MAX_ATTEMPTS:
         _event_dead_letter(event)
-        return None
-    event.attempts += 1
-    event.status = Event.Status.PROCESSING
-    event.last_dispatched_at = now
-    event.save(update_fields=["attempts", "status", "last_dispatched_at"])
-    return event
+        return []
+    events = [event]
+    if batch > 1:
+        # Pending events only (a processing one may have a live worker; its own task decides),
+        # and only rows no other transaction holds, so batches never wait on each other. The
+        # task's own event above is waited for instead: a batch holding it settles it soon.
+        events += (
+            Event.objects.select_for_update(skip_locked=True)
+            .filter(status=Event.Status.PENDING, attempts__lt=Event.MAX_ATTEMPTS)
+            .exclude(pk=event.pk)
+            .order_by("occurred_at")[: batch - 1]
+        )
+    # Every event's attempt is counted (one UPDATE) and committed before any side effect.
+    Event.objects.filter(pk__in=[e.pk for e in events]).update(
+        attempts=F("attempts") + 1, status=Event.Status.PROCESSING, last_dispatched_at=now
+    )
+    members = Member.objects.in_bulk({e.member_id for e in events})
+    for e in events:
+        e.attempts += 1
+        e.status = Event.Status.PROCESSING
+        e.last_dispatched_at = now
+        e.member = members[e.member_id]
+    return events
 
 
 def _event_dead_letter(event: Event) -> None:
@@ -225,7 +300,7 @@ def _event_dead_letter(event: Event) -> None:
     event.processed_at = now
     event.last_error = insight
     event.save(update_fields=["status", "processed_at", "last_error"])
-    for execution in _executions_for(event):
+    for execution in _executions_for([event]):
         ActionLog.objects.filter(execution=execution, status__in=OPEN_STATUSES).update(
             status=ActionLog.Status.FAILED, insight=insight, next_attempt_at=None, finished_at=now
         )
@@ -240,13 +315,22 @@ def _event_dead_letter(event: Event) -> None:
     logger.error("Event %s dead-lettered after %s attempts", event.pk, event.attempts)
 
 
-def _executions_for(event: Event) -> list[Execution]:
-    """The event's executions: those already recorded, plus one per enabled automation (that
+def _executions_for(events: list[Event]) -> list[Execution]:
+    """The events' executions: those already recorded, plus one per enabled automation (that
     existed at the event) whose conditions match the member as recorded at the event."""
-    executions = {e.automation_id: e for e in event.executions.select_related("automation")}
-    automations = Automation.objects.filter(
-        enabled=True, trigger_event=event.kind, created_at__lte=event.occurred_at
-    ).prefetch_related("conditions")
+
+    def recorded():
+        return {
+            (e.event_id, e.automation_id): e
+            for e in Execution.objects.filter(event__in=events).select_related("automation")
+        }
+
+    executions = recorded()
+    automations = list(
+        Automation.objects.filter(
+            enabled=True, trigger_event__in={event.kind for event in events}
+        ).prefetch_related("conditions")
+    )
     missing = [
         Execution(
             event=event,
@@ -254,14 +338,17 @@ def _executions_for(event: Event) -> list[Execution]:
             automation_name=automation.name,
             member_id=event.member_id,
         )
+        for event in events
         for automation in automations
-        if automation.pk not in executions
+        if automation.trigger_event == event.kind
+        and automation.created_at <= event.occurred_at
+        and (event.pk, automation.pk) not in executions
         and matches(automation.conditions.all(), automation.match, event.member_snapshot)
     ]
     if missing:
         # Unique (event, automation): a concurrent run that created one first wins.
         Execution.objects.bulk_create(missing, ignore_conflicts=True)
-        executions = {e.automation_id: e for e in event.executions.select_related("automation")}
+        executions = recorded()
     return sorted(executions.values(), key=lambda e: e.pk)
 
 
@@ -358,7 +445,7 @@ def execution_resume(*, execution_id: int) -> None:
         )
         if execution is None or execution.is_finished:
             return
-        jobs = _prepare([execution], execution.event, context, crashed, isolate=True)
+        jobs = _prepare([execution], [execution.event], context, crashed, isolate=True)
     results = _perform(jobs, crashed)
     with transaction.atomic():
         for job, outcome in results:

@@ -31,6 +31,7 @@ from standardwebhooks import Webhook
 from automations import net
 from automations.engine.common import (
     Job,
+    Prep,
     RunContext,
     attempts_in_round,
     human_duration,
@@ -82,23 +83,36 @@ def webhook_id_for(key: str) -> str:
 def webhook_prepare(*, execution, action: Action, event, context: RunContext) -> list[Job]:
     """Claim the event's delivery for this webhook and start its first attempt (or take over an
     interrupted one)."""
-    key = log_key(event.pk, execution.automation_id, action.pk, "webhook")
+    return webhook_prepare_many(items=[Prep(execution, action, event)], context=context)
+
+
+def webhook_prepare_many(*, items: list[Prep], context: RunContext) -> list[Job]:
+    """`webhook_prepare` for many executions at once: one claim INSERT, one SELECT and one
+    attempt UPDATE for all of them."""
+    by_key = {
+        log_key(item.event.pk, item.execution.automation_id, item.action.pk, "webhook"): item
+        for item in items
+    }
     logs = log_claim_many(
         [
             {
                 "key": key,
-                "execution": execution,
-                "action": action,
-                "action_kind": action.kind,
+                "execution": item.execution,
+                "action": item.action,
+                "action_kind": item.action.kind,
                 "target_type": ActionLog.TargetType.WEBHOOK,
-                "target_label": (urlsplit(action.url).netloc or action.url)[:300],
-                "detail": {"webhook_id": webhook_id_for(key), "url": action.url},
+                "target_label": (urlsplit(item.action.url).netloc or item.action.url)[:300],
+                "detail": {"webhook_id": webhook_id_for(key), "url": item.action.url},
             }
+            for key, item in by_key.items()
         ]
     )
     jobs = []
     for log, interrupted in log_begin(logs, context.now):
-        job = webhook_job(log, interrupted, action=action, execution=execution, event=event)
+        item = by_key[log.key]
+        job = webhook_job(
+            log, interrupted, action=item.action, execution=item.execution, event=item.event
+        )
         if job is not None:
             jobs.append(job)
     return jobs

@@ -1,65 +1,27 @@
 """The builder in a real browser (Debian's Chromium driven by Playwright): sign in, build an
 automation with two conditions and all three actions, pass the one-time password step with a code
 from the user's authenticator, and find the automation on the list. Saves the screenshot the
-README shows (docs/screenshots/builder.png)."""
+README shows (builder.png; see automations/tests/browser.py for where it goes)."""
 
 from __future__ import annotations
 
 import re
-import time
-from pathlib import Path
 
 import pytest
 from django.apps import apps
-from django.conf import settings
 
 from assetsonar import roles
 from automations.models import Automation
+from automations.tests.browser import (
+    needs_chromium,
+    screenshot,
+    settled,
+    wait_until,
+)
 from automations.tests.builder_factories import mdm_feature, totp_code, totp_device
 from conftest import make_member, make_user
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOT = Path(settings.BASE_DIR) / "docs" / "screenshots" / "builder.png"
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Browser tests need Debian's chromium package (apt-get install chromium).",
-)
-
-
-IDLE = "!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
-
-
-def wait_until(page, expression: str, arg=None, timeout: float = 10.0) -> None:
-    """Poll `expression` from here: Playwright's own wait_for_function evaluates strings in the
-    page, which the strict CSP (no 'unsafe-eval') rightly refuses."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression, arg):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"Timed out waiting for: {expression}")
-        page.wait_for_timeout(50)
-
-
-def settled(page) -> None:
-    """Wait until htmx has no request in flight and has wired up what it swapped in."""
-    page.wait_for_timeout(50)
-    wait_until(page, f"() => {IDLE}")
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test
-    # body are still made synchronously, one at a time.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
+pytestmark = needs_chromium
 
 
 @pytest.mark.django_db(transaction=True)
@@ -138,11 +100,7 @@ def test_build_an_automation_with_two_conditions_and_all_actions_in_chromium(liv
     assert '"name": "Offboard engineers"' in page.inner_text("#payload-preview")
 
     # The screenshot for the README: the whole filled builder, 1280 px wide.
-    height = page.evaluate("document.documentElement.scrollHeight")
-    page.set_viewport_size({"width": 1280, "height": height})
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 900})
+    screenshot(page, "builder.png")
 
     # Saving asks for the one-time password in a dialog.
     page.click("aside button[name=save]")

@@ -2,7 +2,8 @@
 Playwright): sign in, build an automation with all three actions (passing the one-time password
 step), deactivate a member who holds devices and licenses, watch the member's "Automated
 actions" panel poll until every action has finished, then open the execution log and the
-locked laptop's MDM notice. Saves the README's screenshots (docs/screenshots/offboarding-*.png).
+locked laptop's MDM notice. Saves the README's
+screenshots (offboarding-*.png; see automations/tests/browser.py).
 
 The background work: the deactivation's task goes into django-q2's queue exactly as in
 production (post_save receiver → on_commit → async_task → ORM broker). Instead of a cluster
@@ -16,12 +17,9 @@ in-memory SQLite).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from django.apps import apps
-from django.conf import settings
-from django.db import connections
 from django.urls import reverse
 from django.utils.module_loading import import_string
 from standardwebhooks import Webhook
@@ -29,6 +27,7 @@ from standardwebhooks import Webhook
 from assets.models import Asset
 from assetsonar import roles
 from automations.models import ActionLog, Automation, Execution
+from automations.tests.browser import needs_chromium, screenshot
 from automations.tests.builder_factories import mdm_feature, totp_code, totp_device
 from automations.tests.engine_factories import make_connection, make_device
 from automations.tests.servers import WebhookReceiver
@@ -36,33 +35,7 @@ from conftest import make_entitlement, make_license, make_member, make_user
 from licenses.models import Entitlement, License
 from members.models import Member
 
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Browser tests need Debian's chromium package (apt-get install chromium).",
-)
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test
-    # body are still made synchronously, one at a time.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
-        # The test body's ORM calls ran in Playwright's greenlet context, which has database
-        # connections of its own; close them, or PostgreSQL refuses to drop the test database.
-        connections.close_all()
+pytestmark = needs_chromium
 
 
 def work_off_queue() -> int:
@@ -83,16 +56,6 @@ def work_off_queue() -> int:
             broker.acknowledge(ack_id)
             ran += 1
     raise AssertionError("the queue never emptied")
-
-
-def screenshot(page, name: str) -> None:
-    """The whole page, 1280 px wide; the viewport grows to the page first so the sticky sidebar
-    is drawn once, at the top, not in the middle of a stitched full-page shot."""
-    height = page.evaluate("document.documentElement.scrollHeight")
-    page.set_viewport_size({"width": 1280, "height": height})
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 900})
 
 
 @pytest.mark.django_db(transaction=True)

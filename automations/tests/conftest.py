@@ -1,0 +1,27 @@
+"""Fixtures of the automations tests."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connections
+
+from automations.tests.browser import CHROMIUM
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test
+    # body are still made synchronously, one at a time.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()
+        # The test body's ORM calls ran in Playwright's greenlet context, which has database
+        # connections of its own; close them, or PostgreSQL refuses to drop the test database.
+        connections.close_all()

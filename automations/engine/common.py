@@ -8,7 +8,9 @@ is certainly gone (django-q2 kills a task at its timeout), so another run may ta
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -160,7 +162,65 @@ def log_finish(log: ActionLog, status: str, insight: str) -> None:
     log.insight = insight[:500]
     log.next_attempt_at = None
     log.finished_at = timezone.now()
-    log.save(update_fields=["status", "insight", "next_attempt_at", "finished_at"])
+    write_save(log, ["status", "insight", "next_attempt_at", "finished_at"])
+
+
+class DeferredWrites:
+    """Row writes of a batch's fast path, done in bulk (a few queries per model) before its
+    transaction commits instead of one query per row. The order of writes to one row is kept
+    (later values win, field by field); callers flush before reading rows written here."""
+
+    def __init__(self) -> None:
+        self.creates: dict[type, list] = {}
+        self.saves: dict[type, dict[Any, tuple[Any, set[str]]]] = {}
+
+    def flush(self) -> None:
+        for model, objs in self.creates.items():
+            model.objects.bulk_create(objs)
+        for model, rows in self.saves.items():
+            by_fields: dict[tuple[str, ...], list] = {}
+            for obj, fields in rows.values():
+                by_fields.setdefault(tuple(sorted(fields)), []).append(obj)
+            for fields, objs in by_fields.items():
+                model.objects.bulk_update(objs, list(fields))
+        self.creates, self.saves = {}, {}
+
+
+_deferred: ContextVar[DeferredWrites | None] = ContextVar("deferred_writes", default=None)
+
+
+@contextmanager
+def deferred_writes() -> Iterator[DeferredWrites]:
+    """Collect write_create/write_save in the block; flush them at its end."""
+    writes = DeferredWrites()
+    token = _deferred.set(writes)
+    try:
+        yield writes
+        writes.flush()
+    finally:
+        _deferred.reset(token)
+
+
+def write_create(obj) -> None:
+    """Insert `obj` now, or with the batch's other rows when writes are deferred."""
+    writes = _deferred.get()
+    if writes is None:
+        obj.save(force_insert=True)
+    else:
+        writes.creates.setdefault(type(obj), []).append(obj)
+
+
+def write_save(obj, fields: list[str]) -> None:
+    """Update `fields` of the stored `obj`, now or deferred."""
+    writes = _deferred.get()
+    if writes is None:
+        obj.save(update_fields=fields)
+        return
+    if obj.pk is None:  # its deferred insert gives it a key
+        writes.flush()
+    rows = writes.saves.setdefault(type(obj), {})
+    _, known = rows.get(obj.pk, (obj, set()))
+    rows[obj.pk] = (obj, known | set(fields))
 
 
 def attempts_in_round(log: ActionLog) -> int:

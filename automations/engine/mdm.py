@@ -35,6 +35,8 @@ from automations.engine.common import (
     max_attempts,
     next_retry_at,
     schedule_retry,
+    write_create,
+    write_save,
 )
 from automations.models import ActionLog, MDMCommand
 
@@ -211,11 +213,12 @@ def mdm_job(log: ActionLog, *, action, enabled: bool, earlier, command) -> Job |
         # A failed lock of another automation for the same event may have reached the device.
         reuse = earlier.get_pin() if earlier is not None and earlier.pin_encrypted else ""
         command.set_pin(reuse or f"{secrets.randbelow(10**6):06d}")
-        command.save()
+        write_create(command)
     elif command.connection_id != connection.pk:
         command.connection = connection
-        command.save(update_fields=["connection"])
-    Asset.objects.filter(pk=asset.pk).update(lock_state=Asset.LockState.PENDING)
+        write_save(command, ["connection"])
+    asset.lock_state = Asset.LockState.PENDING
+    write_save(asset, ["lock_state"])
     pin = command.get_pin()
 
     def perform():
@@ -259,8 +262,19 @@ def _record_success(log: ActionLog, command: MDMCommand, asset: Asset, result) -
     elif not getattr(result, "pin_sent", True):
         # The vendor ignored our PIN: keeping it would show a PIN that unlocks nothing.
         command.pin_encrypted = ""
-    command.save()
-    Asset.objects.filter(pk=asset.pk).update(lock_state=Asset.LockState.LOCKED, locked_at=now)
+    write_save(
+        command,
+        [
+            "status",
+            "vendor_command_id",
+            "sent_at",
+            "last_error",
+            "response_excerpt",
+            "pin_encrypted",
+        ],
+    )
+    asset.lock_state, asset.locked_at = Asset.LockState.LOCKED, now
+    write_save(asset, ["lock_state", "locked_at"])
     state = "acknowledged by the device" if result.status == "acknowledged" else "sent"
     ref = f" (command {command.vendor_command_id})" if command.vendor_command_id else ""
     log_finish(log, ActionLog.Status.SUCCEEDED, f"Lock {state} via {command.connection.name}{ref}.")
@@ -272,7 +286,7 @@ def _record_error(log: ActionLog, command: MDMCommand, asset: Asset, exc) -> Non
     if exc.kind == "retryable":
         when = next_retry_at(log, retry_after=exc.retry_after)
         if when is not None:
-            command.save(update_fields=["last_error"])
+            write_save(command, ["last_error"])
             log.status = ActionLog.Status.RETRYING
             log.next_attempt_at = when
             log.insight = (
@@ -290,6 +304,7 @@ def _record_error(log: ActionLog, command: MDMCommand, asset: Asset, exc) -> Non
             f"{span}: use “Retry failed actions” once the MDM answers again."
         )
     command.status = MDMCommand.Status.FAILED
-    command.save(update_fields=["status", "last_error"])
-    Asset.objects.filter(pk=asset.pk).update(lock_state=Asset.LockState.FAILED)
+    write_save(command, ["status", "last_error"])
+    asset.lock_state = Asset.LockState.FAILED
+    write_save(asset, ["lock_state"])
     log_finish(log, ActionLog.Status.FAILED, message)

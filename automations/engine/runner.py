@@ -48,6 +48,7 @@ from automations.engine.common import (
     Prep,
     RunContext,
     attempt_lease,
+    deferred_writes,
     log_begin,
 )
 from automations.models import Action, ActionLog, Automation, Event, Execution
@@ -125,6 +126,23 @@ def _action_scope(isolate: bool, crashed: dict[int, list[str]], execution_id: in
         crashed.setdefault(execution_id, []).append(_crash(kind, exc))
 
 
+@contextmanager
+def _writes(isolate: bool):
+    """On the fast path, row writes of the actions are collected and done in bulk at the end of
+    the block; a failure there sends the run to the isolated path like any other. The isolated
+    path writes each row at once, inside its action's savepoint."""
+    if isolate:
+        yield
+        return
+    try:
+        with deferred_writes():
+            yield
+    except _Isolate:
+        raise
+    except Exception as exc:
+        raise _Isolate from exc
+
+
 def _first_step(event_id, context: RunContext, *, isolate: bool):
     """Count the run, record the executions and prepare every action, in one transaction.
     Returns (events, executions, jobs, crashed), or None when there is nothing to do."""
@@ -135,7 +153,8 @@ def _first_step(event_id, context: RunContext, *, isolate: bool):
         if not events:
             return None
         executions = _executions_begin(_executions_for(events), context.now)
-        jobs = _prepare(executions, events, context, crashed, isolate=isolate)
+        with _writes(isolate):
+            jobs = _prepare(executions, events, context, crashed, isolate=isolate)
     return events, executions, jobs, crashed
 
 
@@ -144,9 +163,10 @@ def _last_step(events, executions, results, crashed, *, isolate: bool) -> dict[i
     what crashed (before and while recording)."""
     crashed = {execution_id: list(messages) for execution_id, messages in crashed.items()}
     with transaction.atomic():
-        for job, outcome in results:
-            with _action_scope(isolate, crashed, job.log.execution_id, job.log.action_kind):
-                job.record(outcome)
+        with _writes(isolate):
+            for job, outcome in results:
+                with _action_scope(isolate, crashed, job.log.execution_id, job.log.action_kind):
+                    job.record(outcome)
         executions_finish([e.pk for e in executions if e.pk not in crashed])
         failing: dict = {}
         for execution in executions:
@@ -377,6 +397,7 @@ def executions_finish(execution_ids: list[int]) -> None:
         .annotate(n=Count("pk"))
     ):
         counts[execution_id][status] = n
+    settled = []
     for execution in Execution.objects.select_for_update().filter(pk__in=execution_ids):
         if execution.is_finished:
             continue
@@ -403,7 +424,9 @@ def executions_finish(execution_ids: list[int]) -> None:
             execution.insight = (prefix + " ".join(insights[:3]))[:500]
         execution.finished_at = timezone.now()
         execution.started_at = execution.started_at or execution.finished_at
-        execution.save(update_fields=["status", "insight", "started_at", "finished_at"])
+        settled.append(execution)
+    if settled:
+        Execution.objects.bulk_update(settled, ["status", "insight", "started_at", "finished_at"])
 
 
 def log_resume(*, log_id: int) -> None:

@@ -42,6 +42,7 @@ from automations.engine.common import (
     max_attempts,
     next_retry_at,
     schedule_retry,
+    write_create,
 )
 from automations.models import Action, ActionLog, WebhookAttempt
 from automations.payloads import event_payload
@@ -297,7 +298,7 @@ def _retry_after(headers: dict[str, str]) -> int | None:
 def _record(log: ActionLog, action: Action, result: SendResult) -> None:
     """Store the attempt and move the log on: delivered, retry later, or failed for good."""
     code = result.status_code
-    WebhookAttempt.objects.create(
+    attempt = WebhookAttempt(
         log=log,
         number=log.attempts,
         url=action.url[:500],
@@ -309,8 +310,11 @@ def _record(log: ActionLog, action: Action, result: SendResult) -> None:
         response_excerpt=result.excerpt,
     )
     if code is not None and 200 <= code < 300:
+        write_create(attempt)
         log_finish(log, ActionLog.Status.SUCCEEDED, f"Delivered: the endpoint answered {code}.")
         return
+    # Saved now: the insight of a delivery that gave up counts the attempts stored.
+    attempt.save(force_insert=True)
     if code == 410:
         Action.objects.filter(pk=action.pk, disabled_at__isnull=True).update(
             disabled_at=timezone.now()

@@ -1,0 +1,125 @@
+"""One task runs its event with other pending events (the batch), and every event still gets
+its own attempt count, executions, logs and statuses; the other events' tasks then do nothing."""
+
+from __future__ import annotations
+
+import pytest
+from standardwebhooks import Webhook
+
+from assets.models import Asset
+from automations import tasks
+from automations.models import ActionLog, Event, Execution, MDMCommand
+from automations.tests.engine_factories import (
+    SECRET,
+    make_connection,
+    make_device,
+    make_engine_automation,
+    mdm_commands,
+    use_sync_q,
+)
+from automations.tests.servers import WebhookReceiver
+from conftest import make_entitlement, make_license, make_member
+from licenses.models import Entitlement, License
+from members.services import member_deactivate
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def sync_q(monkeypatch, settings):
+    use_sync_q(monkeypatch, settings)
+
+
+@pytest.fixture
+def receiver():
+    with WebhookReceiver() as hook:
+        yield hook
+
+
+def _leaver(connection, user_license):
+    member = make_member()
+    make_device(member, connection)
+    make_device(member, connection)
+    make_entitlement(license=user_license, member=member)
+    return member
+
+
+def test_one_task_runs_the_pending_events_each_on_its_own(
+    receiver, django_capture_on_commit_callbacks
+):
+    connection = make_connection()
+    user_license = make_license(kind=License.Kind.USER)
+    mdm_commands(enabled=True)
+    for name in ("First", "Second"):
+        make_engine_automation(webhook_url=receiver.url(), name=name, user_based=True, mdm=True)
+    members = [_leaver(connection, user_license) for _ in range(3)]
+    with django_capture_on_commit_callbacks() as callbacks:
+        for member in members:
+            member_deactivate(member=member, actor=None, reason="Last day")
+    events = list(Event.objects.order_by("occurred_at"))
+
+    tasks.process_event(str(events[0].pk))  # takes the two other pending events with it
+
+    for event in events:
+        event.refresh_from_db()
+        assert (event.status, event.attempts) == (Event.Status.DONE, 1)
+        assert event.executions.count() == 2
+    assert set(Execution.objects.values_list("status", flat=True)) == {"succeeded"}
+    assert Entitlement.objects.live().count() == 0
+    # Per event: the first automation locks both devices, the second leaves them to it.
+    for event in events:
+        locks = ActionLog.objects.filter(execution__event=event, action_kind="mdm_lock")
+        assert sorted(locks.values_list("status", flat=True)) == [
+            "skipped",
+            "skipped",
+            "succeeded",
+            "succeeded",
+        ]
+    assert MDMCommand.objects.count() == 6
+    assert Asset.objects.filter(lock_state=Asset.LockState.LOCKED).count() == 6
+    assert len(receiver.requests) == 6
+    for request in receiver.requests:
+        Webhook(SECRET).verify(request.body, request.headers)
+
+    before = sorted(ActionLog.objects.values_list("key", "status", "attempts"))
+    for callback in callbacks:  # the three events' own tasks: nothing left to do
+        callback()
+    assert sorted(ActionLog.objects.values_list("key", "status", "attempts")) == before
+    assert len(receiver.requests) == 6
+    assert set(Event.objects.values_list("attempts", flat=True)) == {1}
+
+
+def test_a_batch_that_fails_runs_the_task_event_alone_and_leaves_the_others_pending(
+    receiver, django_capture_on_commit_callbacks, monkeypatch
+):
+    from automations.engine import runner
+
+    connection = make_connection()
+    user_license = make_license(kind=License.Kind.USER)
+    mdm_commands(enabled=True)
+    make_engine_automation(webhook_url=receiver.url(), user_based=True, mdm=True)
+    members = [_leaver(connection, user_license) for _ in range(2)]
+    with django_capture_on_commit_callbacks() as callbacks:
+        for member in members:
+            member_deactivate(member=member, actor=None, reason="Last day")
+    first, second = Event.objects.order_by("occurred_at")
+
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    with monkeypatch.context() as patched:
+        patched.setitem(runner.PREPARERS, "revoke_licenses", broken)
+        with pytest.raises(runner.ActionCrashed):
+            tasks.process_event(str(first.pk))
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.attempts) == (Event.Status.PROCESSING, 1)
+    assert (second.status, second.attempts) == (Event.Status.PENDING, 0)
+    assert len(receiver.requests) == 1
+
+    for callback in callbacks:  # the events' own tasks: the first is live, the second runs
+        callback()
+    second.refresh_from_db()
+    assert (second.status, second.attempts) == (Event.Status.DONE, 1)
+    assert len(receiver.requests) == 2

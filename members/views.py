@@ -14,11 +14,11 @@ from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
+from assetsonar.http import safe_next
 from members import selectors, services
 from members.filters import MemberFilter
 from members.forms import BulkDeactivateForm, DeactivateForm, MemberForm, add_service_errors
@@ -44,14 +44,6 @@ def _get_member(pk: int) -> Member:
         return selectors.member_detail(pk)
     except Member.DoesNotExist:
         raise Http404("No such member.") from None
-
-
-def _safe_next(request: HttpRequest, url: str | None, default: str) -> str:
-    if url and url_has_allowed_host_and_scheme(
-        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return url
-    return default
 
 
 @require_http_methods(["GET"])
@@ -250,7 +242,7 @@ def member_bulk_deactivate(request: HttpRequest) -> HttpResponse:
     the dialog cannot open) the confirmation page asks for one, keeping the selection.
     """
     form = BulkDeactivateForm(request.POST)
-    back = _safe_next(request, request.POST.get("next"), reverse("members:list"))
+    back = safe_next(request, request.POST.get("next"), reverse("members:list"))
     if form.is_valid():
         selected = form.cleaned_data["ids"]
         try:

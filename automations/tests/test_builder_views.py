@@ -627,3 +627,15 @@ def test_the_switch_on_the_automation_page_reloads_the_page(manager_client):
         {"enabled": "0", "next": automation.get_absolute_url()},
     )
     assert response.url == automation.get_absolute_url()
+
+
+def test_switch_without_htmx_never_redirects_off_site(manager_client):
+    automation = make_automation(name="Switch me")
+    url = reverse("automations:toggle", args=[automation.pk])
+
+    response = manager_client.post(url, {"enabled": "0", "next": "https://evil.example/"})
+    assert response.status_code == 302
+    assert response["Location"] == automation.get_absolute_url()
+
+    response = manager_client.post(url, {"enabled": "1", "next": "/automations/?page=2"})
+    assert response["Location"] == "/automations/?page=2"

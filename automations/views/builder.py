@@ -25,6 +25,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from assetsonar import crypto
 from assetsonar.audit import audit_record
+from assetsonar.http import safe_next
 from assetsonar.models import AuditEvent
 from automations import otp, selectors, services
 from automations.forms import (
@@ -349,7 +350,7 @@ def automation_toggle(request: HttpRequest, pk: int) -> HttpResponse:
                 f"“{automation.name}” is now {'enabled' if automation.enabled else 'disabled'}.",
             )
     if not request.htmx:
-        return redirect(request.POST.get("next") or automation.get_absolute_url())
+        return redirect(safe_next(request, request.POST.get("next"), automation.get_absolute_url()))
     return render(
         request,
         "automations/list.html#toggle",

@@ -10,27 +10,22 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
 from assetsonar.audit import audit_record
+from assetsonar.http import safe_next
 from assetsonar.models import AuditEvent
 from automations import otp
-
-
-def _next_url(request: HttpRequest) -> str:
-    candidate = request.POST.get("next") or request.GET.get("next") or ""
-    if candidate and url_has_allowed_host_and_scheme(
-        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return candidate
-    return reverse("automations:list")
 
 
 @require_http_methods(["GET", "POST"])
 @login_required
 def otp_enroll(request: HttpRequest) -> HttpResponse:
-    next_url = _next_url(request)
+    next_url = safe_next(
+        request,
+        request.POST.get("next") or request.GET.get("next"),
+        reverse("automations:list"),
+    )
     if otp.confirmed_device(request.user) is not None:
         messages.info(request, "Your authenticator app is already set up.")
         return redirect(next_url)

@@ -16,16 +16,6 @@ STATUS_CHOICES_WITHOUT_CUSTODY = [
 ]
 
 
-def add_service_errors(form: forms.Form, error: ValidationError) -> None:
-    """Show a service's ValidationError on the form: on its field when the form has that field,
-    otherwise above the form."""
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
-
-
 class MemberField(forms.CharField):
     """A member named by email address or employee ID; cleans to a Member."""
 

@@ -6,71 +6,26 @@ Every view checks the user's permission itself; templates only hide what the use
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods
-from django_htmx.http import HttpResponseClientRedirect
 
 from assets import selectors, services
 from assets.filters import AssetFilter
-from assets.forms import AssetForm, CheckInForm, CheckOutForm, add_service_errors
+from assets.forms import AssetForm, CheckInForm, CheckOutForm
 from assets.models import Asset
 from assetsonar.audit import audit_for
+from assetsonar.forms import add_service_errors
+from assetsonar.http import done, resolve_sort
 
 PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 20
-
-
-@dataclass(frozen=True)
-class SortHeader:
-    key: str
-    label: str
-    next: str
-    direction: str  # "ascending", "descending" or "" (the aria-sort values)
-    numeric: bool = False
-
-
-def resolve_sort(
-    request: HttpRequest,
-    columns: dict[str, tuple[str, tuple[str, ...]]],
-    default: str,
-    numeric: frozenset[str] = frozenset(),
-) -> tuple[str, list[str], list[SortHeader]]:
-    """The `sort` parameter if it names a whitelisted column, else `default` ("-name" sorts
-    descending). Returns the sort, the order_by fields (pk last, so pages never overlap) and
-    the table headers with the link that toggles each column."""
-    sort = request.GET.get("sort") or default
-    key = sort.removeprefix("-")
-    if key not in columns:
-        sort, key = default, default.removeprefix("-")
-    descending = sort.startswith("-")
-    sign = "-" if descending else ""
-    order_by = [sign + field for field in columns[key][1]] + [sign + "pk"]
-    headers = [
-        SortHeader(
-            key=name,
-            label=label,
-            next=f"-{name}" if name == key and not descending else name,
-            direction=("descending" if descending else "ascending") if name == key else "",
-            numeric=name in numeric,
-        )
-        for name, (label, _fields) in columns.items()
-    ]
-    return sort, order_by, headers
-
-
-def done(request: HttpRequest, url: str) -> HttpResponse:
-    """After a successful write: htmx follows HX-Redirect, a plain POST gets a 302 (PRG)."""
-    if request.htmx:
-        return HttpResponseClientRedirect(url)
-    return redirect(url)
 
 
 ASSET_COLUMNS = {

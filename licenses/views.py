@@ -19,9 +19,9 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 
-from assets.forms import add_service_errors
-from assets.views import done, resolve_sort
 from assetsonar.audit import audit_for
+from assetsonar.forms import add_service_errors
+from assetsonar.http import done, resolve_sort
 from assetsonar.selectors import EXPIRY_WARNING_DAYS
 from licenses import selectors, services
 from licenses.filters import LicenseFilter

@@ -21,15 +21,6 @@ def _email_matches(email: str):
     return Member.objects.alias(email_l=Lower("email")).filter(email_l=Lower(Value(email)))
 
 
-def add_service_errors(form: forms.Form, error: ValidationError) -> None:
-    """Show a service's ValidationError on the form: on its field when the form has that field."""
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
-
-
 class MemberForm(forms.ModelForm):
     """Create or edit a member's profile.
 

@@ -16,12 +16,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect
 
-from assetsonar.http import safe_next
+from assetsonar.forms import add_service_errors
+from assetsonar.http import done, safe_next
 from members import selectors, services
 from members.filters import MemberFilter
-from members.forms import BulkDeactivateForm, DeactivateForm, MemberForm, add_service_errors
+from members.forms import BulkDeactivateForm, DeactivateForm, MemberForm
 from members.models import Member
 
 PAGE_SIZE = 50
@@ -30,13 +30,6 @@ PAGE_SIZE = 50
 def _partial_request(request: HttpRequest) -> bool:
     """An htmx request that swaps a fragment (a history restore needs the whole page)."""
     return bool(request.htmx) and not request.htmx.history_restore_request
-
-
-def _done(request: HttpRequest, url: str) -> HttpResponse:
-    """After a successful POST: htmx navigates the whole page, a plain form gets PRG."""
-    if request.htmx:
-        return HttpResponseClientRedirect(url)
-    return redirect(url)
 
 
 def _get_member(pk: int) -> Member:
@@ -137,7 +130,7 @@ def member_create(request: HttpRequest) -> HttpResponse:
             _save_errors(form, error)
         else:
             messages.success(request, f"{member} was added.")
-            return _done(request, member.get_absolute_url())
+            return done(request, member.get_absolute_url())
     return _form_page(request, form, None)
 
 
@@ -160,7 +153,7 @@ def member_edit(request: HttpRequest, pk: int) -> HttpResponse:
             _save_errors(form, error)
         else:
             messages.success(request, f"{member} was saved.")
-            return _done(request, member.get_absolute_url())
+            return done(request, member.get_absolute_url())
     return _form_page(request, form, member)
 
 
@@ -186,7 +179,7 @@ def member_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
                 messages.success(request, f"{member} was deactivated.")
             else:
                 messages.info(request, f"{member} was already deactivated; nothing changed.")
-            return _done(request, member.get_absolute_url())
+            return done(request, member.get_absolute_url())
     context = {"member": member, "deactivate_form": form, "action": "deactivate"}
     if _partial_request(request):
         return render(request, "members/member_detail.html#deactivate-form", context)
@@ -207,7 +200,7 @@ def member_reactivate(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"{member} was reactivated.")
         else:
             messages.info(request, f"{member} was already active; nothing changed.")
-        return _done(request, member.get_absolute_url())
+        return done(request, member.get_absolute_url())
     return render(
         request, "members/member_confirm.html", {"member": member, "action": "reactivate"}
     )
@@ -230,7 +223,7 @@ def member_delete(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, context["delete_error"])
             return redirect(member.get_absolute_url())
         messages.success(request, f"{member} was deleted.")
-        return _done(request, reverse("members:list"))
+        return done(request, reverse("members:list"))
     return render(request, "members/member_confirm.html", context)
 
 
@@ -260,7 +253,7 @@ def member_bulk_deactivate(request: HttpRequest) -> HttpResponse:
             if unchanged:
                 text += f" {unchanged} {'was' if unchanged == 1 else 'were'} already deactivated."
             messages.success(request, text)
-            return _done(request, back)
+            return done(request, back)
     selected = form.cleaned_data.get("ids")
     context = {"bulk_form": form, "selected": selected, "back": back, "action": "bulk"}
     return render(request, "members/member_confirm.html", context)

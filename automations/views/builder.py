@@ -21,11 +21,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
 from assetsonar import crypto
 from assetsonar.audit import audit_record
-from assetsonar.http import safe_next
+from assetsonar.http import done, safe_next
 from assetsonar.models import AuditEvent
 from automations import otp, selectors, services
 from automations.forms import (
@@ -54,13 +53,6 @@ STATUS_BADGES = {
 def _require_any(request: HttpRequest, *perms: str) -> None:
     if not any(request.user.has_perm(p) for p in perms):
         raise PermissionDenied("Only IT managers may build automations.")
-
-
-def _done(request: HttpRequest, url: str) -> HttpResponse:
-    """After a successful write: htmx follows HX-Redirect, a plain POST gets a 302."""
-    if request.htmx:
-        return HttpResponseClientRedirect(url)
-    return redirect(url)
 
 
 def _remember_secret(request: HttpRequest, pk: int, secret: str) -> None:
@@ -369,7 +361,7 @@ def automation_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-        return _done(request, automation.get_absolute_url())
+        return done(request, automation.get_absolute_url())
     if result.new_secret:
         _remember_secret(request, result.automation.pk, result.new_secret)
     text = (
@@ -379,7 +371,7 @@ def automation_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
     if result.dropped_mdm:
         text += " The MDM lock action was not copied: you may not use MDM commands."
     messages.success(request, text)
-    return _done(request, result.automation.get_absolute_url())
+    return done(request, result.automation.get_absolute_url())
 
 
 @require_http_methods(["GET", "POST"])
@@ -391,7 +383,7 @@ def automation_delete(request: HttpRequest, pk: int) -> HttpResponse:
         name = automation.name
         services.automation_delete(automation=automation, actor=request.user, request=request)
         messages.success(request, f"Automation “{name}” deleted. Its past runs stay in Executions.")
-        return _done(request, reverse("automations:list"))
+        return done(request, reverse("automations:list"))
     template = "automations/confirm_delete.html"
     if request.htmx:
         template += "#dialog"
@@ -412,7 +404,7 @@ def automation_rotate_secret(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         _remember_secret(request, automation.pk, secret)
         messages.success(request, "New signing secret generated. The old one no longer works.")
-    return _done(request, automation.get_absolute_url())
+    return done(request, automation.get_absolute_url())
 
 
 # --- htmx partials -------------------------------------------------------------------------------

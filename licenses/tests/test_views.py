@@ -192,6 +192,20 @@ def test_detail_paginates_live_entitlements(manager_client):
     assert len(second.context["live_entitlements"]) == 5
 
 
+def test_detail_pager_links_keep_the_other_pager_and_jump_to_their_section(manager_client):
+    lic = make_license(seats=60)
+    for _ in range(55):
+        make_entitlement(license=lic, member=make_member())
+
+    page = manager_client.get(
+        reverse("licenses:detail", args=[lic.pk]), {"live_page": 2, "revoked_page": 1}
+    ).content.decode()
+
+    assert 'aria-label="Entitlement pages"' in page
+    assert 'href="?live_page=1&amp;revoked_page=1#live-h" rel="prev"' in page
+    assert "Page 2 of 2 · 55 total" in page
+
+
 def test_detail_entitle_form_follows_the_license_kind(manager_client):
     device = make_license(kind=License.Kind.DEVICE)
     user = make_license(kind=License.Kind.USER)

@@ -1,1 +1,0 @@
-"""Receivers of the members app. The deactivation trigger lives in automations/signals.py."""

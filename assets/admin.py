@@ -14,9 +14,10 @@ from django.http import HttpRequest
 from assets.admin_mdm import MDMConnectionAdmin
 from assets.models import Asset, CustodyRecord, MDMConnection
 from assets.services import EDITABLE_FIELDS, asset_check_in, asset_create, asset_update
+from assetsonar.admin_mixins import ReadOnlyAdminMixin
 
 
-class CustodyRecordInline(admin.TabularInline):
+class CustodyRecordInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The asset's custody history, newest first. Written by check-out and check-in only."""
 
     model = CustodyRecord
@@ -41,15 +42,6 @@ class CustodyRecordInline(admin.TabularInline):
             .get_queryset(request)
             .select_related("member", "checked_out_by", "checked_in_by")
         )
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(Asset)
@@ -149,7 +141,7 @@ class OpenFilter(admin.SimpleListFilter):
 
 
 @admin.register(CustodyRecord)
-class CustodyRecordAdmin(admin.ModelAdmin):
+class CustodyRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Custody history: read-only, it is written by check-out and check-in."""
 
     list_display = ["asset", "member", "checked_out_at", "checked_in_at", "note"]
@@ -172,15 +164,6 @@ class CustodyRecordAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .select_related("asset", "member", "checked_out_by", "checked_in_by")
         )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 # Credentials handling lives in its own module (write-only encrypted fields, "Test connection").

@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
+from assetsonar.admin_mixins import ReadOnlyAdminMixin
 from assetsonar.audit import audit_record, model_changes
 from assetsonar.models import AuditEvent, PortalSettings
 
@@ -17,7 +18,7 @@ admin.site.index_title = "Support tools"
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit log. Never added to, changed or deleted by hand."""
 
     list_display = ["at", "who", "action", "object_type", "object_repr", "message", "ip_address"]
@@ -43,15 +44,6 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).select_related("actor")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(PortalSettings)

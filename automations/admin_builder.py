@@ -12,23 +12,15 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from assetsonar.admin_mixins import ReadOnlyAdminMixin
 from automations import selectors
 from automations.models import Action, Automation, AutomationChange, Condition
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class ConditionInline(ReadOnlyInline):
@@ -76,7 +68,7 @@ class AutomationChangeInline(ReadOnlyInline):
 
 
 @admin.register(Automation)
-class AutomationAdmin(admin.ModelAdmin):
+class AutomationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["name", "trigger_event", "enabled", "summary", "created_by", "created_at"]
     list_filter = ["enabled", "trigger_event"]
     search_fields = ["name", "description"]
@@ -101,15 +93,6 @@ class AutomationAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("conditions", "actions")
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
     @admin.display(description="What it does")
     def summary(self, obj: Automation) -> str:
         return selectors.summary_of(obj)
@@ -124,7 +107,7 @@ class AutomationAdmin(admin.ModelAdmin):
 
 
 @admin.register(AutomationChange)
-class AutomationChangeAdmin(admin.ModelAdmin):
+class AutomationChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["at", "automation_name", "kind", "actor", "otp_verified"]
     list_filter = ["kind", "otp_verified"]
     search_fields = ["automation_name"]
@@ -139,12 +122,3 @@ class AutomationChangeAdmin(admin.ModelAdmin):
         "otp_verified",
     ]
     fields = readonly_fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

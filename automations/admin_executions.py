@@ -12,21 +12,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from assetsonar.admin_mixins import ReadOnlyAdminMixin
 from automations.models import ActionLog, Event, Execution, MDMCommand, WebhookAttempt
-
-
-class ReadOnlyAdminMixin:
-    """Viewing only: the rows are the engine's record of what happened."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 MEMBER_SEARCH = ("member__full_name", "member__email")
 

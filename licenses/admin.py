@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from assetsonar.admin_mixins import ReadOnlyAdminMixin
 from licenses.models import Entitlement, License
 from licenses.services import EDITABLE_FIELDS, license_create, license_unentitle, license_update
 
@@ -103,7 +104,7 @@ class LiveFilter(admin.SimpleListFilter):
 
 
 @admin.register(Entitlement)
-class EntitlementAdmin(admin.ModelAdmin):
+class EntitlementAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Entitlements are history: no add, change or delete here; revoke them with the action."""
 
     list_display = [
@@ -140,15 +141,6 @@ class EntitlementAdmin(admin.ModelAdmin):
     @admin.display(description="given to")
     def target_kind(self, obj: Entitlement) -> str:
         return Entitlement.Target(obj.target).label
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("licenses.change_entitlement")

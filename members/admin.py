@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from assets.models import CustodyRecord
+from assetsonar.admin_mixins import ReadOnlyAdminMixin
 from licenses.models import Entitlement
 from members.models import Member
 from members.services import (
@@ -36,21 +37,12 @@ from members.services import (
 CONFIRMATION_LIST_LIMIT = 50
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     """History shown beside its member or asset; it is written by services only."""
 
     extra = 0
     can_delete = False
     show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 class CustodyRecordInline(ReadOnlyInline):

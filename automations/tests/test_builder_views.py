@@ -75,6 +75,18 @@ def test_list_shows_each_automation_with_trigger_summary_switch_last_run_and_cre
     assert 'aria-checked="false"' in never
 
 
+def test_list_and_automation_page_colour_run_statuses_like_the_execution_log(manager_client):
+    automation = make_automation(name="Offboard engineers")
+    make_execution(automation, status="partially_failed")
+
+    listed = manager_client.get(reverse("automations:list")).text
+    page = manager_client.get(automation.get_absolute_url()).text
+
+    badge = '<span class="badge badge-amber" data-status="partially_failed">Partially failed</span>'
+    assert badge in listed
+    assert badge in page
+
+
 def test_list_filters_by_search_trigger_and_status(manager_client):
     make_automation(name="Offboard engineers")
     make_automation(name="Welcome back", trigger_event="member.reactivated")

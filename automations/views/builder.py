@@ -41,13 +41,6 @@ from automations.services import MAX_CONDITIONS
 PAGE_SIZE = 25
 SECRET_SESSION_KEY = "automations:new_secret:{pk}"  # noqa: S105 - a session key name, not a secret
 FORM_TEMPLATE = "automations/form.html"
-STATUS_BADGES = {
-    Execution.Status.SUCCEEDED: "badge-green",
-    Execution.Status.PARTIALLY_FAILED: "badge-amber",
-    Execution.Status.FAILED: "badge-red",
-    Execution.Status.RUNNING: "badge-blue",
-    Execution.Status.PENDING: "badge-blue",
-}
 
 
 def _require_any(request: HttpRequest, *perms: str) -> None:
@@ -90,7 +83,6 @@ def automation_list(request: HttpRequest) -> HttpResponse:
         automation.action_kinds = [a.kind for a in automation.actions.all()]
         if automation.last_run_status:
             automation.last_run_label = Execution.Status(automation.last_run_status).label
-            automation.last_run_badge = STATUS_BADGES.get(automation.last_run_status, "")
     template = "automations/list.html"
     if request.htmx and request.htmx.target == "automation-results":
         template += "#results"
@@ -118,8 +110,6 @@ def automation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     actions = {a.kind: a for a in automation.actions.all()}
     webhook = actions.get(Action.Kind.WEBHOOK)
     executions = selectors.automation_recent_executions(automation)
-    for execution in executions:
-        execution.badge = STATUS_BADGES.get(execution.status, "")
     new_secret = _pop_secret(request, automation.pk)
     response = render(
         request,

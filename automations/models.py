@@ -7,6 +7,7 @@ Engine side: Event (one per member status transition) → Execution (one per mat
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from django.conf import settings
@@ -132,14 +133,10 @@ class Action(models.Model):
         return self.get_kind_display()
 
     def get_headers(self) -> dict[str, str]:
-        import json
-
         raw = crypto.decrypt(self.headers_encrypted)
         return json.loads(raw) if raw else {}
 
     def set_headers(self, headers: dict[str, str]) -> None:
-        import json
-
         self.headers_encrypted = crypto.encrypt(json.dumps(headers)) if headers else ""
 
     def get_secret(self) -> str:

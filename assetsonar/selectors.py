@@ -4,33 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Count, Exists, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from assets.models import Asset
-from licenses.models import Entitlement, License
+from licenses.models import Entitlement
+from licenses.selectors import licenses_with_seat_use
 from members.models import Member
 
 EXPIRY_WARNING_DAYS = 30
-
-
-def licenses_with_seat_use():
-    """Licenses annotated with `seats_used` (live entitlements).
-
-    A correlated count per license rather than a JOIN + GROUP BY: each count is an index-only
-    scan of the partial index `entitlement_live_by_license`, so the cost follows the number of
-    licenses shown, not the number of entitlements.
-    """
-    live = (
-        Entitlement.objects.live()
-        .filter(license=OuterRef("pk"))
-        .order_by()
-        .values("license")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return License.objects.annotate(seats_used=Coalesce(Subquery(live), 0))
 
 
 def dashboard_stats() -> dict:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, OuterRef, Subquery
-from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
 from assetsonar.admin_mixins import ReadOnlyAdminMixin
 from licenses.models import Entitlement, License
+from licenses.selectors import licenses_with_seat_use
 from licenses.services import EDITABLE_FIELDS, license_create, license_unentitle, license_update
 
 
@@ -56,18 +55,7 @@ class LicenseAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request: HttpRequest):
-        # A correlated subquery rather than a JOIN + GROUP BY: the changelist's count and its
-        # filters then never touch the entitlements table, and each count uses the
-        # (license, revoked_at) index.
-        live = (
-            Entitlement.objects.live()
-            .filter(license=OuterRef("pk"))
-            .order_by()
-            .values("license")
-            .annotate(n=Count("pk"))
-            .values("n")
-        )
-        return super().get_queryset(request).annotate(seats_used=Coalesce(Subquery(live), 0))
+        return licenses_with_seat_use(super().get_queryset(request))
 
     @admin.display(description="seats used", ordering="seats_used")
     def seats_used(self, obj: License) -> int | None:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from binascii import unhexlify
 
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
+from django_otp.plugins.otp_totp.models import TOTPDevice, default_key
 
 from assetsonar import crypto
 
@@ -396,3 +399,54 @@ class MDMCommand(models.Model):
 
     def set_pin(self, pin: str) -> None:
         self.pin_encrypted = crypto.encrypt(pin)
+
+
+def new_encrypted_key() -> str:
+    """A fresh TOTP secret (20 random bytes, hex, as django-otp makes them), encrypted."""
+    return crypto.encrypt(default_key())
+
+
+class AuthenticatorDevice(TimestampMixin, ThrottlingMixin, Device):
+    """A user's authenticator app (TOTP), with its shared secret encrypted at rest.
+
+    django-otp's own TOTPDevice keeps the secret as plain hex in `key`; this model has the same
+    fields and behaviour except that the hex secret is Fernet-encrypted in `key_encrypted`
+    (`assetsonar.crypto`, so FIELD_ENCRYPTION_KEYS rotation applies) and only `bin_key` decrypts
+    it. The algorithm is not rewritten: `verify_token` (tolerance, `last_t` replay protection,
+    drift sync, throttling), `config_url` and the throttle factor are TOTPDevice's own functions,
+    which read the secret only through `bin_key`. Being a `Device` in an installed app, it is
+    seen by django-otp's OTPMiddleware, `devices_for_user` and `match_token`.
+    """
+
+    key_encrypted = models.TextField(editable=False, default=new_encrypted_key)
+    step = models.PositiveSmallIntegerField(default=30, help_text="The time step in seconds.")
+    t0 = models.BigIntegerField(
+        default=0, help_text="The Unix time at which to begin counting steps."
+    )
+    digits = models.PositiveSmallIntegerField(
+        choices=[(6, 6), (8, 8)], default=6, help_text="The number of digits to expect in a token."
+    )
+    tolerance = models.PositiveSmallIntegerField(
+        default=1, help_text="The number of time steps in the past or future to allow."
+    )
+    drift = models.SmallIntegerField(
+        default=0,
+        help_text="The number of time steps the prover is known to deviate from our clock.",
+    )
+    last_t = models.BigIntegerField(
+        default=-1,
+        help_text="The time step of the latest verified token; the next must be at a later one.",
+    )
+
+    class Meta(Device.Meta):
+        verbose_name = "authenticator app"
+
+    @property
+    def bin_key(self) -> bytes:
+        """The secret as bytes, decrypted on every use and never kept on the instance."""
+        return unhexlify(crypto.decrypt(self.key_encrypted))
+
+    verify_token = TOTPDevice.verify_token
+    get_throttle_factor = TOTPDevice.get_throttle_factor
+    config_url = TOTPDevice.config_url
+    _read_str_from_settings = TOTPDevice._read_str_from_settings

@@ -5,7 +5,9 @@ sign-in form that asks staff with an authenticator for its code.
 A code is verified with the device's `verify_token` in the request that needs it; a session that
 was verified earlier is never enough. The window is at most one 30 s step either side of the
 server's clock (tolerance 1, drift ignored), `last_t` refuses a code that was already used, and
-django-otp's ThrottlingMixin doubles the wait after every wrong code.
+django-otp's ThrottlingMixin doubles the wait after every wrong code. Devices are
+`automations.models.AuthenticatorDevice`: django-otp's TOTP behaviour with the secret encrypted
+at rest.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ from django.db import transaction
 from django.http import QueryDict
 from django.utils import timezone
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from assetsonar import crypto
 from assetsonar.audit import audit_record
 from assetsonar.models import AuditEvent
+from automations.models import AuthenticatorDevice
 
 MAX_TOLERANCE = 1
 STASH_KEY = "automations:otp_stash"
@@ -36,11 +38,11 @@ STASH_MAX_AGE = 15 * 60  # seconds a stashed form waits for its owner to finish 
 DEVICE_NAME = "Authenticator app"
 
 
-def confirmed_device(user: Any) -> TOTPDevice | None:
+def confirmed_device(user: Any) -> AuthenticatorDevice | None:
     """The user's confirmed TOTP device, if they have enrolled one."""
     if not getattr(user, "is_authenticated", False):
         return None
-    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
+    return AuthenticatorDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
 
 
 def _wait_text(seconds: float) -> str:
@@ -55,17 +57,22 @@ def _wait_text(seconds: float) -> str:
 class OTPResult:
     ok: bool
     message: str = ""
-    device: TOTPDevice | None = None
+    device: AuthenticatorDevice | None = None
 
 
-def _was_already_used(device: TOTPDevice, token: int) -> bool:
+def _was_already_used(device: AuthenticatorDevice, token: int) -> bool:
     """The code is right for the current window but its step was used before (last_t)."""
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, 0)
     return totp.verify(token, MAX_TOLERANCE)
 
 
 def verify(
-    *, user: Any, token: str, purpose: str, request: Any = None, device: TOTPDevice | None = None
+    *,
+    user: Any,
+    token: str,
+    purpose: str,
+    request: Any = None,
+    device: AuthenticatorDevice | None = None,
 ) -> OTPResult:
     """Check `token` against the user's confirmed device (or `device`, for enrolment) now.
     Writes OTP_VERIFIED or OTP_FAILED to the audit log; a failure is committed even though the
@@ -76,7 +83,7 @@ def verify(
     if not token.isdigit() or len(token) not in (6, 8):
         return OTPResult(False, "The code is the 6 digits your authenticator app shows.")
     with transaction.atomic():
-        query = TOTPDevice.objects.select_for_update()
+        query = AuthenticatorDevice.objects.select_for_update()
         if device is not None:
             device = query.filter(pk=device.pk, user=user).first()
         else:
@@ -120,35 +127,37 @@ def verify(
 # --- Enrolment -----------------------------------------------------------------------------
 
 
-def pending_device(user: Any) -> TOTPDevice:
+def pending_device(user: Any) -> AuthenticatorDevice:
     """The unconfirmed device the enrolment page shows; the same one until it is confirmed,
     so reloading the page does not invalidate a QR code already scanned."""
-    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
+    device = AuthenticatorDevice.objects.filter(user=user, confirmed=False).order_by("-id").first()
     if device is None:
-        device = TOTPDevice.objects.create(
+        device = AuthenticatorDevice.objects.create(
             user=user, name=DEVICE_NAME, confirmed=False, tolerance=MAX_TOLERANCE
         )
     return device
 
 
-def qr_data_uri(device: TOTPDevice) -> str:
+def qr_data_uri(device: AuthenticatorDevice) -> str:
     """The otpauth:// URL as an SVG QR code in a data: URI (the CSP allows data: images)."""
     return segno.make(device.config_url, error="m").svg_data_uri(scale=5, border=2)
 
 
-def secret_text(device: TOTPDevice) -> str:
+def secret_text(device: AuthenticatorDevice) -> str:
     """The key in base32, in groups of four, for typing into an app by hand."""
     raw = b32encode(device.bin_key).decode().rstrip("=")
     return " ".join(raw[i : i + 4] for i in range(0, len(raw), 4))
 
 
 @transaction.atomic
-def confirm_enrolment(*, user: Any, device: TOTPDevice, request: Any = None) -> TOTPDevice:
+def confirm_enrolment(
+    *, user: Any, device: AuthenticatorDevice, request: Any = None
+) -> AuthenticatorDevice:
     """Mark a verified pending device confirmed; drop the user's other unconfirmed ones."""
     device.confirmed = True
     device.tolerance = min(device.tolerance, MAX_TOLERANCE)
     device.save()
-    TOTPDevice.objects.filter(user=user, confirmed=False).exclude(pk=device.pk).delete()
+    AuthenticatorDevice.objects.filter(user=user, confirmed=False).exclude(pk=device.pk).delete()
     audit_record(
         action=AuditEvent.Action.OTP_ENROLLED,
         actor=user,

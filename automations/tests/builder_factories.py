@@ -9,10 +9,9 @@ from typing import Any
 
 from django.utils import timezone
 from django_otp.oath import TOTP
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from assetsonar.models import PortalSettings
-from automations.models import Action, Automation, Condition, Event, Execution
+from automations.models import Action, AuthenticatorDevice, Automation, Condition, Event, Execution
 from conftest import make_member
 
 _seq = itertools.count(1)
@@ -157,11 +156,13 @@ def builder_data(
     return data
 
 
-def totp_device(user, **fields: Any) -> TOTPDevice:
-    return TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=True, **fields)
+def totp_device(user, **fields: Any) -> AuthenticatorDevice:
+    return AuthenticatorDevice.objects.create(
+        user=user, name="Authenticator app", confirmed=True, **fields
+    )
 
 
-def totp_code(device: TOTPDevice, *, steps: int = 0) -> str:
+def totp_code(device: AuthenticatorDevice, *, steps: int = 0) -> str:
     """The code the user's app shows now (or `steps` steps from now)."""
     device.refresh_from_db()
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, 0)

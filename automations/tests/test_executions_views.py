@@ -9,12 +9,12 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from assets.tests.factories import make_mdm_connection
 from assetsonar import roles
 from assetsonar.models import AuditEvent
-from automations.models import Action, ActionLog, Execution
+from automations.models import Action, ActionLog, AuthenticatorDevice, Execution
+from automations.tests.builder_factories import mdm_feature
 from automations.tests.execution_factories import (
     make_automation,
     make_execution,
@@ -231,11 +231,11 @@ def _failed_mdm_execution():
     return execution
 
 
-def _confirmed_device(user) -> TOTPDevice:
-    return TOTPDevice.objects.create(user=user, name="Phone", confirmed=True)
+def _confirmed_device(user) -> AuthenticatorDevice:
+    return AuthenticatorDevice.objects.create(user=user, name="Phone", confirmed=True)
 
 
-def _current_code(device: TOTPDevice) -> str:
+def _current_code(device: AuthenticatorDevice) -> str:
     return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):06d}"
 
 
@@ -281,6 +281,7 @@ def test_retrying_mdm_actions_is_refused_to_managers_without_the_mdm_role(manage
 def test_retrying_mdm_actions_asks_operators_without_an_authenticator_to_enrol(
     client, mdm_operator
 ):
+    mdm_feature()
     client.force_login(mdm_operator)
     execution = _failed_mdm_execution()
 
@@ -297,6 +298,7 @@ def test_retrying_mdm_actions_asks_operators_without_an_authenticator_to_enrol(
 
 
 def test_retrying_mdm_actions_with_a_wrong_code_is_refused_and_audited(client, mdm_operator):
+    mdm_feature()
     client.force_login(mdm_operator)
     device = _confirmed_device(mdm_operator)
     execution = _failed_mdm_execution()
@@ -319,6 +321,7 @@ def test_retrying_mdm_actions_with_a_wrong_code_is_refused_and_audited(client, m
 
 
 def test_retrying_mdm_actions_with_a_valid_code_requeues_the_failed_actions(client, mdm_operator):
+    mdm_feature()
     client.force_login(mdm_operator)
     device = _confirmed_device(mdm_operator)
     execution = _failed_mdm_execution()
@@ -336,6 +339,33 @@ def test_retrying_mdm_actions_with_a_valid_code_requeues_the_failed_actions(clie
     assert execution.logs.get().status == ActionLog.Status.RETRYING
     page = client.get(response.url).content.decode()
     assert "1 failed action is queued to run again." in page
+
+
+def test_retrying_mdm_actions_is_refused_while_the_portal_switch_is_off(client, mdm_operator):
+    mdm_feature(on=False)
+    client.force_login(mdm_operator)
+    device = _confirmed_device(mdm_operator)
+    execution = _failed_mdm_execution()
+
+    response = client.post(
+        reverse("automations:execution_retry", args=[execution.pk]),
+        {"otp_token": _current_code(device)},
+        HTTP_HX_REQUEST="true",
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "“MDM management commands” feature, which is switched off" in html
+    assert "An administrator can switch it on in Django admin › Portal settings." in html
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.FAILED
+    assert execution.logs.get().status == ActionLog.Status.FAILED
+    # The code was not checked, so it is still unused.
+    assert not AuditEvent.objects.filter(
+        action__in=[AuditEvent.Action.OTP_VERIFIED, AuditEvent.Action.OTP_FAILED]
+    ).exists()
+    device.refresh_from_db()
+    assert device.last_t == -1
 
 
 def test_retrying_without_mdm_actions_needs_no_code(manager_client):

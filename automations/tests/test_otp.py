@@ -13,11 +13,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from assetsonar.models import AuditEvent
 from automations import otp
-from automations.models import Automation
+from automations.models import AuthenticatorDevice, Automation
 from automations.tests.builder_factories import (
     builder_data,
     make_automation,
@@ -141,7 +140,7 @@ def test_a_code_cannot_be_used_twice(operator_client, device):
     assert AuditEvent.objects.filter(message__contains="already used").exists()
 
     # A second later (the one-second lock after a failure has passed) the next code works.
-    TOTPDevice.objects.filter(pk=device.pk).update(
+    AuthenticatorDevice.objects.filter(pk=device.pk).update(
         throttling_failure_timestamp=timezone.now() - timedelta(seconds=2)
     )
     response = operator_client.post(edit, {**data, "otp_token": totp_code(device, steps=1)})
@@ -260,7 +259,7 @@ def test_without_an_authenticator_the_user_enrols_and_comes_back_to_the_form(
     page = operator_client.get(response.url)
     assert page.status_code == 200
     assert 'src="data:image/svg+xml' in page.text
-    pending = TOTPDevice.objects.get(user=mdm_operator, confirmed=False)
+    pending = AuthenticatorDevice.objects.get(user=mdm_operator, confirmed=False)
     assert otp.secret_text(pending) in page.text
     assert pending.tolerance == 1
 
@@ -333,6 +332,6 @@ def test_enrol_page_reuses_the_pending_device_so_a_scanned_code_stays_valid(
     first = operator_client.get(reverse("automations:otp_enroll")).text
     second = operator_client.get(reverse("automations:otp_enroll")).text
 
-    assert TOTPDevice.objects.filter(user=mdm_operator).count() == 1
-    key = otp.secret_text(TOTPDevice.objects.get(user=mdm_operator))
+    assert AuthenticatorDevice.objects.filter(user=mdm_operator).count() == 1
+    key = otp.secret_text(AuthenticatorDevice.objects.get(user=mdm_operator))
     assert key in first and key in second

@@ -16,6 +16,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseLocation
 
+from assetsonar.models import PortalSettings
 from automations import otp
 from automations import selectors_executions as selectors
 from automations.engine.retry import execution_retry_failed
@@ -110,7 +111,8 @@ def execution_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required(RETRY_PERMISSION, raise_exception=True)
 def execution_retry(request: HttpRequest, pk: int) -> HttpResponse:
     """Run the failed actions of a failed or partially failed execution again. Resending a device
-    lock needs the MDM permission and a one-time password checked in this same request."""
+    lock needs the MDM permission, the portal's MDM feature switched on (as the builder does) and
+    a one-time password checked in this same request."""
     execution = selectors.execution_get(pk)
     logs = selectors.execution_logs(execution)
     state = _retry_state(request.user, execution, logs)
@@ -130,7 +132,14 @@ def execution_retry(request: HttpRequest, pk: int) -> HttpResponse:
             raise PermissionDenied(
                 "Retrying a device lock needs the MDM Operator role; ask an administrator."
             )
-        if not state["has_otp_device"]:
+        # Checked before the code, so that a retry refused anyway does not use one up.
+        if not PortalSettings.load().mdm_commands_enabled:
+            error = (
+                "Retrying a device lock needs the “MDM management commands” feature, which is "
+                "switched off for this portal. An administrator can switch it on in "
+                "Django admin › Portal settings."
+            )
+        elif not state["has_otp_device"]:
             error = (
                 "Retrying a device lock needs a one-time password: set up an authenticator "
                 "app first."

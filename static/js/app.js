@@ -2,6 +2,36 @@
 (function () {
   "use strict";
 
+  const FOCUSABLE = 'a[href], button:not([disabled]), input:not([type=hidden]):not([disabled]), ' +
+    'select:not([disabled]), textarea:not([disabled]), summary, [tabindex]:not([tabindex="-1"])';
+
+  // Open a modal dialog and put focus on its first field (else leave the browser's choice, the
+  // first focusable control). The browser returns focus to the opener when the dialog closes.
+  function openDialog(dialog) {
+    if (!dialog || dialog.open || typeof dialog.showModal !== "function") return;
+    dialog.showModal();
+    const first = dialog.querySelector("[autofocus], textarea, input:not([type=hidden]), select");
+    if (first) first.focus();
+  }
+
+  // Keep Tab and Shift+Tab inside an open modal dialog rather than letting them leave the page.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Tab") return;
+    const dialog = document.querySelector("dialog[open]:modal");
+    if (!dialog) return;
+    const items = Array.prototype.filter.call(dialog.querySelectorAll(FOCUSABLE), function (el) {
+      return el.getClientRects().length > 0;
+    });
+    if (!items.length) return;
+    const first = items[0];
+    const last = items[items.length - 1];
+    if (event.shiftKey && (document.activeElement === first || !dialog.contains(document.activeElement))) {
+      event.preventDefault(); last.focus();
+    } else if (!event.shiftKey && (document.activeElement === last || !dialog.contains(document.activeElement))) {
+      event.preventDefault(); first.focus();
+    }
+  });
+
   // <button data-dialog-open="dialog-id"> opens a <dialog>; [data-dialog-close] closes its dialog.
   document.addEventListener("click", function (event) {
     const opener = event.target.closest("[data-dialog-open]");
@@ -9,9 +39,7 @@
       const dialog = document.getElementById(opener.dataset.dialogOpen);
       if (dialog && typeof dialog.showModal === "function") {
         event.preventDefault();
-        dialog.showModal();
-        const first = dialog.querySelector("textarea, input:not([type=hidden]), select");
-        if (first) first.focus();
+        openDialog(dialog);
       }
       return;
     }
@@ -31,19 +59,30 @@
     }
     const auto = event.target.closest("[data-autosubmit]");
     if (auto && auto.form && !auto.hasAttribute("hx-get")) { auto.form.requestSubmit(); }
-    document.querySelectorAll("[data-count-of]").forEach(function (el) {
-      el.textContent = document.querySelectorAll('input[type=checkbox][name="' + el.dataset.countOf + '"]:checked').length;
-    });
+    syncSelection();
   });
+
+  // "<strong data-count-of=ids>" shows how many boxes are ticked; a [data-needs-selection=ids]
+  // button is disabled while none is (without JavaScript it stays enabled and the server asks).
+  function checkedCount(name) {
+    return document.querySelectorAll('input[type=checkbox][name="' + name + '"]:checked').length;
+  }
+  function syncSelection() {
+    document.querySelectorAll("[data-count-of]").forEach(function (el) {
+      el.textContent = checkedCount(el.dataset.countOf);
+    });
+    document.querySelectorAll("[data-needs-selection]").forEach(function (button) {
+      button.disabled = checkedCount(button.dataset.needsSelection) === 0;
+    });
+  }
+  document.addEventListener("htmx:load", syncSelection);
+  document.addEventListener("DOMContentLoaded", syncSelection);
 
   // A server response can ask to open a dialog: HX-Trigger: {"open-dialog": "dialog-id"}.
   document.body && document.body.addEventListener("open-dialog", function (event) {
-    const dialog = document.getElementById(event.detail.value || event.detail);
-    if (dialog && !dialog.open) dialog.showModal();
+    openDialog(document.getElementById(event.detail.value || event.detail));
   });
   document.addEventListener("htmx:load", function (event) {
-    event.target.querySelectorAll && event.target.querySelectorAll("dialog[data-open-on-load]").forEach(function (d) {
-      if (!d.open) d.showModal();
-    });
+    event.target.querySelectorAll && event.target.querySelectorAll("dialog[data-open-on-load]").forEach(openDialog);
   });
 })();

@@ -81,6 +81,8 @@ INSTALLED_APPS = [
     "django_filters",
     "django_q",
     "django_otp",
+    # Holds no devices (automations.AuthenticatorDevice keeps the secret encrypted) but stays:
+    # that model reuses TOTPDevice's verification, and migration automations 0004 reads its rows.
     "django_otp.plugins.otp_totp",
     "axes",
     "csp",

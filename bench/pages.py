@@ -1,6 +1,6 @@
 """Time the portal's busiest pages against their Django admin counterparts on a large data set.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/assetsonar_bench \\
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/assetsonar_pages \\
         .venv/bin/python bench/pages.py --members 100000 --repeat 30
 
 Seeds the database first (seed_demo) when it has fewer members than asked, signs in a superuser

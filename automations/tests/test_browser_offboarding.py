@@ -166,6 +166,8 @@ def test_offboarding_a_member_end_to_end_in_chromium(live_server, browser):
         page.wait_for_selector('#automated-actions[data-state="idle"]', timeout=15_000)
         page.unroute(held)
         assert page.locator("#automated-actions").get_attribute("hx-trigger") is None
+        # The finished panel makes the page reload what the automation changed: the licenses.
+        page.wait_for_selector("#entitlements-h:has-text('License entitlements (0)')")
 
         execution = Execution.objects.get()
         assert execution.status == Execution.Status.SUCCEEDED, execution.insight

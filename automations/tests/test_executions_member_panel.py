@@ -150,3 +150,23 @@ def test_panel_query_budget(manager_client, django_assert_max_num_queries, size)
     # Session, user, user and group permissions, member, logs, "still running?".
     with django_assert_max_num_queries(7):
         panel(manager_client, member)
+
+
+def test_the_poll_that_sees_the_work_finish_tells_the_member_page_to_reload_its_sections(
+    manager_client,
+):
+    member = make_member()
+    execution = make_execution(member, status=Execution.Status.RUNNING)
+    url = reverse("automations:member_actions_panel", args=[member.pk])
+
+    running = manager_client.get(url, headers={"HX-Request": "true"})
+    assert "HX-Trigger" not in running.headers
+
+    execution.status = Execution.Status.SUCCEEDED
+    execution.save()
+    finished = manager_client.get(url, headers={"HX-Request": "true"})
+    assert finished.headers["HX-Trigger"] == "automations-finished"
+
+    page = manager_client.get(reverse("members:detail", args=[member.pk])).content.decode()
+    assert 'hx-trigger="automations-finished from:body"' in page
+    assert 'id="member-banner"' in page and 'hx-select="#member-sections"' in page

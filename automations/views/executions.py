@@ -178,8 +178,10 @@ def execution_retry(request: HttpRequest, pk: int) -> HttpResponse:
 def member_actions_panel(request: HttpRequest, pk: int) -> HttpResponse:
     """The member detail's "Automated actions" panel alone, for htmx polling."""
     member = get_object_or_404(Member, pk=pk)
-    return render(
-        request,
-        "automations/executions/_member_actions.html",
-        member_actions_context(member, can_view=True),
-    )
+    context = member_actions_context(member, can_view=True)
+    response = render(request, "automations/executions/_member_actions.html", context)
+    if request.htmx and not context["in_progress"]:
+        # Only a running panel polls, so this is the poll that saw the work finish: the member
+        # page reloads the sections the automation changed (licenses, history, banner).
+        response["HX-Trigger"] = "automations-finished"
+    return response

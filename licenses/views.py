@@ -76,14 +76,19 @@ def license_list(request: HttpRequest) -> HttpResponse:
 def _detail_context(
     request: HttpRequest, lic: License, entitle_form: EntitleForm | None = None
 ) -> dict:
-    def page(queryset, param: str):
-        return Paginator(queryset, ENTITLEMENT_PAGE_SIZE).get_page(request.GET.get(param))
+    def page(queryset, param: str, count: int | None = None):
+        paginator = Paginator(queryset, ENTITLEMENT_PAGE_SIZE)
+        if count is not None:
+            paginator.count = count  # already known: no second COUNT over the same rows
+        return paginator.get_page(request.GET.get(param))
 
     if entitle_form is None and request.user.has_perm("licenses.add_entitlement"):
         entitle_form = EntitleForm(license=lic)
     return {
         "license": lic,
-        "live_entitlements": page(selectors.license_entitlements(lic, live=True), "live_page"),
+        "live_entitlements": page(
+            selectors.license_entitlements(lic, live=True), "live_page", count=lic.seats_used
+        ),
         "revoked_entitlements": page(
             selectors.license_entitlements(lic, live=False), "revoked_page"
         ),

@@ -159,9 +159,16 @@ def _clean_one(field: Field, value: str) -> Any:
     return value
 
 
-def member_snapshot(member) -> dict[str, Any]:
-    """The member's condition fields now (2 count queries, plus the manager if not loaded)."""
+def member_snapshot(member, *, custody_asset_ids: list[int] | None = None) -> dict[str, Any]:
+    """The member's condition fields now (2 count queries, plus the manager if not loaded).
+    A caller that has just read the ids of the assets in the member's custody passes them:
+    their number replaces one of the counts."""
     from licenses.models import Entitlement
+
+    if custody_asset_ids is None:
+        in_custody = member.assets_in_custody.count()
+    else:
+        in_custody = len(custody_asset_ids)
 
     return {
         "id": member.pk,
@@ -175,7 +182,7 @@ def member_snapshot(member) -> dict[str, Any]:
         "manager": member.manager.email.lower() if member.manager_id else "",
         "employee_id": member.employee_id,
         "status": member.status,
-        "assets_in_custody": member.assets_in_custody.count(),
+        "assets_in_custody": in_custody,
         "live_entitlements": Entitlement.objects.live().filter(member=member).count(),
     }
 

@@ -36,9 +36,10 @@ def event_record(*, member, kind: str) -> Event:
     reason and the devices in their custody: the actions work on those devices even if they are
     checked in before the worker runs, and every re-run targets the same set.
     """
-    snapshot = member_snapshot(member)
+    custody = sorted(member.assets_in_custody.values_list("pk", flat=True))
+    snapshot = member_snapshot(member, custody_asset_ids=custody)
     snapshot["deactivation_reason"] = member.deactivation_reason
-    snapshot["custody_asset_ids"] = sorted(member.assets_in_custody.values_list("pk", flat=True))
+    snapshot["custody_asset_ids"] = custody
     event = Event.objects.create(
         kind=kind,
         member=member,

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from assetsonar.audit import audit_record
 from assetsonar.models import AuditEvent
-from automations.engine.common import Prep, log_claim, log_key
+from automations.engine.common import Prep, log_key
 from automations.models import ActionLog
 from licenses.models import Entitlement, License
 
@@ -46,17 +46,24 @@ def licenses_revoke(*, execution, action, event, context=None) -> list:
         from assets.models import Asset
 
         custody = list(Asset.objects.filter(custodian_id=member_id).values_list("pk", flat=True))
-    clauses, params = [], []
+    clauses: list[tuple[str, list]] = []
     if action.revoke_user_based:
-        clauses.append("(e.member_id = %s AND e.asset_id IS NULL AND l.kind IN (%s, %s))")
-        params += [member_id, License.Kind.USER, License.Kind.CLOUD]
+        clauses.append(
+            (
+                "e.member_id = %s AND e.asset_id IS NULL AND l.kind IN (%s, %s)",
+                [member_id, License.Kind.USER, License.Kind.CLOUD],
+            )
+        )
     if action.revoke_user_machine:
-        clauses.append("(e.member_id = %s AND e.asset_id IS NOT NULL)")
-        params += [member_id]
+        clauses.append(("e.member_id = %s AND e.asset_id IS NOT NULL", [member_id]))
     if action.revoke_device_based and custody:
         marks = ", ".join(["%s"] * len(custody))
-        clauses.append(f"(e.member_id IS NULL AND l.kind = %s AND e.asset_id IN ({marks}))")
-        params += [License.Kind.DEVICE, *custody]
+        clauses.append(
+            (
+                f"e.member_id IS NULL AND l.kind = %s AND e.asset_id IN ({marks})",
+                [License.Kind.DEVICE, *custody],
+            )
+        )
 
     new_claims = 0
     now = timezone.now()
@@ -65,7 +72,10 @@ def licenses_revoke(*, execution, action, event, context=None) -> list:
         f"after the member was deactivated."
     )[:500]
     if clauses:
-        new_claims = _claim(execution, action, event, " OR ".join(clauses), params, now)
+        new_claims = _claim(execution, action, event, clauses, now)
+    if new_claims:
+        # Pending claims of this action exist only between the claim above and the updates
+        # below (same transaction): with no new claim there is nothing to revoke or mark.
         claimed = ActionLog.objects.filter(
             execution=execution, action=action, status=ActionLog.Status.PENDING
         )
@@ -87,30 +97,42 @@ def licenses_revoke(*, execution, action, event, context=None) -> list:
                 message=f"{revoked} license entitlement{'s' if revoked != 1 else ''} "
                 f"revoked by automation “{execution.automation_name}”.",
             )
-    if not new_claims and not ActionLog.objects.filter(execution=execution, action=action).exists():
-        log = log_claim(
-            key=log_key(event.pk, execution.automation_id, action.pk, "none"),
-            execution=execution,
-            action=action,
-            target_type=ActionLog.TargetType.MEMBER,
-            target_label=event.member_snapshot.get("full_name", "") or str(member_id),
+    elif not ActionLog.objects.filter(execution=execution, action=action).exists():
+        # Claimed closed in one INSERT; a claim of an earlier run stays as it is.
+        ActionLog.objects.bulk_create(
+            [
+                ActionLog(
+                    key=log_key(event.pk, execution.automation_id, action.pk, "none"),
+                    execution=execution,
+                    action=action,
+                    action_kind=action.kind,
+                    target_type=ActionLog.TargetType.MEMBER,
+                    target_label=(event.member_snapshot.get("full_name", "") or str(member_id))[
+                        :300
+                    ],
+                    status=ActionLog.Status.SKIPPED,
+                    insight=(
+                        "No live entitlement matched the selected options, so nothing was revoked."
+                        if clauses
+                        else "No revocation option is selected on this action."
+                    ),
+                    finished_at=now,
+                )
+            ],
+            ignore_conflicts=True,
         )
-        log.status = ActionLog.Status.SKIPPED
-        log.insight = (
-            "No live entitlement matched the selected options, so nothing was revoked."
-            if clauses
-            else "No revocation option is selected on this action."
-        )
-        log.finished_at = now
-        log.save(update_fields=["status", "insight", "finished_at"])
 
     return []
 
 
-def _claim(execution, action, event, where: str, where_params: list, now) -> int:
-    """INSERT one pending ActionLog per live entitlement matching `where`; returns how many
-    were new. Plain SQL because the ORM has no INSERT ... SELECT, and bulk_create would split
-    into batches on SQLite (999 parameters), so the query count would grow with the data."""
+def _claim(execution, action, event, clauses: list[tuple[str, list]], now) -> int:
+    """INSERT one pending ActionLog per live entitlement matching any of `clauses`; returns
+    how many were new. Plain SQL because the ORM has no INSERT ... SELECT, and bulk_create would
+    split into batches on SQLite (999 parameters), so the query count would grow with the data.
+
+    One SELECT per clause, joined with UNION ALL (the clauses select disjoint rows: member's
+    without device, member's on a device, devices' without member): each uses its own index
+    (member, or asset), where one WHERE with their OR scans every live entitlement."""
     qn = connection.ops.quote_name
     log_table = qn(ActionLog._meta.db_table)
     columns = ", ".join(
@@ -136,16 +158,22 @@ def _claim(execution, action, event, where: str, where_params: list, now) -> int
     from assets.models import Asset
 
     # Only quoted table/column names and fixed clauses are formatted in; every value is a
-    # parameter.
-    sql = (
-        f"INSERT INTO {log_table} ({columns}) "  # noqa: S608
-        "SELECT %s || CAST(e.id AS VARCHAR(20)), %s, %s, %s, %s, "
-        "CASE WHEN a.id IS NULL THEN l.name ELSE l.name || %s || a.asset_tag END, "
-        "e.id, e.asset_id, %s, '', 0, NULL, %s, NULL, '{}' "
+    # parameter. The constant columns are outside the UNION, where they keep their types.
+    select = (
+        "SELECT e.id AS id, e.asset_id AS asset_id, "  # noqa: S608
+        "CASE WHEN a.id IS NULL THEN l.name ELSE l.name || %s || a.asset_tag END AS label "
         f"FROM {qn(Entitlement._meta.db_table)} e "
         f"INNER JOIN {qn(License._meta.db_table)} l ON l.id = e.license_id "
         f"LEFT OUTER JOIN {qn(Asset._meta.db_table)} a ON a.id = e.asset_id "
-        f"WHERE e.revoked_at IS NULL AND ({where}) "
+        "WHERE e.revoked_at IS NULL AND "
+    )
+    union = " UNION ALL ".join(select + clause for clause, _ in clauses)
+    # WHERE 1 = 1: SQLite reads an INSERT ... SELECT's ON CONFLICT as part of the SELECT
+    # unless the SELECT has a WHERE.
+    sql = (
+        f"INSERT INTO {log_table} ({columns}) "  # noqa: S608
+        "SELECT %s || CAST(u.id AS VARCHAR(20)), %s, %s, %s, %s, u.label, u.id, u.asset_id, "
+        f"%s, '', 0, NULL, %s, NULL, '{{}}' FROM ({union}) u WHERE 1 = 1 "
         f"ON CONFLICT ({qn(ActionLog._meta.get_field('key').column)}) DO NOTHING"
     )
     params = [
@@ -154,11 +182,11 @@ def _claim(execution, action, event, where: str, where_params: list, now) -> int
         action.pk,
         action.kind,
         ActionLog.TargetType.ENTITLEMENT,
-        " on ",
         ActionLog.Status.PENDING,
         connection.ops.adapt_datetimefield_value(now),
-        *where_params,
     ]
+    for _, clause_params in clauses:
+        params += [" on ", *clause_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount

@@ -8,9 +8,11 @@ The three options of the builder:
 
 Inside the run's first transaction, whatever the number of entitlements: an INSERT ... SELECT
 claims one ActionLog per matching live entitlement (ON CONFLICT DO NOTHING on the unique key, so a
-re-run claims only what is new), one UPDATE revokes the claimed entitlements that are still live,
-and two UPDATEs mark each claim revoked or skipped. The claim and the revocation commit together,
-so a worker killed in between leaves neither. Seats are freed because a license's seats in use are
+re-run claims only what is new) and returns the new claims, one UPDATE revokes the claimed
+entitlements that are still live, and one UPDATE marks the claims revoked (when someone else
+revoked some in between: a read of which were ours, and a second UPDATE marks the others
+skipped). The claim and the revocation commit together, so a worker killed in between leaves
+neither. Seats are freed because a license's seats in use are
 its live entitlements.
 """
 
@@ -65,30 +67,37 @@ def licenses_revoke(*, execution, action, event, context=None) -> list:
             )
         )
 
-    new_claims = 0
     now = timezone.now()
     reason = (
         f"Revoked by automation “{execution.automation_name}” (execution {execution.pk}) "
         f"after the member was deactivated."
     )[:500]
-    if clauses:
-        new_claims = _claim(execution, action, event, clauses, now)
-    if new_claims:
-        # Pending claims of this action exist only between the claim above and the updates
-        # below (same transaction): with no new claim there is nothing to revoke or mark.
-        claimed = ActionLog.objects.filter(
-            execution=execution, action=action, status=ActionLog.Status.PENDING
-        )
+    claims = _claim(execution, action, event, clauses, now) if clauses else []
+    if claims:
+        entitlement_ids = [entitlement_id for _, entitlement_id in claims]
         revoked = Entitlement.objects.filter(
-            revoked_at__isnull=True,
-            pk__in=claimed.filter(entitlement__isnull=False).values("entitlement_id"),
+            pk__in=entitlement_ids, revoked_at__isnull=True
         ).update(revoked_at=now, revoked_by=None, revoked_reason=reason)
-        claimed.filter(entitlement__revoked_reason=reason, entitlement__revoked_at=now).update(
-            status=ActionLog.Status.SUCCEEDED, insight=REVOKED_INSIGHT, finished_at=now
-        )
-        claimed.update(
-            status=ActionLog.Status.SKIPPED, insight=ALREADY_REVOKED_INSIGHT, finished_at=now
-        )
+        if revoked == len(entitlement_ids):
+            ours = set(entitlement_ids)
+        else:  # some were revoked by someone else between the claim and the update
+            ours = set(
+                Entitlement.objects.filter(
+                    pk__in=entitlement_ids, revoked_at=now, revoked_reason=reason
+                ).values_list("pk", flat=True)
+            )
+        for status, insight, log_ids in (
+            (ActionLog.Status.SUCCEEDED, REVOKED_INSIGHT, [pk for pk, e in claims if e in ours]),
+            (
+                ActionLog.Status.SKIPPED,
+                ALREADY_REVOKED_INSIGHT,
+                [pk for pk, e in claims if e not in ours],
+            ),
+        ):
+            if log_ids:
+                ActionLog.objects.filter(pk__in=log_ids).update(
+                    status=status, insight=insight, finished_at=now
+                )
         if revoked:
             audit_record(
                 action=AuditEvent.Action.REVOKED,
@@ -125,10 +134,11 @@ def licenses_revoke(*, execution, action, event, context=None) -> list:
     return []
 
 
-def _claim(execution, action, event, clauses: list[tuple[str, list]], now) -> int:
+def _claim(execution, action, event, clauses: list[tuple[str, list]], now) -> list[tuple]:
     """INSERT one pending ActionLog per live entitlement matching any of `clauses`; returns
-    how many were new. Plain SQL because the ORM has no INSERT ... SELECT, and bulk_create would
-    split into batches on SQLite (999 parameters), so the query count would grow with the data.
+    the new ones as (log id, entitlement id) (RETURNING: PostgreSQL, SQLite 3.35+). Plain SQL
+    because the ORM has no INSERT ... SELECT, and bulk_create would split into batches on
+    SQLite (999 parameters), so the query count would grow with the data.
 
     One SELECT per clause, joined with UNION ALL (the clauses select disjoint rows: member's
     without device, member's on a device, devices' without member): each uses its own index
@@ -174,7 +184,9 @@ def _claim(execution, action, event, clauses: list[tuple[str, list]], now) -> in
         f"INSERT INTO {log_table} ({columns}) "  # noqa: S608
         "SELECT %s || CAST(u.id AS VARCHAR(20)), %s, %s, %s, %s, u.label, u.id, u.asset_id, "
         f"%s, '', 0, NULL, %s, NULL, '{{}}' FROM ({union}) u WHERE 1 = 1 "
-        f"ON CONFLICT ({qn(ActionLog._meta.get_field('key').column)}) DO NOTHING"
+        f"ON CONFLICT ({qn(ActionLog._meta.get_field('key').column)}) DO NOTHING "
+        f"RETURNING {qn(ActionLog._meta.pk.column)}, "
+        f"{qn(ActionLog._meta.get_field('entitlement').column)}"
     )
     params = [
         log_key(event.pk, execution.automation_id, action.pk, "entitlement:"),
@@ -189,4 +201,4 @@ def _claim(execution, action, event, clauses: list[tuple[str, list]], now) -> in
         params += [" on ", *clause_params]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount
+        return [tuple(row) for row in cursor.fetchall()]

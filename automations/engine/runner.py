@@ -50,6 +50,7 @@ from automations.engine.common import (
     attempt_lease,
     deferred_writes,
     log_begin,
+    rows_update,
 )
 from automations.models import Action, ActionLog, Automation, Event, Execution
 from members.models import Member
@@ -426,7 +427,7 @@ def executions_finish(execution_ids: list[int]) -> None:
         execution.started_at = execution.started_at or execution.finished_at
         settled.append(execution)
     if settled:
-        Execution.objects.bulk_update(settled, ["status", "insight", "started_at", "finished_at"])
+        rows_update(Execution, settled, ["status", "insight", "started_at", "finished_at"])
 
 
 def log_resume(*, log_id: int) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from assetsonar.models import AuditEvent
 from automations import tasks
@@ -182,3 +183,35 @@ def test_query_count_does_not_grow_with_the_entitlements():
     large = _revocation_queries(70)  # 210 entitlements
     assert small == large
     assert small <= 10
+
+
+def test_an_entitlement_revoked_by_someone_else_after_the_claim_is_skipped(
+    holdings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Between the claim and the revoking UPDATE another transaction may revoke a claimed
+    entitlement: its claim is closed as skipped, the others as revoked, and that revocation is
+    left as it was."""
+    from automations.engine import licenses
+
+    claim = licenses._claim
+
+    def claim_then_someone_revokes(*args, **kwargs):
+        claims = claim(*args, **kwargs)
+        Entitlement.objects.filter(pk=holdings["cloud"].pk).update(
+            revoked_at=timezone.now(), revoked_reason="Someone else"
+        )
+        return claims
+
+    monkeypatch.setattr(licenses, "_claim", claim_then_someone_revokes)
+    make_engine_automation(user_based=True)
+
+    execution = deactivate(holdings["member"], django_capture_on_commit_callbacks)
+
+    statuses = {log.entitlement_id: (log.status, log.insight) for log in execution.logs.all()}
+    assert statuses == {
+        holdings["user"].pk: (ActionLog.Status.SUCCEEDED, licenses.REVOKED_INSIGHT),
+        holdings["cloud"].pk: (ActionLog.Status.SKIPPED, licenses.ALREADY_REVOKED_INSIGHT),
+    }
+    assert Entitlement.objects.get(pk=holdings["cloud"].pk).revoked_reason == "Someone else"
+    assert not Entitlement.objects.get(pk=holdings["user"].pk).is_live
+    assert execution.status == Execution.Status.SUCCEEDED

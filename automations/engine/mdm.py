@@ -212,14 +212,16 @@ def mdm_job(log: ActionLog, *, action, enabled: bool, earlier, command) -> Job |
         )
         # A failed lock of another automation for the same event may have reached the device.
         reuse = earlier.get_pin() if earlier is not None and earlier.pin_encrypted else ""
-        command.set_pin(reuse or f"{secrets.randbelow(10**6):06d}")
+        pin = reuse or f"{secrets.randbelow(10**6):06d}"
+        command.set_pin(pin)  # stored (encrypted) before anything is sent
         write_create(command)
-    elif command.connection_id != connection.pk:
-        command.connection = connection
-        write_save(command, ["connection"])
+    else:
+        pin = command.get_pin()
+        if command.connection_id != connection.pk:
+            command.connection = connection
+            write_save(command, ["connection"])
     asset.lock_state = Asset.LockState.PENDING
     write_save(asset, ["lock_state"])
-    pin = command.get_pin()
 
     def perform():
         from assets.mdm import MDMError, get_connector

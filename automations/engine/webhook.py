@@ -109,19 +109,32 @@ def webhook_prepare_many(*, items: list[Prep], context: RunContext) -> list[Job]
         ]
     )
     jobs = []
+    # Each action's secret and headers are decrypted once for the whole batch.
+    decrypted: dict[int, tuple[str, dict] | ValueError] = {}
     for log, interrupted in log_begin(logs, context.now):
         item = by_key[log.key]
+        if item.action.pk not in decrypted:
+            decrypted[item.action.pk] = _decrypt(item.action)
         job = webhook_job(
-            log, interrupted, action=item.action, execution=item.execution, event=item.event
+            log,
+            interrupted,
+            action=item.action,
+            execution=item.execution,
+            event=item.event,
+            decrypted=decrypted[item.action.pk],
         )
         if job is not None:
             jobs.append(job)
     return jobs
 
 
-def webhook_job(log: ActionLog, interrupted: bool, *, action=None, execution=None, event=None):
+def webhook_job(
+    log: ActionLog, interrupted: bool, *, action=None, execution=None, event=None, decrypted=None
+):
     """The HTTP attempt of a started delivery, or None when it cannot be sent (the log is then
-    closed with the reason). Without action/execution/event they are read (a retry)."""
+    closed with the reason). Without action/execution/event they are read (a retry).
+    `decrypted`: the action's (secret, headers) or the ValueError decrypting them gave, when
+    the caller decrypted them already."""
     if execution is None:
         execution = log.execution
         event, action = execution.event, log.action
@@ -143,14 +156,14 @@ def webhook_job(log: ActionLog, interrupted: bool, *, action=None, execution=Non
             "the webhook on again.",
         )
         return None
-    try:
-        secret = action.get_secret()
-        custom_headers = action.get_headers()
-    except ValueError as exc:
+    if decrypted is None:
+        decrypted = _decrypt(action)
+    if isinstance(decrypted, ValueError):
         log_finish(
-            log, ActionLog.Status.FAILED, f"{exc} Set the webhook's secret and headers again."
+            log, ActionLog.Status.FAILED, f"{decrypted} Set the webhook's secret and headers again."
         )
         return None
+    secret, custom_headers = decrypted
     if not secret:
         log_finish(
             log,
@@ -182,6 +195,14 @@ def webhook_job(log: ActionLog, interrupted: bool, *, action=None, execution=Non
         return send(url=url, method=method, body=body.encode(), headers=signed)
 
     return Job(log=log, perform=perform, record=lambda result: _record(log, action, result))
+
+
+def _decrypt(action: Action) -> tuple[str, dict] | ValueError:
+    """The action's signing secret and custom headers, or the error decrypting them."""
+    try:
+        return action.get_secret(), action.get_headers()
+    except ValueError as exc:
+        return exc
 
 
 @dataclass

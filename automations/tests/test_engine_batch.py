@@ -89,6 +89,36 @@ def test_one_task_runs_the_pending_events_each_on_its_own(
     assert set(Event.objects.values_list("attempts", flat=True)) == {1}
 
 
+def test_a_batch_decrypts_each_webhook_secret_once_and_signs_every_delivery(
+    receiver, monkeypatch, django_capture_on_commit_callbacks
+):
+    from automations.models import Action
+
+    decrypted = []
+    get_secret = Action.get_secret
+
+    def counted(action):
+        decrypted.append(action.pk)
+        return get_secret(action)
+
+    monkeypatch.setattr(Action, "get_secret", counted)
+    for name in ("First", "Second"):
+        make_engine_automation(webhook_url=receiver.url(), name=name)
+    with django_capture_on_commit_callbacks() as callbacks:
+        for member in [make_member() for _ in range(4)]:
+            member_deactivate(member=member, actor=None, reason="Last day")
+
+    callbacks[0]()  # the batch takes the four events
+
+    assert sorted(decrypted) == sorted(Action.objects.values_list("pk", flat=True))
+    assert len(receiver.requests) == 8
+    ids = set()
+    for request in receiver.requests:
+        Webhook(SECRET).verify(request.body, request.headers)
+        ids.add(request.headers["webhook-id"])
+    assert len(ids) == 8
+
+
 def test_a_batch_that_fails_runs_the_task_event_alone_and_leaves_the_others_pending(
     receiver, django_capture_on_commit_callbacks, monkeypatch
 ):

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from assetsonar.audit import audit_record
 from assetsonar.models import AuditEvent
-from automations.engine.common import Prep, log_key
+from automations.engine.common import Prep, log_key, write_create
 from automations.models import ActionLog
 from licenses.models import Entitlement, License
 
@@ -107,28 +107,25 @@ def licenses_revoke(*, execution, action, event, context=None) -> list:
                 f"revoked by automation “{execution.automation_name}”.",
             )
     elif not ActionLog.objects.filter(execution=execution, action=action).exists():
-        # Claimed closed in one INSERT; a claim of an earlier run stays as it is.
-        ActionLog.objects.bulk_create(
-            [
-                ActionLog(
-                    key=log_key(event.pk, execution.automation_id, action.pk, "none"),
-                    execution=execution,
-                    action=action,
-                    action_kind=action.kind,
-                    target_type=ActionLog.TargetType.MEMBER,
-                    target_label=(event.member_snapshot.get("full_name", "") or str(member_id))[
-                        :300
-                    ],
-                    status=ActionLog.Status.SKIPPED,
-                    insight=(
-                        "No live entitlement matched the selected options, so nothing was revoked."
-                        if clauses
-                        else "No revocation option is selected on this action."
-                    ),
-                    finished_at=now,
-                )
-            ],
-            ignore_conflicts=True,
+        # Claimed closed in one row, written with the batch's other rows. No log of this
+        # execution and action exists, so neither does its key (the event's row lock keeps
+        # other runs out meanwhile).
+        write_create(
+            ActionLog(
+                key=log_key(event.pk, execution.automation_id, action.pk, "none"),
+                execution=execution,
+                action=action,
+                action_kind=action.kind,
+                target_type=ActionLog.TargetType.MEMBER,
+                target_label=(event.member_snapshot.get("full_name", "") or str(member_id))[:300],
+                status=ActionLog.Status.SKIPPED,
+                insight=(
+                    "No live entitlement matched the selected options, so nothing was revoked."
+                    if clauses
+                    else "No revocation option is selected on this action."
+                ),
+                finished_at=now,
+            )
         )
 
     return []

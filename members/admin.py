@@ -23,6 +23,7 @@ from assets.models import CustodyRecord
 from assetsonar.admin_mixins import ReadOnlyAdminMixin
 from licenses.models import Entitlement
 from members.models import Member
+from members.selectors import member_search
 from members.services import (
     EDITABLE_FIELDS,
     _check_manager,
@@ -125,6 +126,13 @@ class MemberAdmin(admin.ModelAdmin):
 
     def has_deactivate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("members.deactivate_member")
+
+    def get_search_results(self, request: HttpRequest, queryset, search_term: str):
+        # The portal's search, also behind the manager autocomplete. Django's own would compare
+        # UPPER(employee_id) for "=employee_id", which no index answers, so PostgreSQL would scan
+        # every row for the whole OR instead of using the trigram indexes (~70 ms a query at 100k).
+        # search_fields stays: it is what makes the admin show a search box.
+        return member_search(queryset, search_term), False
 
     # --- Saving and deleting through the services ----------------------------------------------
 

@@ -86,6 +86,8 @@ class Member(models.Model):
                 condition=models.Q(status__in=["active", "deactivated"]), name="member_status_valid"
             ),
         ]
+        # Also, on PostgreSQL only: trigram GIN indexes on UPPER(full_name) and UPPER(email) for
+        # the substring search, created in migration 0002 because SQLite cannot build them.
         indexes = [
             models.Index(fields=["status", "full_name"]),
             models.Index(Lower("email"), name="member_email_lower"),

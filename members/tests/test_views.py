@@ -533,6 +533,10 @@ def test_the_list_stays_within_its_query_budget_whatever_the_data_size(
         )
     with django_assert_max_num_queries(LIST_QUERY_BUDGET):
         manager_client.get(reverse("members:list"), headers=headers)
+    for term in ("ember", "me"):  # a substring, and a short term searched as a prefix
+        with django_assert_max_num_queries(LIST_QUERY_BUDGET):
+            searched = manager_client.get(reverse("members:list"), {"q": term}, headers=headers)
+        assert len(searched.context["page_obj"]) == min(size, 50)
 
     assert response.status_code == 200
 

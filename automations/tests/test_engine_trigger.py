@@ -4,10 +4,12 @@ transition, in the same transaction, enqueued only once it commits."""
 from __future__ import annotations
 
 import ast
+import io
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management import CommandError, call_command
 from django.db import transaction
 
 from automations.models import Event
@@ -103,6 +105,115 @@ def test_bulk_deactivation_makes_one_event_per_member():
     members = [make_member() for _ in range(3)]
     member_bulk_deactivate(member_ids=[m.pk for m in members], actor=None, reason="Office closed")
     assert Event.objects.filter(kind=MEMBER_DEACTIVATED).count() == 3
+
+
+def test_deactivate_members_command_makes_one_event_per_member(
+    django_capture_on_commit_callbacks,
+):
+    members = [make_member() for _ in range(3)]
+    member_deactivate(member=members[0], actor=None, reason="Left earlier")
+    emails = [arg for m in members for arg in ("--email", m.email.upper())]
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        call_command(
+            "deactivate_members", *emails, "--reason", "Office closed", stdout=io.StringIO()
+        )
+
+    assert [kinds(m) for m in members] == [[MEMBER_DEACTIVATED]] * 3
+    assert len(callbacks) == 2  # one task per new deactivation, none for the member already gone
+
+
+def test_deactivate_members_dry_run_and_refusal_make_no_event(django_capture_on_commit_callbacks):
+    member = make_member()
+    with django_capture_on_commit_callbacks() as callbacks:
+        call_command(
+            "deactivate_members",
+            "--email",
+            member.email,
+            "--reason",
+            "x",
+            "--dry-run",
+            stdout=io.StringIO(),
+        )
+        with pytest.raises(CommandError):
+            call_command(
+                "deactivate_members",
+                "--email",
+                member.email,
+                "--email",
+                "nobody@example.com",
+                "--reason",
+                "x",
+            )
+    assert not Event.objects.exists()
+    assert callbacks == []
+
+
+def _import(tmp_path, text: str) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text(text)
+    call_command("import_members", str(path), stdout=io.StringIO())
+
+
+def test_import_makes_one_event_per_status_change(tmp_path, django_capture_on_commit_callbacks):
+    leaving = make_member(email="leaving@example.com")
+    returning = make_member(email="returning@example.com")
+    member_deactivate(member=returning, actor=None, reason="Sabbatical")
+    staying = make_member(email="staying@example.com")
+    csv_text = (
+        "full_name,email,status\n"
+        "Leaving,LEAVING@example.com,deactivated\n"
+        "Returning,returning@example.com,active\n"
+        "Staying,staying@example.com,active\n"
+    )
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        _import(tmp_path, csv_text)
+        _import(tmp_path, csv_text)  # the same file again changes no status
+
+    assert kinds(leaving) == [MEMBER_DEACTIVATED]
+    assert kinds(returning) == [MEMBER_DEACTIVATED, MEMBER_REACTIVATED]
+    assert kinds(staying) == []
+    assert len(callbacks) == 2
+    assert Event.objects.get(member=leaving).member_snapshot["deactivation_reason"] == (
+        "Deactivated by HR import"
+    )
+
+
+def test_a_failed_import_records_no_event(tmp_path, django_capture_on_commit_callbacks):
+    leaving = make_member(email="leaving@example.com")
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(CommandError):
+        _import(
+            tmp_path,
+            "full_name,email,status\n"
+            "Leaving,leaving@example.com,deactivated\n"
+            "Broken,not-an-email,deactivated\n",
+        )
+
+    assert not Event.objects.exists()
+    assert callbacks == []
+    leaving.refresh_from_db()
+    assert leaving.status == Member.Status.ACTIVE
+
+
+def test_an_import_failing_while_writing_records_no_event(
+    tmp_path, django_capture_on_commit_callbacks
+):
+    """The manager cycle shows only once the first rows are written: they roll back with it."""
+    a = make_member(email="a@example.com")
+    make_member(email="b@example.com")
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(CommandError):
+        _import(
+            tmp_path,
+            "full_name,email,manager_email,status\n"
+            "A,a@example.com,b@example.com,deactivated\n"
+            "B,b@example.com,a@example.com,\n",
+        )
+
+    assert not Event.objects.exists()
+    assert callbacks == []
+    a.refresh_from_db()
+    assert a.status == Member.Status.ACTIVE
 
 
 def test_save_of_a_loaded_member_outside_the_service_is_seen():

@@ -375,17 +375,9 @@ def _save_automation(automation: Automation) -> None:
         raise ValidationError({"name": "An automation with this name already exists."}) from exc
 
 
-# --- Services ----------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def automation_create(
-    *, actor: Any, spec: AutomationSpec, otp_verified: bool = False, request: Any = None
-) -> SaveResult:
-    """Create an automation with its conditions and actions. A webhook gets a new signing
-    secret, returned once in the result."""
-    _validate(spec, instance=None)
-    check_mdm_change(actor=actor, before=None, after=spec.mdm, otp_verified=otp_verified)
+def _create_from_spec(spec: AutomationSpec, *, actor: Any) -> tuple[Automation, str | None]:
+    """Save a new automation with its conditions and actions; returns it and the new webhook
+    signing secret (if it has a webhook), which the caller shows once."""
     user = actor if getattr(actor, "is_authenticated", False) else None
     automation = Automation(
         name=spec.name.strip(),
@@ -399,7 +391,21 @@ def automation_create(
     )
     _save_automation(automation)
     _write_conditions(automation, spec.conditions)
-    new_secret = _write_actions(automation, spec)
+    return automation, _write_actions(automation, spec)
+
+
+# --- Services ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def automation_create(
+    *, actor: Any, spec: AutomationSpec, otp_verified: bool = False, request: Any = None
+) -> SaveResult:
+    """Create an automation with its conditions and actions. A webhook gets a new signing
+    secret, returned once in the result."""
+    _validate(spec, instance=None)
+    check_mdm_change(actor=actor, before=None, after=spec.mdm, otp_verified=otp_verified)
+    automation, new_secret = _create_from_spec(spec, actor=actor)
     change = _record(
         automation=automation,
         name=automation.name,
@@ -523,20 +529,7 @@ def automation_duplicate(
             "This automation's only action is the MDM lock, which you may not copy. "
             + " ".join(mdm_availability(actor).problems)
         )
-    user = actor if getattr(actor, "is_authenticated", False) else None
-    copy = Automation(
-        name=spec.name,
-        description=spec.description,
-        enabled=False,
-        trigger_module=spec.trigger_module,
-        trigger_event=spec.trigger_event,
-        match=spec.match,
-        created_by=user,
-        updated_by=user,
-    )
-    _save_automation(copy)
-    _write_conditions(copy, spec.conditions)
-    new_secret = _write_actions(copy, spec)
+    copy, new_secret = _create_from_spec(spec, actor=actor)
     changes = {"Duplicated from": ["", automation.name], **diff(None, spec)}
     if source.mdm and not keep_mdm:
         changes["MDM lock"] = ["", "not copied (no MDM permission or feature off)"]

@@ -172,6 +172,14 @@ class Asset(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("assets:detail", args=[self.pk])
 
+    # What an MDM can lock: computers, phones and tablets with an operating system.
+    LOCKABLE_CATEGORIES = frozenset({"laptop", "desktop", "phone", "tablet"})
+
+    @property
+    def is_lockable(self) -> bool:
+        """A device an MDM lock applies to (not a monitor, an accessory, or one with no OS)."""
+        return self.category in self.LOCKABLE_CATEGORIES and self.platform != self.Platform.NONE
+
     @property
     def is_mdm_enrolled(self) -> bool:
         return self.mdm_connection_id is not None and bool(self.mdm_device_id)

@@ -394,6 +394,19 @@ class MDMCommand(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.asset_id}: {self.status}"
 
+    # A device's lock while its command is in one of these: a second lock reuses it (and its
+    # PIN) instead of sending another.
+    LIVE_STATUSES = (Status.PENDING, Status.SENT, Status.ACKNOWLEDGED)
+
+    @property
+    def pin_on_device(self) -> bool:
+        """Whether a PIN is stored and the device has it: the lock reached the MDM. A PIN kept
+        for a lock that failed or was never sent (reused if it is tried again) is not shown."""
+        return bool(self.pin_encrypted) and self.status in (
+            self.Status.SENT,
+            self.Status.ACKNOWLEDGED,
+        )
+
     def get_pin(self) -> str:
         return crypto.decrypt(self.pin_encrypted)
 

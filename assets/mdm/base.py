@@ -87,6 +87,37 @@ class LockResult:
 
 
 @dataclass(frozen=True)
+class FoundLock:
+    """A lock the vendor already holds for a device, read back before sending one again (an
+    earlier attempt whose outcome was never recorded: the worker died, the answer was lost).
+
+    command_id: the vendor's id for it ("" when the vendor gives none).
+    status: "sent" (queued or pending at the MDM) or "acknowledged" (the device confirmed).
+    sent_at: when the vendor says it was sent, if it says.
+    pin: the unlock PIN the vendor holds for it (Kandji on macOS), else None: a PIN we sent
+        ourselves (Jamf on macOS) is the one already stored.
+    raw: a short, PIN-free description of what the vendor answered.
+    """
+
+    command_id: str
+    status: str
+    sent_at: datetime | None = None
+    pin: str | None = None
+    raw: str = ""
+
+
+def parse_vendor_time(value: Any) -> datetime | None:
+    """An ISO 8601 time from a vendor answer ("2026-12-01T22:14:03.120Z"), aware, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
 class HTTPResult:
     """A vendor response, read completely (within limits) before the connection closed."""
 
@@ -201,6 +232,32 @@ class Connector:
         self, *, device_id: str, pin: str, message: str, phone: str, platform: str
     ) -> LockResult:
         raise NotImplementedError
+
+    # Platforms whose lock carries the PIN AssetSonar generates (Apple's DeviceLock takes one on
+    # macOS only). Elsewhere no PIN is generated, stored or offered: the device either locks with
+    # its own passcode (iOS, Intune) or the vendor makes the PIN (Kandji).
+    pin_platforms: ClassVar[frozenset[str]] = frozenset()
+
+    def takes_pin(self, platform: str) -> bool:
+        """Whether a lock of a device on `platform` sends a PIN of ours."""
+        return platform in self.pin_platforms
+
+    def find_lock(self, *, device_id: str, platform: str, since: datetime) -> FoundLock | None:
+        """The lock the vendor holds for the device, sent at or after `since`, or None when the
+        vendor's record provably has none. Raises MDMError when the vendor cannot tell (an
+        error, a missing read permission, an answer we cannot read)."""
+        if not device_id:
+            raise MDMError("The asset has no MDM device ID.", kind="not_found")
+        return self._find_lock(device_id=device_id, platform=platform, since=since)
+
+    def _find_lock(self, *, device_id: str, platform: str, since: datetime) -> FoundLock | None:
+        raise NotImplementedError
+
+    def unreadable(self, what: str) -> MDMError:
+        """The MDMError for a read answer whose shape we do not know."""
+        return MDMError(
+            f"{self.vendor} answered {what} in a form AssetSonar cannot read.", kind="permanent"
+        )
 
     # --- Helpers for subclasses ---------------------------------------------------------------
 
@@ -411,12 +468,16 @@ class OAuthClientCredentialsMixin:
         secret = "\0".join(f"{k}={credentials[k]}" for k in sorted(credentials))
         return (self.token_url(), hashlib.sha256(secret.encode()).hexdigest())
 
-    @sensitive_variables("credentials", "token", "payload")
     def access_token(self, *, fresh: bool = False) -> str:
+        return self._access_token(fresh=fresh)[0]
+
+    @sensitive_variables("credentials", "token", "payload")
+    def _access_token(self, *, fresh: bool = False) -> tuple[str, bool]:
+        """The token, and whether it came from the cache."""
         credentials = self.credentials()
         key = self._token_key(credentials)
         if not fresh and (token := self.token_cache.get(key)):
-            return token
+            return token, True
         result = self.http("POST", self.token_url(), form=self.token_form(credentials))
         if result.status_code in (400, 401, 403):
             # The token endpoints answer 400 invalid_client / unauthorized_client (Entra) or 401
@@ -437,18 +498,20 @@ class OAuthClientCredentialsMixin:
         except (TypeError, ValueError):
             expires_in = 0
         self.token_cache.put(key, token, expires_in)
-        return token
+        return token, False
 
     @sensitive_variables("token", "headers")
     def authorized(self, method: str, url: str, **kwargs) -> HTTPResult:
         """Call the API with a bearer token; a 401 with a cached token gets one fresh retry
-        (the token may have been revoked before it expired)."""
+        (the token may have been revoked before it expired). A token fetched for this call that
+        is refused is not fetched again: the credentials lack the right, and a second request
+        (a second lock) would only be refused too."""
         headers = kwargs.pop("headers", None) or {}
-        token = self.access_token()
+        token, cached = self._access_token()
         result = self.http(
             method, url, headers={**headers, "Authorization": f"Bearer {token}"}, **kwargs
         )
-        if result.status_code == 401:
+        if result.status_code == 401 and cached:
             token = self.access_token(fresh=True)
             result = self.http(
                 method, url, headers={**headers, "Authorization": f"Bearer {token}"}, **kwargs

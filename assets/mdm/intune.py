@@ -16,17 +16,33 @@ Verified against Microsoft's documentation:
 - Connection test: GET {graph}/v1.0/deviceManagement/managedDevices?$top=1&$select=id
   (needs DeviceManagementManagedDevices.Read.All).
 
+- Reconciliation: GET {graph}/v1.0/deviceManagement/managedDevices/{id}?$select=id,
+  deviceActionResults (DeviceManagementManagedDevices.Read.All) → deviceActionResults, a list of
+  deviceActionResult {"actionName", "actionState" (none, pending, canceled, active, done, failed,
+  notSupported), "startDateTime", "lastUpdatedDateTime"}
+  (https://learn.microsoft.com/graph/api/resources/intune-devices-deviceactionresult). A
+  remoteLock started at or after the attempt, and not failed, canceled or unsupported, is the
+  earlier attempt's lock. Graph has no id for it: its start time is kept as the reference.
+
 The sign-in host is settings.MDM_INTUNE_LOGIN_URL (default https://login.microsoftonline.com) so
 national clouds and the tests can point elsewhere; the token scope follows the Graph base URL.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import quote
 
 from django.conf import settings
 
-from assets.mdm.base import Connector, LockResult, OAuthClientCredentialsMixin, excerpt
+from assets.mdm.base import (
+    Connector,
+    FoundLock,
+    LockResult,
+    OAuthClientCredentialsMixin,
+    excerpt,
+    parse_vendor_time,
+)
 
 GRAPH_URL = "https://graph.microsoft.com"
 LOGIN_URL = "https://login.microsoftonline.com"
@@ -89,3 +105,38 @@ class IntuneConnector(OAuthClientCredentialsMixin, Connector):
             raw=excerpt(result.text) or f"HTTP {result.status_code}",
             pin_sent=False,
         )
+
+    def _find_lock(self, *, device_id: str, platform: str, since: datetime) -> FoundLock | None:
+        result = self.authorized(
+            "GET",
+            f"{self.base_url}/v1.0/deviceManagement/managedDevices/{quote(device_id, safe='')}",
+            params={"$select": "id,deviceActionResults"},
+        )
+        if result.status_code != 200:
+            raise self.error_for(result, device_id=device_id)
+        payload = result.json()
+        actions = payload.get("deviceActionResults") if isinstance(payload, dict) else None
+        if actions is None and isinstance(payload, dict):
+            actions = []  # Graph leaves the property out of a device no action ran on
+        if not isinstance(actions, list):
+            raise self.unreadable("the device's action results")
+        for action in actions:
+            if not isinstance(action, dict) or action.get("actionName", "").lower() != "remotelock":
+                continue
+            started = parse_vendor_time(action.get("startDateTime"))
+            state = action.get("actionState")
+            if (
+                started is None
+                or started < since
+                or state in ("failed", "canceled", "notSupported")
+            ):
+                continue
+            return FoundLock(
+                command_id=f"remoteLock {action.get('startDateTime')}"[:200],
+                status="acknowledged" if state == "done" else "sent",
+                sent_at=started,
+                raw=excerpt(
+                    f"Intune lists remoteLock started {action.get('startDateTime')} ({state})."
+                ),
+            )
+        return None

@@ -13,11 +13,28 @@ Verified against Jamf's developer documentation:
   n/a", apple/device-management mdm/commands/device.lock.yaml), so Macs get the PIN and
   iPhones/iPads are locked with their own passcode and no PIN is sent.
 - Connection test: GET {base}/api/v1/jamf-pro-version → {"version": "11.x"}.
+- Reconciliation (did an earlier, unrecorded attempt reach Jamf?): GET {base}/api/v2/mdm/commands
+  with `filter` in RSQL, e.g. clientManagementId==<id>;command==DEVICE_LOCK;dateSent=ge=<ISO>
+  ("All url must contain minimum one filter field"; date filters take gt/lt/ge/le), `sort`
+  (default dateSent:asc), `page`, `page-size` → {"totalCount", "results": [{"uuid", "dateSent",
+  "client": {"managementId", ...}, "commandState", "commandType", ...}]} (privilege "View MDM
+  command information in Jamf Pro API"). The list carries no PIN: a lock found is one we sent
+  with the PIN already stored (the only PIN AssetSonar ever sends a device is that one).
 """
 
 from __future__ import annotations
 
-from assets.mdm.base import Connector, LockResult, MDMError, OAuthClientCredentialsMixin, excerpt
+from datetime import UTC, datetime
+
+from assets.mdm.base import (
+    Connector,
+    FoundLock,
+    LockResult,
+    MDMError,
+    OAuthClientCredentialsMixin,
+    excerpt,
+    parse_vendor_time,
+)
 
 PIN_PLATFORMS = frozenset({"macos"})
 
@@ -30,6 +47,7 @@ class JamfConnector(OAuthClientCredentialsMixin, Connector):
         "give the API client's role the privileges to read inventory and send remote lock commands"
     )
     required_credentials = {"client_id": "API client ID", "client_secret": "API client secret"}
+    pin_platforms = PIN_PLATFORMS
 
     def token_url(self) -> str:
         return f"{self.base_url}/api/oauth/token"
@@ -54,7 +72,7 @@ class JamfConnector(OAuthClientCredentialsMixin, Connector):
         self, *, device_id: str, pin: str, message: str, phone: str, platform: str
     ) -> LockResult:
         command: dict[str, str] = {"commandType": "DEVICE_LOCK"}
-        pin_sent = platform in PIN_PLATFORMS and bool(pin)
+        pin_sent = self.takes_pin(platform) and bool(pin)
         if pin_sent:
             command["pin"] = pin
         if message:
@@ -77,3 +95,35 @@ class JamfConnector(OAuthClientCredentialsMixin, Connector):
         return LockResult(
             command_id=command_id, status="sent", raw=excerpt(result.text), pin_sent=pin_sent
         )
+
+    def _find_lock(self, *, device_id: str, platform: str, since: datetime) -> FoundLock | None:
+        after = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        result = self.authorized(
+            "GET",
+            f"{self.base_url}/api/v2/mdm/commands",
+            params={
+                "filter": (
+                    f"clientManagementId=={device_id};command==DEVICE_LOCK;dateSent=ge={after}"
+                ),
+                "sort": "dateSent:desc",
+                "page": "0",
+                "page-size": "5",
+            },
+        )
+        if result.status_code != 200:
+            raise self.error_for(result)
+        payload = result.json()
+        results = payload.get("results") if isinstance(payload, dict) else None
+        if not isinstance(results, list):
+            raise self.unreadable("the MDM command list")
+        for item in results:
+            if not isinstance(item, dict) or item.get("commandState") == "ERROR":
+                continue  # a lock the device refused is not on it
+            state = item.get("commandState")
+            return FoundLock(
+                command_id=str(item.get("uuid") or ""),
+                status="acknowledged" if state == "ACKNOWLEDGED" else "sent",
+                sent_at=parse_vendor_time(item.get("dateSent")),
+                raw=excerpt(f"Jamf Pro lists DEVICE_LOCK {item.get('uuid')} ({state})."),
+            )
+        return None

@@ -8,14 +8,17 @@ A device id starting with "fail-" fails, so the demo can show each kind of failu
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from assets.mdm.base import Connector, LockResult, MDMError
+from assets.mdm.base import Connector, FoundLock, LockResult, MDMError
 
 
 class SimulatorConnector(Connector):
     vendor = "The MDM simulator"
     credential_name = "demo credentials"
     credential_fix = "update the demo credentials"
+    # As Apple's DeviceLock: a PIN on macOS only.
+    pin_platforms = frozenset({"macos"})
 
     def test_connection(self) -> str:
         return "The simulator is ready (it makes no network calls)."
@@ -31,6 +34,11 @@ class SimulatorConnector(Connector):
             raw='{"simulated": true, "status": "Acknowledged"}',
             pin_sent=bool(pin),
         )
+
+    def _find_lock(self, *, device_id: str, platform: str, since: datetime) -> FoundLock | None:
+        # The simulator keeps no record, so it cannot tell: the engine then sends again (no
+        # device is involved).
+        raise MDMError("The MDM simulator keeps no command history.", kind="permanent")
 
     def _failure(self, device_id: str) -> MDMError:
         name = self.connection.name

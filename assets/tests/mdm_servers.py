@@ -10,6 +10,12 @@ matching requests:
         jamf.fail(429, retry_after="7")
         ...
         assert jamf.requests[-1].path == "/api/v2/mdm/commands"
+
+Each server also keeps what it accepted as the vendor would, and serves it on the vendor's
+documented read endpoint (Jamf's MDM command list, Graph's deviceActionResults, Kandji's device
+commands and unlock PIN), so the engine can reconcile. `on_accept`, when set, is called with the
+request after a lock was accepted and recorded and before the answer is sent: a test can kill
+the worker at exactly that moment (the vendor has the lock, the portal never hears of it).
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ import re
 import secrets
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -63,6 +71,7 @@ class _Fault:
     retry_after: str | None = None
     path: str | None = None  # only requests whose path contains this
     times: int = 1
+    method: str | None = None  # only requests with this method
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -100,12 +109,22 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
 
+def vendor_now() -> str:
+    """Now as the vendors write times: ISO 8601, UTC, milliseconds, "Z"."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 class FakeMDMServer:
     """Base: recording, faults, lifecycle. Subclasses implement `route`."""
 
     hang_seconds = 5.0
 
     def __init__(self) -> None:
+        self.on_accept: Callable[[Recorded], None] | None = None
         self.requests: list[Recorded] = []
         self.problems: list[str] = []
         self._faults: list[_Fault] = []
@@ -134,19 +153,27 @@ class FakeMDMServer:
     # --- Faults ---------------------------------------------------------------------------------
 
     def fail(
-        self, status: int, *, retry_after: str | None = None, path: str | None = None, times=1
+        self,
+        status: int,
+        *,
+        retry_after: str | None = None,
+        path: str | None = None,
+        times=1,
+        method: str | None = None,
     ) -> None:
-        self._faults.append(_Fault("status", status, retry_after, path, times))
+        self._faults.append(_Fault("status", status, retry_after, path, times, method))
 
-    def hang(self, *, path: str | None = None, times=1) -> None:
-        self._faults.append(_Fault("hang", path=path, times=times))
+    def hang(self, *, path: str | None = None, times=1, method: str | None = None) -> None:
+        self._faults.append(_Fault("hang", path=path, times=times, method=method))
 
-    def drop(self, *, path: str | None = None, times=1) -> None:
-        self._faults.append(_Fault("drop", path=path, times=times))
+    def drop(self, *, path: str | None = None, times=1, method: str | None = None) -> None:
+        self._faults.append(_Fault("drop", path=path, times=times, method=method))
 
-    def _take_fault(self, path: str) -> _Fault | None:
+    def _take_fault(self, path: str, method: str = "") -> _Fault | None:
         with self._lock:
             for fault in self._faults:
+                if fault.method and fault.method != method:
+                    continue
                 if fault.path is None or fault.path in path:
                     fault.times -= 1
                     if fault.times <= 0:
@@ -159,7 +186,7 @@ class FakeMDMServer:
     def dispatch(self, request: Recorded) -> Reply | None:
         with self._lock:
             self.requests.append(request)
-        fault = self._take_fault(request.path)
+        fault = self._take_fault(request.path, request.method)
         if fault and fault.kind == "drop":
             return None
         if fault and fault.kind == "hang":
@@ -182,8 +209,15 @@ class FakeMDMServer:
         value = request.headers.get("authorization", "")
         return value[len("Bearer ") :] if value.startswith("Bearer ") else None
 
-    def requests_to(self, path: str) -> list[Recorded]:
-        return [r for r in self.requests if r.path == path]
+    def requests_to(self, path: str, method: str | None = None) -> list[Recorded]:
+        return [
+            r for r in self.requests if r.path == path and (method is None or r.method == method)
+        ]
+
+    def accepted(self, request: Recorded) -> None:
+        """A lock was accepted and recorded: the kill hook's moment."""
+        if self.on_accept is not None:
+            self.on_accept(request)
 
 
 class _OAuthServer(FakeMDMServer):
@@ -228,7 +262,9 @@ class JamfServer(_OAuthServer):
     def __init__(self) -> None:
         super().__init__()
         self.devices: set[str] = {"mgmt-mac-1", "mgmt-ios-1"}
-        self.commands: list[dict] = []
+        self.commands: list[dict] = []  # commandData of every accepted command
+        # What GET /api/v2/mdm/commands lists: one MdmCommand per accepted command.
+        self.history: list[dict] = []
 
     def route(self, request: Recorded) -> Reply:
         if request.path == "/api/oauth/token":
@@ -249,7 +285,53 @@ class JamfServer(_OAuthServer):
             return json_reply(200, {"version": self.version})
         if request.path == "/api/v2/mdm/commands" and request.method == "POST":
             return self._command(request)
+        if request.path == "/api/v2/mdm/commands" and request.method == "GET":
+            return self._list(request)
         return json_reply(404, {"httpStatus": 404})
+
+    def _list(self, request: Recorded) -> Reply:
+        """GET /api/v2/mdm/commands: `filter` (RSQL, at least one field) is required; `sort`,
+        `page` and `page-size` page the results."""
+        text = (request.query.get("filter") or [""])[0]
+        if not text:
+            return json_reply(400, {"httpStatus": 400, "errors": [{"code": "INVALID_FILTER"}]})
+        tests = []
+        for clause in text.split(";"):
+            match = re.fullmatch(r"(\w+)(==|=ge=|=gt=|=le=|=lt=)(.+)", clause)
+            fields = {"clientManagementId", "command", "dateSent", "uuid", "status"}
+            if not match or match.group(1) not in fields:
+                return self.refuse(f"unsupported filter clause {clause!r}")
+            name, op, value = match.groups()
+            if name == "dateSent" and op == "==":
+                return self.refuse("date filters take gt, lt, ge or le")
+            tests.append((name, op, value))
+
+        def keep(item: dict) -> bool:
+            for name, op, value in tests:
+                if name == "clientManagementId" and item["client"]["managementId"] != value:
+                    return False
+                if name == "command" and item["commandType"] != value:
+                    return False
+                if name == "uuid" and item["uuid"] != value:
+                    return False
+                if name == "status" and item["commandState"].lower() != value.lower():
+                    return False
+                if name == "dateSent":
+                    sent, bound = parse_time(item["dateSent"]), parse_time(value)
+                    if not {"=ge=": sent >= bound, "=gt=": sent > bound,
+                            "=le=": sent <= bound, "=lt=": sent < bound}[op]:  # fmt: skip
+                        return False
+            return True
+
+        with self._lock:
+            found = [item for item in self.history if keep(item)]
+        sort = (request.query.get("sort") or ["dateSent:asc"])[0]
+        found.sort(key=lambda item: item["dateSent"], reverse=sort.endswith(":desc"))
+        size = int((request.query.get("page-size") or ["100"])[0])
+        page = int((request.query.get("page") or ["0"])[0])
+        return json_reply(
+            200, {"totalCount": len(found), "results": found[page * size : (page + 1) * size]}
+        )
 
     def _command(self, request: Recorded) -> Reply:
         if request.headers.get("content-type") != "application/json":
@@ -276,7 +358,21 @@ class JamfServer(_OAuthServer):
         if clients[0]["managementId"] not in self.devices:
             return json_reply(404, {"httpStatus": 404, "errors": [{"code": "NOT_FOUND"}]})
         command_id = str(uuid.uuid4())
-        self.commands.append(command)
+        with self._lock:
+            self.commands.append(command)
+            self.history.append(
+                {
+                    "uuid": command_id,
+                    "dateSent": vendor_now(),
+                    "client": {
+                        "managementId": clients[0]["managementId"],
+                        "clientType": "COMPUTER",
+                    },
+                    "commandState": "PENDING",
+                    "commandType": command["commandType"],
+                }
+            )
+        self.accepted(request)
         return json_reply(
             201, [{"id": command_id, "href": f"{self.url}/api/v2/mdm/commands/{command_id}"}]
         )
@@ -294,6 +390,8 @@ class IntuneServer(_OAuthServer):
         super().__init__()
         self.devices: set[str] = {"dev-win-1", "dev-ios-1"}
         self.locked: list[str] = []
+        # deviceActionResults of each device, as Graph keeps them.
+        self.actions: dict[str, list[dict]] = {}
 
     def route(self, request: Recorded) -> Reply:
         token_path = re.fullmatch(r"/([^/]+)/oauth2/v2\.0/token", request.path)
@@ -325,8 +423,29 @@ class IntuneServer(_OAuthServer):
                 return self.refuse("remoteLock takes no request body")
             if lock.group(1) not in self.devices:
                 return json_reply(404, {"error": {"code": "ResourceNotFound"}})
-            self.locked.append(lock.group(1))
+            now = vendor_now()
+            with self._lock:
+                self.locked.append(lock.group(1))
+                self.actions.setdefault(lock.group(1), []).append(
+                    {
+                        "actionName": "remoteLock",
+                        "actionState": "pending",
+                        "startDateTime": now,
+                        "lastUpdatedDateTime": now,
+                    }
+                )
+            self.accepted(request)
             return Reply(204, b"", {"request-id": str(uuid.uuid4())})
+        device = re.fullmatch(r"/v1\.0/deviceManagement/managedDevices/([^/]+)", request.path)
+        if device and request.method == "GET":
+            if device.group(1) not in self.devices:
+                return json_reply(404, {"error": {"code": "ResourceNotFound"}})
+            select = (request.query.get("$select") or [""])[0].split(",")
+            body: dict = {"id": device.group(1)}
+            if "deviceActionResults" in select:
+                with self._lock:
+                    body["deviceActionResults"] = list(self.actions.get(device.group(1), []))
+            return json_reply(200, body)
         return json_reply(404, {"error": {"code": "BadRequest"}})
 
 
@@ -340,6 +459,8 @@ class KandjiServer(FakeMDMServer):
         self.devices: dict[str, str] = {"k-mac-1": "Mac", "k-iphone-1": "iPhone"}
         self.pins: dict[str, str] = {}
         self.pending: set[str] = set()  # devices with a lock already queued
+        self.commands: dict[str, list[dict]] = {}  # GET /api/v1/devices/{id}/commands
+        self.locks: list[str] = []  # every lock accepted, by device id
 
     def route(self, request: Recorded) -> Reply:
         if self.bearer(request) != self.api_token:
@@ -350,8 +471,26 @@ class KandjiServer(FakeMDMServer):
         if lock and request.method == "POST":
             return self._lock_device(request, lock.group(1))
         secret = re.fullmatch(r"/api/v1/devices/([^/]+)/secrets/unlockpin", request.path)
-        if secret and request.method == "GET" and secret.group(1) in self.pins:
-            return json_reply(200, {"pin": self.pins[secret.group(1)]})
+        if secret and request.method == "GET":
+            if self.devices.get(secret.group(1)) not in (None, "Mac"):
+                return self.refuse("the unlock PIN exists for Macs only")
+            if secret.group(1) in self.pins:
+                return json_reply(200, {"pin": self.pins[secret.group(1)]})
+        commands = re.fullmatch(r"/api/v1/devices/([^/]+)/commands", request.path)
+        if commands and request.method == "GET" and commands.group(1) in self.devices:
+            with self._lock:
+                found = list(self.commands.get(commands.group(1), []))
+            return json_reply(
+                200,
+                {
+                    "results": {
+                        "count": len(found),
+                        "next": None,
+                        "previous": None,
+                        "results": found,
+                    }
+                },
+            )
         return json_reply(404, {"detail": "Not found."})
 
     def _lock_device(self, request: Recorded, device_id: str) -> Reply:
@@ -364,8 +503,21 @@ class KandjiServer(FakeMDMServer):
             return json_reply(404, {"detail": "Not found."})
         if device_id in self.pending:
             return json_reply(400, {"detail": "Command already running"})
-        self.pending.add(device_id)
+        with self._lock:
+            self.pending.add(device_id)
+            self.locks.append(device_id)
+            self.commands.setdefault(device_id, []).append(
+                {
+                    "uuid": str(uuid.uuid4()),
+                    "command_type": "DeviceLock",
+                    "status": 1,
+                    "date_requested": vendor_now(),
+                    "date_completed": None,
+                }
+            )
+            if self.devices[device_id] == "Mac":
+                self.pins[device_id] = f"{secrets.randbelow(10**6):06d}"
+        self.accepted(request)
         if self.devices[device_id] == "Mac":
-            self.pins[device_id] = f"{secrets.randbelow(10**6):06d}"
             return json_reply(200, {"PIN": self.pins[device_id]})
         return json_reply(200, {})

@@ -120,9 +120,12 @@ class Job:
     log: ActionLog
     perform: Callable[[], Any]
     record: Callable[[Any], None]
-    # The MDMCommand a lock job sends: a later automation of the same event, prepared in the
-    # same pass, leaves the device to it.
+    # The MDMCommand a lock job sends: a later automation or event prepared in the same pass
+    # leaves the device to it.
     command: Any = None
+    # Sent first, in a pool of its own, and recorded before the other side effects are waited
+    # for: a device lock must never wait behind a slow webhook receiver.
+    urgent: bool = False
 
 
 @dataclass
@@ -141,13 +144,19 @@ class RunContext:
         return self._mdm_enabled
 
 
-def log_finish(log: ActionLog, status: str, insight: str) -> None:
-    """Close a log with its final status and the insight people read."""
+def log_finish(log: ActionLog, status: str, insight: str, *, unmet: bool = False) -> None:
+    """Close a log with its final status and the insight people read. `unmet`: skipped
+    without the target being acted on (a webhook switched off, a device not enrolled), which
+    keeps the execution from counting as succeeded (see `executions_finish`)."""
     log.status = status
     log.insight = insight[:500]
     log.next_attempt_at = None
     log.finished_at = timezone.now()
-    write_save(log, ["status", "insight", "next_attempt_at", "finished_at"])
+    fields = ["status", "insight", "next_attempt_at", "finished_at"]
+    if unmet or log.detail.get("unmet"):
+        log.detail = {**log.detail, "unmet": unmet}
+        fields.append("detail")
+    write_save(log, fields)
 
 
 class DeferredWrites:

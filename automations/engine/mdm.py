@@ -4,19 +4,34 @@ The vendor APIs live in `assets.mdm` (one connector per provider); this module o
 Targets are the devices in the member's custody when the event was recorded (the event's
 snapshot), so every re-run targets the same devices even if one was checked in meanwhile.
 
-Per device: one ActionLog (the claim) and one MDMCommand. When two automations lock the same
-device for one event, the first sends the lock and the second is skipped (unless the first
-failed: then it tries again, with the same PIN). The 6-digit unlock PIN is generated
-with `secrets` and stored encrypted before the command is sent, and the same PIN is sent on every
-retry, so the device and the record agree whichever attempt got through. A vendor that generates
-its own PIN (Kandji) overrides ours; a vendor that ignores PINs (Intune) leaves none stored.
-The portal switch (PortalSettings.mdm_commands_enabled) is read at every attempt.
+Targets are lockable devices only (`Asset.is_lockable`: a monitor, an accessory or a device
+with no operating system is not one). Per device: one ActionLog (the claim) and, while the device
+has no lock, one MDMCommand.
+
+One lock per device until it is unlocked. A device whose last lock command is pending, sent or
+acknowledged (and whose lock state says locked or pending) keeps that lock and its PIN: a second
+automation, a second deactivation or a retry is logged "Already locked by execution N, PIN kept"
+and sends nothing. The device rows are locked (SELECT ... FOR UPDATE) while this is decided, so
+two workers preparing two deactivations of the same member at once make one lock, not two.
+
+The 6-digit unlock PIN is generated with `secrets` only where the lock carries it (macOS through
+Jamf or the simulator), stored encrypted before the command is sent, and the same PIN is sent on
+every retry. A vendor that generates its own PIN (Kandji on macOS) returns it; none is kept for
+a device that locks with its own passcode (Intune, iPhone, iPad).
+
+Reconcile before re-sending. When the previous attempt's outcome is unknown (its worker died
+between sending and recording, or the request timed out or dropped, or the vendor answered 5xx
+after perhaps acting), the vendor's own record is read first (`Connector.find_lock`: Jamf's MDM
+command list, Graph's deviceActionResults, Kandji's device commands and unlock PIN). A lock found
+there is recorded with the vendor's id, time and PIN, and not sent again; only a lock provably
+absent is sent. The portal switch (PortalSettings.mdm_commands_enabled) is read at every attempt.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+from datetime import timedelta
 
 from django.utils import timezone
 
@@ -46,10 +61,16 @@ NOT_ENROLLED = (
     "Device is not enrolled in an MDM: enrol it (MDM connection and device ID on the asset) "
     "or lock it by hand."
 )
+NOT_LOCKABLE = "Not a lockable device."
 SWITCHED_OFF = (
     "Not locked: MDM commands are switched off in the portal settings. An administrator can "
     "switch them on; then use “Retry failed actions” or lock the device by hand."
 )
+
+
+# Vendor and portal clocks differ: a lock the vendor lists up to this long before our command was
+# stored still counts as the one an earlier attempt sent.
+CLOCK_SKEW = timedelta(minutes=2)
 
 
 def mdm_prepare(*, execution, action, event, context: RunContext) -> list[Job]:
@@ -59,24 +80,24 @@ def mdm_prepare(*, execution, action, event, context: RunContext) -> list[Job]:
 
 def mdm_prepare_many(*, items: list[Prep], context: RunContext) -> list[Job]:
     """`mdm_prepare` for many executions at once (one query each for the devices, the claims,
-    the attempts and the earlier commands), in execution order, so that a later automation of
-    the same event sees the commands an earlier one stored here."""
+    the attempts and the devices' lock commands), in execution order, so that a later
+    automation or event of the batch sees the lock an earlier one stored here."""
     targets: list[tuple[Prep, list[Asset]]] = []
     custody_ids = {
         pk for item in items for pk in item.event.member_snapshot.get("custody_asset_ids") or []
     }
-    by_id = Asset.objects.select_related("mdm_connection").in_bulk(custody_ids)
+    by_id = _devices_locked(custody_ids)
     for item in items:
         custody = item.event.member_snapshot.get("custody_asset_ids")
         if custody is None:
             # An event recorded before custody was part of the snapshot: the custody now.
-            assets = list(
-                Asset.objects.select_related("mdm_connection")
-                .filter(custodian_id=item.event.member_id)
-                .order_by("pk")
+            legacy = Asset.objects.filter(custodian_id=item.event.member_id).values_list(
+                "pk", flat=True
             )
-        else:
-            assets = [by_id[pk] for pk in sorted(custody) if pk in by_id]
+            by_id.update(_devices_locked(set(legacy)))
+            custody = legacy
+        assets = [by_id[pk] for pk in sorted(custody) if pk in by_id]
+        assets = [a for a in assets if a.is_lockable]
         if assets:
             targets.append((item, assets))
     if not targets:
@@ -102,106 +123,113 @@ def mdm_prepare_many(*, items: list[Prep], context: RunContext) -> list[Job]:
     started = log_begin(log_claim_many(specs), context.now)
     if not started:
         return []
-    started_logs = [log for log, _ in started]
-    # Every command on these devices for these events, oldest first: a started log's own
-    # command (stored by an interrupted run) or an earlier automation's.
-    known = list(
-        MDMCommand.objects.filter(
-            asset_id__in={log.asset_id for log in started_logs},
-            log__execution__event_id__in={item.event.pk for item, _ in targets},
-        )
+    device_ids = {log.asset_id for log, _ in started}
+    started_ids = {log.pk for log, _ in started}
+    # Every lock command on these devices, oldest first: a started log's own (stored by an
+    # interrupted run, or waiting to retry), or another log's: the device's current lock.
+    commands = list(
+        MDMCommand.objects.filter(asset_id__in=device_ids, kind=MDMCommand.Kind.LOCK)
         .select_related("log__execution")
         .order_by("pk")
     )
-    started_ids = {log.pk for log in started_logs}
-    own = {c.log_id: c for c in known if c.log_id in started_ids}
-    on_target: dict[tuple, list[MDMCommand]] = {}
-    for c in known:
-        if c.log is not None:
-            on_target.setdefault((c.log.execution.event_id, c.asset_id), []).append(c)
+    own = {c.log_id: c for c in commands if c.log_id in started_ids}
+    latest: dict[int, MDMCommand] = {}
+    for c in commands:
+        latest[c.asset_id] = c
     jobs = []
-    for log, _ in started:
+    for log, interrupted in started:
         item, asset = owner[log.key]
         log.asset, log.execution = asset, item.execution
-        # As when this execution runs alone: the first command on the device for the event
-        # that is not one of this execution's own started logs.
-        commands = on_target.setdefault((item.event.pk, asset.pk), [])
-        earlier = next(
-            (
-                c
-                for c in commands
-                if c.log_id not in started_ids or c.log.execution_id != log.execution_id
-            ),
-            None,
-        )
         job = mdm_job(
             log,
             action=item.action,
             enabled=context.mdm_commands_enabled,
-            earlier=earlier,
+            latest=latest.get(asset.pk),
             command=own.get(log.pk),
+            interrupted=interrupted,
         )
         if job is not None:
             jobs.append(job)
-            if log.pk not in own:  # stored just now: later automations see it as earlier
+            if log.pk not in own:  # stored just now: the device's lock for the rest of the batch
                 job.command.log = log
-                commands.append(job.command)
+                latest[asset.pk] = job.command
     return jobs
+
+
+def _devices_locked(ids: set[int]) -> dict[int, Asset]:
+    """The devices by id, their rows locked for the caller's transaction (in id order, so two
+    batches never deadlock): whether a device has a lock is decided by one run at a time."""
+    if not ids:
+        return {}
+    return {
+        a.pk: a
+        for a in Asset.objects.select_related("mdm_connection")
+        .select_for_update(of=("self",))
+        .filter(pk__in=ids)
+        .order_by("pk")
+    }
 
 
 def mdm_retry_job(log: ActionLog, interrupted: bool) -> Job | None:
     """The lock attempt of a started log on its own (a scheduled retry)."""
-    log = ActionLog.objects.select_related("asset__mdm_connection", "action", "execution").get(
-        pk=log.pk
+    log = ActionLog.objects.select_related("action", "execution").get(pk=log.pk)
+    log.asset = _devices_locked({log.asset_id}).get(log.asset_id)
+    commands = list(
+        MDMCommand.objects.filter(asset_id=log.asset_id, kind=MDMCommand.Kind.LOCK)
+        .select_related("log__execution")
+        .order_by("pk")
     )
     return mdm_job(
         log,
         action=log.action,
         enabled=PortalSettings.load().mdm_commands_enabled,
-        earlier=_earlier_commands(log.execution.event_id, [log]).get(log.asset_id),
-        command=MDMCommand.objects.filter(log=log).first(),
+        latest=commands[-1] if commands else None,
+        command=next((c for c in commands if c.log_id == log.pk), None),
+        interrupted=interrupted,
     )
 
 
-def _earlier_commands(event_id, logs: list[ActionLog]) -> dict[int, MDMCommand]:
-    """Lock commands of other automations for the same event, by device (the first one)."""
-    found: dict[int, MDMCommand] = {}
-    for command in (
-        MDMCommand.objects.filter(
-            asset_id__in=[log.asset_id for log in logs], log__execution__event_id=event_id
-        )
-        .exclude(log__in=logs)
-        .select_related("log__execution")
-        .order_by("pk")
-    ):
-        found.setdefault(command.asset_id, command)
-    return found
+def _live(command: MDMCommand | None, asset: Asset) -> bool:
+    """Whether `command` is the device's lock still in force."""
+    return (
+        command is not None
+        and command.status in MDMCommand.LIVE_STATUSES
+        and asset.lock_state in (Asset.LockState.PENDING, Asset.LockState.LOCKED)
+    )
 
 
-def mdm_job(log: ActionLog, *, action, enabled: bool, earlier, command) -> Job | None:
+def mdm_job(
+    log: ActionLog, *, action, enabled: bool, latest, command, interrupted: bool = False
+) -> Job | None:
     """The lock of one started log, or None when the device is not to be locked now (the log
-    is then closed with the reason). The command and its PIN are stored here, in the run's
-    first transaction, before anything is sent."""
+    is then closed with the reason). `latest` is the device's last lock command (any log),
+    `command` this log's own, if an earlier run stored it. The command and its PIN are stored
+    here, in the run's first transaction, before anything is sent."""
     asset = log.asset
-    skip = None
+    skip, unmet = None, True
     if action is None:
         skip = "The MDM lock was removed from the automation."
-    elif asset is None or not asset.is_mdm_enrolled:
+    elif asset is None or not asset.is_lockable:
+        skip = NOT_LOCKABLE
+    elif not asset.is_mdm_enrolled:
         skip = NOT_ENROLLED
     elif not enabled:
         skip = SWITCHED_OFF
-    elif earlier is not None and earlier.status != MDMCommand.Status.FAILED:
-        # The device is locked (or being locked) for this deactivation already; a second
-        # command would only give it a second PIN.
-        skip = (
-            f"Left to automation “{earlier.log.execution.automation_name}”, which locks this "
-            "device for the same deactivation."
-        )
+    elif command is None and _live(latest, asset):
+        # The device is locked (or being locked): a second command would only give it a second
+        # PIN, and the PIN the device shows would no longer be the one stored.
+        skip, unmet = _already_locked(latest), False
     if skip:
-        log_finish(log, ActionLog.Status.SKIPPED, skip)
+        log_finish(log, ActionLog.Status.SKIPPED, skip, unmet=unmet)
         return None
 
     connection = asset.mdm_connection
+    from assets.mdm import MDMError, get_connector
+
+    connector = get_connector(connection)
+    # An earlier attempt of this very command whose outcome nobody recorded: ask the vendor
+    # before sending it again.
+    reconcile = command is not None and (interrupted or log.detail.get("outcome_unknown"))
     if command is None:
         command = MDMCommand(
             asset=asset,
@@ -210,45 +238,118 @@ def mdm_job(log: ActionLog, *, action, enabled: bool, earlier, command) -> Job |
             message=action.lock_message,
             phone=action.lock_phone,
         )
-        # A failed lock of another automation for the same event may have reached the device.
-        reuse = earlier.get_pin() if earlier is not None and earlier.pin_encrypted else ""
-        pin = reuse or f"{secrets.randbelow(10**6):06d}"
-        command.set_pin(pin)  # stored (encrypted) before anything is sent
+        pin = ""
+        if connector.takes_pin(asset.platform):
+            # The last lock of the device failed: it may have reached the device all the same,
+            # so its PIN is sent again rather than a new one.
+            reuse = latest.get_pin() if latest is not None and latest.pin_encrypted else ""
+            pin = reuse or f"{secrets.randbelow(10**6):06d}"
+            command.set_pin(pin)  # stored (encrypted) before anything is sent
         write_create(command)
     else:
-        pin = command.get_pin()
+        pin = command.get_pin() if command.pin_encrypted else ""
         if command.connection_id != connection.pk:
             command.connection = connection
             write_save(command, ["connection"])
     asset.lock_state = Asset.LockState.PENDING
     write_save(asset, ["lock_state"])
+    since = command.created_at - CLOCK_SKEW if command.created_at else None
 
     def perform():
-        from assets.mdm import MDMError, get_connector
-
+        note = ""
         try:
-            return get_connector(connection).lock_device(
+            if reconcile:
+                try:
+                    found = connector.find_lock(
+                        device_id=asset.mdm_device_id, platform=asset.platform, since=since
+                    )
+                except MDMError as exc:
+                    # The vendor cannot tell whether the earlier attempt arrived. The safe
+                    # side is to send: a leaver's unlocked device is the risk this action
+                    # exists to remove, while a second lock is harmless where the PIN is
+                    # ours (Jamf, the same PIN again) or there is none (Intune), and Kandji
+                    # refuses a second lock while one is pending and gives its PIN back.
+                    note = (
+                        f" {connector.vendor} could not say whether an earlier attempt's "
+                        f"lock arrived ({exc.message.rstrip('.')}), so it was sent again."
+                    )
+                else:
+                    if found is not None:
+                        return found
+            result = connector.lock_device(
                 device_id=asset.mdm_device_id,
                 pin=pin,
                 message=command.message,
                 phone=command.phone,
                 platform=asset.platform,
             )
+            return (result, note) if note else result
         except MDMError as exc:
             return exc
 
     def record(outcome) -> None:
-        from assets.mdm import MDMError
+        from assets.mdm.base import FoundLock
 
         if isinstance(outcome, MDMError):
             _record_error(log, command, asset, outcome)
+        elif isinstance(outcome, FoundLock):
+            _record_found(log, command, asset, outcome)
+        elif isinstance(outcome, tuple):
+            _record_success(log, command, asset, outcome[0], note=outcome[1])
         else:
             _record_success(log, command, asset, outcome)
 
-    return Job(log=log, perform=perform, record=record, command=command)
+    return Job(log=log, perform=perform, record=record, command=command, urgent=True)
 
 
-def _record_success(log: ActionLog, command: MDMCommand, asset: Asset, result) -> None:
+def _already_locked(command: MDMCommand) -> str:
+    execution = command.log.execution if command.log is not None else None
+    if execution is None:
+        return f"Already locked (MDM command #{command.pk}), PIN kept."
+    return (
+        f"Already locked by execution {execution.pk} (automation “{execution.automation_name}”), "
+        "PIN kept."
+    )
+
+
+def _record_found(log: ActionLog, command: MDMCommand, asset: Asset, found) -> None:
+    """The vendor already had the lock an earlier attempt sent: recorded, not sent again."""
+    now = timezone.now()
+    command.status = (
+        MDMCommand.Status.ACKNOWLEDGED if found.status == "acknowledged" else MDMCommand.Status.SENT
+    )
+    command.vendor_command_id = (found.command_id or "")[:200]
+    command.sent_at = found.sent_at or now
+    command.last_error = ""
+    command.response_excerpt = (found.raw or "")[:1024]
+    if found.pin:
+        command.set_pin(found.pin)
+    write_save(
+        command,
+        [
+            "status",
+            "vendor_command_id",
+            "sent_at",
+            "last_error",
+            "response_excerpt",
+            "pin_encrypted",
+        ],
+    )
+    asset.lock_state, asset.locked_at = Asset.LockState.LOCKED, command.sent_at
+    write_save(asset, ["lock_state", "locked_at"])
+    ref = f" (command {command.vendor_command_id})" if command.vendor_command_id else ""
+    when = timezone.localtime(command.sent_at)
+    log_finish(
+        log,
+        ActionLog.Status.SUCCEEDED,
+        f"Lock found at {command.connection.name}{ref}, sent {when:%d %b %H:%M:%S} by an earlier "
+        "attempt whose answer was lost; recorded without sending it again.",
+    )
+
+
+def _record_success(
+    log: ActionLog, command: MDMCommand, asset: Asset, result, *, note: str = ""
+) -> None:
     now = timezone.now()
     command.status = (
         MDMCommand.Status.ACKNOWLEDGED
@@ -279,12 +380,20 @@ def _record_success(log: ActionLog, command: MDMCommand, asset: Asset, result) -
     write_save(asset, ["lock_state", "locked_at"])
     state = "acknowledged by the device" if result.status == "acknowledged" else "sent"
     ref = f" (command {command.vendor_command_id})" if command.vendor_command_id else ""
-    log_finish(log, ActionLog.Status.SUCCEEDED, f"Lock {state} via {command.connection.name}{ref}.")
+    log_finish(
+        log, ActionLog.Status.SUCCEEDED, f"Lock {state} via {command.connection.name}{ref}.{note}"
+    )
 
 
 def _record_error(log: ActionLog, command: MDMCommand, asset: Asset, exc) -> None:
     message = str(exc)
     command.last_error = message[:500]
+    # A timeout, a dropped connection or a 5xx may come after the vendor acted: the next attempt
+    # asks the vendor first. 408 and 429 say the request was not taken.
+    unknown = exc.kind == "retryable" and exc.status_code not in (408, 429)
+    if unknown != bool(log.detail.get("outcome_unknown")):
+        log.detail = {**log.detail, "outcome_unknown": unknown}
+        write_save(log, ["detail"])
     if exc.kind == "retryable":
         when = next_retry_at(log, retry_after=exc.retry_after)
         if when is not None:

@@ -37,7 +37,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from automations.conditions import matches
@@ -73,6 +73,9 @@ SEND_CONCURRENCY = 8
 # Kinds with attempts of their own that a scheduled retry resumes: the job of one started log.
 RESUMERS = {"webhook": webhook.webhook_job, "mdm_lock": mdm.mdm_retry_job}
 
+# Counted apart in `executions_finish`: logs skipped without acting on their target.
+UNMET = "unmet"
+
 DEAD_LETTER_INSIGHT = (
     "The background job for this event stopped {attempts} times before finishing ({why}), so it "
     "was set aside. Check the worker's log, then use “Retry failed actions”."
@@ -95,7 +98,18 @@ def event_process(*, event_id) -> None:
     if first is None:
         return
     events, executions, jobs, crashed = first
-    results = _perform(jobs, crashed)
+
+    def record_locks(results) -> None:
+        # The locks' outcomes are committed as soon as they are known, while the webhooks may
+        # still be waiting on their receivers.
+        try:
+            recorded = _record_step(results, crashed, isolate=False)
+        except _Isolate:
+            recorded = _record_step(results, crashed, isolate=True)
+        crashed.clear()
+        crashed.update(recorded)
+
+    results = _perform(jobs, crashed, record_urgent=record_locks)
     try:
         crashed = _last_step(events, executions, results, crashed, isolate=False)
     except _Isolate:
@@ -164,10 +178,7 @@ def _last_step(events, executions, results, crashed, *, isolate: bool) -> dict[i
     what crashed (before and while recording)."""
     crashed = {execution_id: list(messages) for execution_id, messages in crashed.items()}
     with transaction.atomic():
-        with _writes(isolate):
-            for job, outcome in results:
-                with _action_scope(isolate, crashed, job.log.execution_id, job.log.action_kind):
-                    job.record(outcome)
+        _record_outcomes(results, crashed, isolate=isolate)
         executions_finish([e.pk for e in executions if e.pk not in crashed])
         failing: dict = {}
         for execution in executions:
@@ -181,6 +192,21 @@ def _last_step(events, executions, results, crashed, *, isolate: bool) -> dict[i
             pk__in=[e.pk for e in events if e.pk not in failing], status=Event.Status.PROCESSING
         ).update(status=Event.Status.DONE, processed_at=timezone.now(), last_error="")
     return crashed
+
+
+def _record_step(results, crashed, *, isolate: bool) -> dict[int, list[str]]:
+    """Record some outcomes in a transaction of their own; returns what crashed."""
+    crashed = {execution_id: list(messages) for execution_id, messages in crashed.items()}
+    with transaction.atomic():
+        _record_outcomes(results, crashed, isolate=isolate)
+    return crashed
+
+
+def _record_outcomes(results, crashed, *, isolate: bool) -> None:
+    with _writes(isolate):
+        for job, outcome in results:
+            with _action_scope(isolate, crashed, job.log.execution_id, job.log.action_kind):
+                job.record(outcome)
 
 
 def _prepare(
@@ -227,10 +253,17 @@ def _prepare(
     return jobs
 
 
-def _perform(jobs: list[Job], crashed: dict[int, list[str]]) -> list[tuple[Job, object]]:
+def _perform(
+    jobs: list[Job], crashed: dict[int, list[str]], *, record_urgent=None
+) -> list[tuple[Job, object]]:
     """The side effects, outside any transaction, a few at a time (they wait on the network and
     touch no database). A job that raises leaves its log running; it is taken over once its
-    lease ends."""
+    lease ends.
+
+    Urgent jobs (device locks) have a pool of their own and start at once, beside the others
+    (webhooks), so a receiver that hangs delays no lock; `record_urgent`, when given, stores
+    their results as soon as they are all in, before the others are waited for. Returns the
+    results not recorded yet."""
 
     def attempt(job: Job):
         try:
@@ -239,20 +272,35 @@ def _perform(jobs: list[Job], crashed: dict[int, list[str]]) -> list[tuple[Job, 
             logger.exception("Action log %s failed", job.log.pk)
             return False, exc
 
-    if len(jobs) > 1:
-        with ThreadPoolExecutor(max_workers=min(SEND_CONCURRENCY, len(jobs))) as pool:
-            outcomes = list(pool.map(attempt, jobs))
-    else:
-        outcomes = [attempt(job) for job in jobs]
-    results = []
-    for job, (ok, outcome) in zip(jobs, outcomes, strict=True):
-        if ok:
-            results.append((job, outcome))
+    def collect(of: list[Job], outcomes) -> list[tuple[Job, object]]:
+        results = []
+        for job, (ok, outcome) in zip(of, outcomes, strict=True):
+            if ok:
+                results.append((job, outcome))
+            else:
+                crashed.setdefault(job.log.execution_id, []).append(
+                    _crash(job.log.action_kind, outcome)
+                )
+        return results
+
+    urgent = [job for job in jobs if job.urgent]
+    rest = [job for job in jobs if not job.urgent]
+    others = ThreadPoolExecutor(max_workers=min(SEND_CONCURRENCY, len(rest))) if rest else None
+    try:
+        pending = [others.submit(attempt, job) for job in rest] if others else []
+        if len(urgent) > 1:
+            with ThreadPoolExecutor(max_workers=min(SEND_CONCURRENCY, len(urgent))) as pool:
+                urgent_outcomes = list(pool.map(attempt, urgent))
         else:
-            crashed.setdefault(job.log.execution_id, []).append(
-                _crash(job.log.action_kind, outcome)
-            )
-    return results
+            urgent_outcomes = [attempt(job) for job in urgent]
+        results = collect(urgent, urgent_outcomes)
+        if record_urgent is not None and results:
+            record_urgent(results)
+            results = []
+        return results + collect(rest, [future.result() for future in pending])
+    finally:
+        if others:
+            others.shutdown()
 
 
 def _crash(kind: str, exc: Exception) -> str:
@@ -392,12 +440,14 @@ def executions_finish(execution_ids: list[int]) -> None:
     if not execution_ids:
         return
     counts: dict[int, Counter] = {pk: Counter() for pk in execution_ids}
-    for execution_id, status, n in (
+    for execution_id, status, n, unmet in (
         ActionLog.objects.filter(execution_id__in=execution_ids)
         .values_list("execution_id", "status")
-        .annotate(n=Count("pk"))
+        .annotate(n=Count("pk"), unmet=Count("pk", filter=Q(detail__unmet=True)))
     ):
-        counts[execution_id][status] = n
+        counts[execution_id][status] += n - unmet
+        # Skipped without acting on the target: counted with the failures.
+        counts[execution_id][UNMET] += unmet
     settled = []
     for execution in Execution.objects.select_for_update().filter(pk__in=execution_ids):
         if execution.is_finished:
@@ -405,7 +455,7 @@ def executions_finish(execution_ids: list[int]) -> None:
         count = counts[execution.pk]
         if any(count[status] for status in OPEN_STATUSES):
             continue
-        failed = count[ActionLog.Status.FAILED]
+        failed = count[ActionLog.Status.FAILED] + count[UNMET]
         done = count[ActionLog.Status.SUCCEEDED] + count[ActionLog.Status.SKIPPED]
         if not failed:
             execution.status = Execution.Status.SUCCEEDED
@@ -417,11 +467,15 @@ def executions_finish(execution_ids: list[int]) -> None:
             insights = list(
                 dict.fromkeys(
                     ActionLog.objects.filter(
-                        execution=execution, status=ActionLog.Status.FAILED
-                    ).values_list("insight", flat=True)[:20]
+                        Q(status=ActionLog.Status.FAILED)
+                        | Q(status=ActionLog.Status.SKIPPED, detail__unmet=True),
+                        execution=execution,
+                    )
+                    .order_by("pk")
+                    .values_list("insight", flat=True)[:20]
                 )
             )
-            prefix = f"{failed} of {failed + done} actions failed. " if failed > 1 else ""
+            prefix = f"{failed} of {failed + done} actions were not done. " if failed > 1 else ""
             execution.insight = (prefix + " ".join(insights[:3]))[:500]
         execution.finished_at = timezone.now()
         execution.started_at = execution.started_at or execution.finished_at

@@ -148,13 +148,8 @@ def webhook_job(
         log_finish(log, ActionLog.Status.FAILED, "The webhook was removed from the automation.")
         return None
     if action.disabled_at:
-        log_finish(
-            log,
-            ActionLog.Status.SKIPPED,
-            f"Not sent: this webhook was switched off on {action.disabled_at:%Y-%m-%d %H:%M} "
-            "after its endpoint answered 410 Gone. Update the URL in the automation and switch "
-            "the webhook on again.",
-        )
+        # Not sent, so not done: the execution is partially failed (unmet), with the reason.
+        log_finish(log, ActionLog.Status.SKIPPED, disabled_insight(action.disabled_at), unmet=True)
         return None
     if decrypted is None:
         decrypted = _decrypt(action)
@@ -195,6 +190,15 @@ def webhook_job(
         return send(url=url, method=method, body=body.encode(), headers=signed)
 
     return Job(log=log, perform=perform, record=lambda result: _record(log, action, result))
+
+
+def disabled_insight(when) -> str:
+    """Why a webhook switched off after a 410 was not sent, and what to do."""
+    when = timezone.localtime(when)
+    return (
+        f"Webhook disabled on {when.day} {when:%b %H:%M} after the receiver answered 410 Gone; "
+        "re-enable it in the automation."
+    )
 
 
 def _decrypt(action: Action) -> tuple[str, dict] | ValueError:

@@ -152,7 +152,7 @@ def test_devices_are_those_in_custody_at_the_event(django_capture_on_commit_call
 
 
 def test_jamf_gets_the_same_pin_on_every_retry(jamf, deactivate):
-    jamf.fail(503, path="/api/v2/mdm/commands", times=2)
+    jamf.fail(503, path="/api/v2/mdm/commands", times=2, method="POST")
     member = make_member()
     device = make_device(member, jamf_connection(jamf), device_id="mgmt-mac-1")
     make_engine_automation(mdm=True)
@@ -170,7 +170,7 @@ def test_jamf_gets_the_same_pin_on_every_retry(jamf, deactivate):
 
     log.refresh_from_db()
     assert (log.status, log.attempts) == (ActionLog.Status.SUCCEEDED, 3)
-    sent = [r.json["commandData"]["pin"] for r in jamf.requests_to("/api/v2/mdm/commands")]
+    sent = [r.json["commandData"]["pin"] for r in jamf.requests_to("/api/v2/mdm/commands", "POST")]
     assert sent == [pin, pin, pin]
     assert jamf.commands == [
         {
@@ -232,7 +232,7 @@ def test_unknown_device_fails_without_retry(jamf, deactivate):
 
     assert log.status == ActionLog.Status.FAILED
     assert "not found" in log.insight
-    assert len(jamf.requests_to("/api/v2/mdm/commands")) == 1
+    assert len(jamf.requests_to("/api/v2/mdm/commands", "POST")) == 1
 
 
 def test_rate_limit_honours_retry_after(kandji, deactivate):
@@ -252,7 +252,7 @@ def test_rate_limit_honours_retry_after(kandji, deactivate):
 def test_hanging_mdm_times_out_and_retries(jamf, deactivate, settings):
     settings.MDM_READ_TIMEOUT = 0.3
     jamf.hang_seconds = 1.5
-    jamf.hang(path="/api/v2/mdm/commands")
+    jamf.hang(path="/api/v2/mdm/commands", method="POST")
     member = make_member()
     make_device(member, jamf_connection(jamf), device_id="mgmt-ios-1", platform="ios")
     make_engine_automation(mdm=True)
@@ -265,7 +265,7 @@ def test_hanging_mdm_times_out_and_retries(jamf, deactivate, settings):
 
 
 def test_gives_up_after_the_last_attempt(jamf, deactivate):
-    jamf.fail(500, path="/api/v2/mdm/commands", times=20)
+    jamf.fail(500, path="/api/v2/mdm/commands", times=20, method="POST")
     member = make_member()
     device = make_device(member, jamf_connection(jamf), device_id="mgmt-mac-1")
     make_engine_automation(mdm=True)
@@ -276,7 +276,7 @@ def test_gives_up_after_the_last_attempt(jamf, deactivate):
     log = ActionLog.objects.get()
     assert (log.status, log.attempts) == (ActionLog.Status.FAILED, 7)
     assert "The lock was tried 7 times over" in log.insight
-    assert len(jamf.requests_to("/api/v2/mdm/commands")) == 7
+    assert len(jamf.requests_to("/api/v2/mdm/commands", "POST")) == 7
     device.refresh_from_db()
     assert device.lock_state == Asset.LockState.FAILED
 
@@ -307,13 +307,14 @@ def test_two_automations_lock_a_device_once(django_capture_on_commit_callbacks):
     logs = ActionLog.objects.order_by("execution__automation__name")
     assert [log.status for log in logs] == ["succeeded", "skipped"]
     assert logs[1].insight == (
-        f"Left to automation “{first.name}”, which locks this device for the same deactivation."
+        f"Already locked by execution {logs[0].execution_id} (automation “{first.name}”), "
+        "PIN kept."
     )
     assert MDMCommand.objects.count() == 1
 
 
 def test_a_lock_being_retried_is_left_to_its_automation(jamf, django_capture_on_commit_callbacks):
-    jamf.fail(503, path="/api/v2/mdm/commands")
+    jamf.fail(503, path="/api/v2/mdm/commands", method="POST")
     member = make_member()
     make_device(member, jamf_connection(jamf), device_id="mgmt-mac-1")
     make_engine_automation(mdm=True, name="Offboarding A")
@@ -325,8 +326,8 @@ def test_a_lock_being_retried_is_left_to_its_automation(jamf, django_capture_on_
 
     statuses = dict(ActionLog.objects.values_list("execution__automation_name", "status"))
     assert statuses == {"Offboarding A": "succeeded", "Offboarding B": "skipped"}
-    pins = {r.json["commandData"]["pin"] for r in jamf.requests_to("/api/v2/mdm/commands")}
-    assert len(jamf.requests_to("/api/v2/mdm/commands")) == 2  # the 503 and its retry
+    pins = {r.json["commandData"]["pin"] for r in jamf.requests_to("/api/v2/mdm/commands", "POST")}
+    assert len(jamf.requests_to("/api/v2/mdm/commands", "POST")) == 2  # the 503 and its retry
     assert len(jamf.commands) == 1
     assert {c.get_pin() for c in MDMCommand.objects.all()} == pins
 
@@ -345,4 +346,4 @@ def test_the_second_automation_defers_to_the_first_even_if_that_lock_fails(
     # A's failure is A's to show (and to retry); B does not send a second command.
     statuses = dict(ActionLog.objects.values_list("execution__automation_name", "status"))
     assert statuses == {"Offboarding A": "failed", "Offboarding B": "skipped"}
-    assert len(jamf.requests_to("/api/v2/mdm/commands")) == 1
+    assert len(jamf.requests_to("/api/v2/mdm/commands", "POST")) == 1

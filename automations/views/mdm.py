@@ -27,7 +27,8 @@ def mdm_command_pin(request: HttpRequest, pk: int) -> HttpResponse:
     if not request.user.has_perm("assets.view_unlock_pin"):
         raise PermissionDenied("Only MDM operators can see unlock PINs.")
     command = get_object_or_404(MDMCommand.objects.select_related("asset", "connection"), pk=pk)
-    pin = command.get_pin()
+    # A PIN kept for a lock that failed or was never sent is not on the device: not shown.
+    pin = command.get_pin() if command.pin_on_device else ""
     if pin:
         with transaction.atomic():
             audit_record(

@@ -81,7 +81,9 @@ def test_deactivation_runs_all_three_actions(receiver, leaver, deactivate, it_ma
 
     execution = Execution.objects.get()
     assert (execution.automation, execution.event, execution.member) == (automation, event, leaver)
-    assert execution.status == Execution.Status.SUCCEEDED
+    # One of the devices is not enrolled: not locked, so the execution is not a success.
+    assert execution.status == Execution.Status.PARTIALLY_FAILED
+    assert execution.insight.startswith("Device is not enrolled in an MDM")
     assert execution.started_at <= execution.finished_at
     event.refresh_from_db()
     assert (event.status, event.attempts, event.actor) == (Event.Status.DONE, 1, it_manager)
@@ -268,7 +270,9 @@ def test_crashing_action_leaves_the_others_done_and_the_event_for_another_run(
     event.refresh_from_db()
     assert (event.status, event.attempts) == (Event.Status.DONE, 2)
     execution.refresh_from_db()
-    assert execution.status == Execution.Status.SUCCEEDED
+    # All done but the leaver's unenrolled device, which nothing locked.
+    assert execution.status == Execution.Status.PARTIALLY_FAILED
+    assert execution.insight.startswith("Device is not enrolled")
     assert len(receiver.requests) == 1
     assert MDMCommand.objects.count() == 2
     assert Entitlement.objects.live().filter(member=leaver, asset=None).count() == 0
@@ -302,7 +306,7 @@ def test_event_dead_lettered_after_five_attempts(receiver, django_capture_on_com
     assert Event.objects.get().attempts == Event.MAX_ATTEMPTS
 
 
-def test_unenrolled_only_member_gets_skipped_locks(deactivate):
+def test_unenrolled_only_member_gets_skipped_locks_and_a_failed_execution(deactivate):
     member = make_member()
     make_asset(custodian=member)
     make_engine_automation(mdm=True)
@@ -311,9 +315,11 @@ def test_unenrolled_only_member_gets_skipped_locks(deactivate):
     deactivate(member)
 
     execution = Execution.objects.get()
-    assert execution.status == Execution.Status.SUCCEEDED
+    # Nothing was locked: a skip that leaves the target as it was is not a success.
+    assert execution.status == Execution.Status.FAILED
     (log,) = execution.logs.all()
     assert (log.status, log.target_type) == (ActionLog.Status.SKIPPED, "asset")
+    assert execution.insight == log.insight
 
 
 def test_a_retry_does_not_settle_an_execution_whose_event_run_is_unfinished(
@@ -371,7 +377,8 @@ def test_a_crash_while_recording_one_outcome_keeps_the_others(
     Event.objects.filter(pk=event.pk).update(last_dispatched_at=timezone.now() - timedelta(hours=1))
     tasks.process_event(str(event.pk))
 
-    assert Execution.objects.get().status == Execution.Status.SUCCEEDED
+    # All done but the unenrolled device.
+    assert Execution.objects.get().status == Execution.Status.PARTIALLY_FAILED
     assert len(receiver.requests) == 2  # at least once: the unrecorded delivery went again
     assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1
     assert MDMCommand.objects.count() == 2

@@ -243,7 +243,14 @@ def test_410_disables_the_webhook(receiver, deactivate):
     assert len(receiver.requests) == 1
     skipped = ActionLog.objects.filter(action_kind="webhook").latest("pk")
     assert skipped.status == ActionLog.Status.SKIPPED
-    assert skipped.insight.startswith("Not sent: this webhook was switched off")
+    when = timezone.localtime(action.disabled_at)
+    assert skipped.insight == (
+        f"Webhook disabled on {when.day} {when:%b %H:%M} after the receiver answered 410 Gone; "
+        "re-enable it in the automation."
+    )
+    # Not sent is not done: the second leaver's execution is failed, with the reason.
+    assert skipped.execution.status == Execution.Status.FAILED
+    assert skipped.execution.insight == skipped.insight
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,7 @@ def run() -> None:
             "--threads=8",
             "assetsonar.wsgi:application",
         ],
-        [str(PY), "manage.py", "qcluster"],
+        [str(PY), "manage.py", "worker"],
     ]
     # Ctrl+C, `kill` and a closed terminal all end here as KeyboardInterrupt. Installed
     # explicitly because a shell starts background jobs with SIGINT ignored, which Python and

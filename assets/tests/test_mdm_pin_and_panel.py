@@ -241,3 +241,23 @@ def test_unknown_command_is_404(client, mdm_operator):
     client.force_login(mdm_operator)
     response = client.post(reverse("automations:mdm_command_pin", args=[999999]))
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("status", [MDMCommand.Status.FAILED, MDMCommand.Status.PENDING])
+def test_pin_of_a_lock_that_never_reached_the_device_is_not_offered(
+    client, mdm_operator, locked_asset, status
+):
+    """The PIN is kept (a retry sends the same one), but the device does not have it."""
+    command = make_lock(locked_asset, status=status, sent_at=None)
+    client.force_login(mdm_operator)
+
+    assert "Show unlock PIN" not in render_panel(locked_asset, mdm_operator)
+    response = client.post(
+        reverse("automations:mdm_command_pin", args=[command.pk]), HTTP_HX_REQUEST="true"
+    )
+
+    assert "482913" not in response.content.decode()
+    assert "has no unlock PIN" in response.content.decode()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.PIN_VIEWED).exists()
+    execution_page = client.get(command.log.execution.get_absolute_url()).content.decode()
+    assert reverse("automations:mdm_command_pin", args=[command.pk]) not in execution_page

@@ -307,8 +307,7 @@ def test_two_automations_lock_a_device_once(django_capture_on_commit_callbacks):
     logs = ActionLog.objects.order_by("execution__automation__name")
     assert [log.status for log in logs] == ["succeeded", "skipped"]
     assert logs[1].insight == (
-        f"Already locked by execution {logs[0].execution_id} (automation “{first.name}”), "
-        "PIN kept."
+        f"Already locked by execution {logs[0].execution_id} (automation “{first.name}”), PIN kept."
     )
     assert MDMCommand.objects.count() == 1
 

@@ -9,6 +9,9 @@ from assetsonar.settings import *  # noqa: E402,F403
 # Tests open 127.0.0.1 for their own webhook receivers and MDM servers (never in production).
 OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]  # noqa: F405
 WEBHOOK_ALLOW_HTTP = True
+# A real worker started by the qcluster tests signs in to their fake Intune server.
+if os.environ.get("TEST_MDM_INTUNE_LOGIN_URL"):
+    MDM_INTUNE_LOGIN_URL = os.environ["TEST_MDM_INTUNE_LOGIN_URL"]
 
 # The qcluster tests (automations/tests/test_qcluster.py) run a real worker process against the
 # test database, which an in-memory SQLite database cannot share: on SQLite the test database is

@@ -24,6 +24,7 @@ import json
 import re
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-cased names
     body: bytes
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def json(self):

@@ -287,8 +287,8 @@ FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "AssetSonar")
 
 # --- Worker shutdown (assetsonar/worker.py, `manage.py worker`) ---
-# Seconds from a stop signal to the last cluster process gone: fetched tasks are handed back, running
-# ones get until 2 s before it. Under 10 s, before systemd's and Docker's own kill.
+# Seconds from a stop signal to the last cluster process gone: fetched tasks are handed back,
+# running ones get until 2 s before it. Under 10 s, before systemd's and Docker's own kill.
 WORKER_STOP_TIMEOUT = env_int("WORKER_STOP_TIMEOUT", 8)
 
 LOGGING = {

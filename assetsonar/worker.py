@@ -140,10 +140,15 @@ def run_cluster() -> int:
     cluster = q_cluster.Cluster()
     for sig in STOP_SIGNALS:  # after Cluster() installed its own
         signal.signal(sig, _request_stop)
-    deadline = None
+    supervisor = os.getppid()
     try:
         cluster.start()
         while not _stop_requested.is_set() and cluster.sentinel.is_alive():
+            if os.getppid() != supervisor:
+                # The supervisor was killed (SIGKILL): stop rather than run on unsupervised
+                # beside the cluster a restarted supervisor starts.
+                logger.warning("The worker supervisor is gone; stopping the cluster.")
+                break
             _stop_requested.wait(0.2)
         deadline = time.monotonic() + stop_timeout() - 1
         if cluster.sentinel.is_alive():

@@ -9,13 +9,17 @@
               ├ webhook.webhook_prepare   one ActionLog per webhook, attempt started
               ├ licenses.licenses_revoke  one ActionLog per entitlement, revoked (bulk, bounded)
               └ mdm.mdm_prepare       one ActionLog + MDMCommand (PIN) per device in custody
-                                      2. no transaction: send the webhooks and the locks
+                                      2. no transaction: send the locks (own pool, recorded
+                                         at once) and, beside them, the webhooks
                                       3. one transaction: record the outcomes, settle statuses
           └ tasks.retry_action        a scheduled retry of one webhook or MDM ActionLog
       └ tasks.sweep_events            every minute: re-dispatch what no task picked up
 
 Delivery is at least once; every (event, automation, action, target) is an `ActionLog.key`
-claimed before acting, so a task that runs twice never acts twice and never skips a target.
+claimed before acting, so a task that runs twice never skips a target and never claims one twice.
+What an interrupted attempt may have done is made safe per kind: a webhook goes again with the
+same webhook-id; a device keeps one lock until unlocked, and a lock whose answer was lost is
+looked up at the vendor before it is sent again (mdm.py).
 Nothing here reads django-q2's task tables: the Event, Execution and ActionLog rows are the
 record.
 """

@@ -13,10 +13,14 @@ One pass has three steps, so it costs two commits whatever the number of actions
    automation and prepares every action: claims each target's ActionLog key, starts the
    attempts (counted, leased), stores the MDM commands with their PINs, and revokes the
    licenses (no outside party is involved there). It commits before anything leaves the portal.
-2. The webhooks and device locks are sent, outside any transaction.
-3. One transaction records every outcome and settles the executions and the event.
+2. Outside any transaction, the device locks go out in a pool of their own while the webhooks
+   go out in another; the locks' outcomes are committed (a transaction of their own) as soon as
+   they are all in, so a slow webhook receiver never holds a lock back.
+3. One transaction records the other outcomes and settles the executions and the event.
 A worker killed during step 2 leaves its logs running; once their lease is over (longer than the
-worker timeout) the next run takes them over and sends again: same webhook-id, same PIN.
+worker timeout) the next run takes them over: a webhook is sent again with the same webhook-id
+(receivers deduplicate on it), a lock is first looked up at the vendor and only sent if absent
+(mdm.py).
 
 A run that finds the event processing by a run started less than a lease ago leaves it alone
 (that worker is alive); an older one is taken over. The run after MAX_ATTEMPTS moves the event to

@@ -9,9 +9,12 @@ from assetsonar.settings import *  # noqa: E402,F403
 # Tests open 127.0.0.1 for their own webhook receivers and MDM servers (never in production).
 OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]  # noqa: F405
 WEBHOOK_ALLOW_HTTP = True
-# A real worker started by the qcluster tests signs in to their fake Intune server.
+# A real worker started by the qcluster tests signs in to their fake Intune server, and may be
+# told to run one event per task (two workers then race on the same devices).
 if os.environ.get("TEST_MDM_INTUNE_LOGIN_URL"):
     MDM_INTUNE_LOGIN_URL = os.environ["TEST_MDM_INTUNE_LOGIN_URL"]
+if os.environ.get("TEST_AUTOMATIONS_EVENT_BATCH"):
+    AUTOMATIONS_EVENT_BATCH = int(os.environ["TEST_AUTOMATIONS_EVENT_BATCH"])
 
 # The qcluster tests (automations/tests/test_qcluster.py) run a real worker process against the
 # test database, which an in-memory SQLite database cannot share: on SQLite the test database is

@@ -263,7 +263,8 @@ def test_two_quick_deactivations_on_two_workers_send_one_lock(tmp_path):
         make_engine_automation(mdm=True)
         mdm_commands(enabled=True)
         log = tmp_path / "worker.log"
-        with worker(log, Q_WORKERS="2") as process:
+        # One event per task: each deactivation is prepared by its own worker, at the same time.
+        with worker(log, Q_WORKERS="2", TEST_AUTOMATIONS_EVENT_BATCH="1") as process:
             cluster_ready(process, log, workers=2)
             member_deactivate(member=member, actor=None, reason="Last day")
             member_reactivate(member=member, actor=None)

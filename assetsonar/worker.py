@@ -157,7 +157,10 @@ def run_cluster() -> int:
             # died while waiting on it.
             threading.Thread(target=cluster.stop_event.set, daemon=True).start()
             cluster.sentinel.join(timeout=max(0.1, deadline - time.monotonic()))
-            logger.info("Q Cluster %s has stopped.", cluster.name)
+            if cluster.sentinel.is_alive():
+                logger.error("The sentinel did not stop by the deadline.")
+            else:
+                logger.info("Q Cluster %s has stopped.", cluster.name)
         code = 0 if not cluster.sentinel.is_alive() else 1
     except Exception:
         logger.exception("The cluster failed")
@@ -189,6 +192,7 @@ class GracefulSentinel(Sentinel):
         while self.pusher.is_alive() and time.monotonic() < deadline:
             fetched += _drain(self.task_queue, wait=0.05)
         if self.pusher.is_alive():
+            logger.warning("The pusher did not stop by the deadline: killed.")
             self.pusher.kill()
         fetched += _drain(self.task_queue, wait=0.2)
         _hand_back(self.broker, fetched)
@@ -204,6 +208,7 @@ class GracefulSentinel(Sentinel):
         self.result_queue.put("STOP")  # after the results: the monitor saves them first
         self.monitor.join(timeout=max(0.5, deadline + 1 - time.monotonic()))
         if self.monitor.is_alive():
+            logger.warning("The monitor did not finish saving results by the deadline: killed.")
             self.monitor.kill()
         Stat(self).save()
 

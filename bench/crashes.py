@@ -59,7 +59,7 @@ def bench_env(database_url: str, intune_url: str) -> dict[str, str]:
             "Q_TIMEOUT": "20",
             "Q_RETRY": "30",
             "Q_SYNC": "false",
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
             "BENCH_INTUNE_LOGIN_URL": intune_url,
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(BENCH)]),
         }

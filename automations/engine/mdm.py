@@ -226,7 +226,10 @@ def mdm_job(
     connection = asset.mdm_connection
     from assets.mdm import MDMError, get_connector
 
-    connector = get_connector(connection)
+    try:
+        connector = get_connector(connection)
+    except MDMError as exc:  # an unknown provider: the attempt fails with the reason
+        connector, unusable = None, exc
     # An earlier attempt of this very command whose outcome nobody recorded: ask the vendor
     # before sending it again.
     reconcile = command is not None and (interrupted or log.detail.get("outcome_unknown"))
@@ -239,10 +242,11 @@ def mdm_job(
             phone=action.lock_phone,
         )
         pin = ""
-        if connector.takes_pin(asset.platform):
+        if connector is not None and connector.takes_pin(asset.platform):
             # The last lock of the device failed: it may have reached the device all the same,
             # so its PIN is sent again rather than a new one.
-            reuse = latest.get_pin() if latest is not None and latest.pin_encrypted else ""
+            failed = latest is not None and latest.status == MDMCommand.Status.FAILED
+            reuse = latest.get_pin() if failed and latest.pin_encrypted else ""
             pin = reuse or f"{secrets.randbelow(10**6):06d}"
             command.set_pin(pin)  # stored (encrypted) before anything is sent
         write_create(command)
@@ -256,6 +260,8 @@ def mdm_job(
     since = command.created_at - CLOCK_SKEW if command.created_at else None
 
     def perform():
+        if connector is None:
+            return unusable
         note = ""
         try:
             if reconcile:

@@ -302,3 +302,18 @@ def test_every_skip_that_acts_on_nothing_is_not_a_success(deactivate):
     (log,) = execution.logs.all()
     assert (log.status, log.insight) == (ActionLog.Status.SKIPPED, NOT_ENROLLED)
     assert execution.status == Execution.Status.FAILED
+
+
+def test_a_device_unlocked_since_gets_a_new_lock_and_a_new_pin(deactivate):
+    member = make_member()
+    laptop = make_device(member, make_connection())
+    make_engine_automation(mdm=True)
+    deactivate(member)
+    Asset.objects.filter(pk=laptop.pk).update(lock_state=Asset.LockState.UNLOCKED)  # unlocked
+    member_reactivate(member=member, actor=None)
+
+    second = deactivate(member)
+
+    first_lock, second_lock = MDMCommand.objects.filter(asset=laptop).order_by("pk")
+    assert second.logs.get().status == ActionLog.Status.SUCCEEDED
+    assert second_lock.pin_on_device and first_lock.get_pin() != second_lock.get_pin()

@@ -257,7 +257,7 @@ def test_pin_of_a_lock_that_never_reached_the_device_is_not_offered(
     )
 
     assert "482913" not in response.content.decode()
-    assert "has no unlock PIN" in response.content.decode()
+    assert "the lock has not reached the MDM" in response.content.decode()
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.PIN_VIEWED).exists()
     execution_page = client.get(command.log.execution.get_absolute_url()).content.decode()
     assert reverse("automations:mdm_command_pin", args=[command.pk]) not in execution_page

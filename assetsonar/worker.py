@@ -17,7 +17,8 @@ Two processes here fix both:
   (SIGTERM to the cluster's main process alone) and, WORKER_STOP_TIMEOUT seconds later (8 by
   default), SIGKILLs whatever is left of the cluster's process group. When the cluster ends on
   its own it clears the group too (no orphaned workers beside a restarted cluster) and exits
-  with the cluster's code, so the service manager restarts it.
+  with the cluster's code, so the service manager restarts it. Should the supervisor itself be
+  SIGKILLed, the cluster notices within a fraction of a second and stops.
 - The cluster (`manage.py worker --cluster`) is django-q2's Cluster with its signals handled by
   flags instead of blocking handlers. Every process of it (sentinel, workers, pusher, monitor)
   answers SIGTERM, SIGINT and SIGHUP by telling the main process, so a signal to the group, to

@@ -44,6 +44,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from assets.models import Asset
 from automations.conditions import matches
 from automations.engine import licenses, mdm, webhook
 from automations.engine.common import (
@@ -492,6 +493,11 @@ def log_resume(*, log_id: int) -> None:
     """Run a due attempt of one webhook or MDM log (the task `automations.tasks.retry_action`),
     then settle its execution: started in one transaction, sent outside, recorded in another."""
     with transaction.atomic():
+        # A device lock: the device's row first, then the log's, the order a run takes them in
+        # (mdm.py), so a retry and a run on the same device never deadlock.
+        Asset.objects.select_for_update().filter(
+            pk__in=ActionLog.objects.filter(pk=log_id, action_kind="mdm_lock").values("asset_id")
+        ).order_by("pk").first()
         log = ActionLog.objects.select_for_update().filter(pk=log_id).first()
         if log is None:
             return

@@ -4,11 +4,10 @@
 the host resolves to must be global (not loopback, private, link-local, shared, multicast,
 reserved), unless it is inside OUTBOUND_ALLOWED_NETWORKS; a cloud metadata endpoint
 (METADATA_ADDRESSES below, the one list of them) is refused always, allow-list or not. It
-returns the
-checked addresses so the sender can connect to exactly those (no DNS rebinding between check and
-connect): `pinned_session(url, address)` is a requests session whose connections go to the checked
-address while the Host header, TLS SNI and certificate checks keep the URL's host name
-(the approach of requests-hardened's IPFilterAdapter, with our allow-list instead of its own).
+returns the checked addresses so the sender can connect to exactly those (no DNS rebinding between
+check and connect): `pinned_session(url, address)` is a requests session whose connections go
+to the checked address while the Host header, TLS SNI and certificate checks keep the URL's host
+name (the approach of requests-hardened's IPFilterAdapter, with our allow-list instead of its own).
 """
 
 from __future__ import annotations

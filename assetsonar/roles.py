@@ -1,9 +1,11 @@
-"""The portal's roles, as Django groups. Migrations call `sync_roles` so groups always match.
+"""The portal's roles, as Django groups. `sync_roles` runs after every migrate (a post_migrate
+receiver in assetsonar/signals.py), so permissions that a new model brings reach the roles.
 
 - IT Manager: everything in the portal (all permissions of the portal apps) except MDM commands.
 - MDM Operator: may execute MDM commands (lock devices) and see unlock PINs. Given on top of
   IT Manager by an administrator; kept separate because a lock is disruptive.
-- Support Staff: the Django admin (the user also needs `is_staff`) and read access everywhere.
+- Support Staff: the Django admin (the user also needs `is_staff`) and read access everywhere,
+  plus deleting a user's lost authenticator app (the authenticator admin, automations/admin_otp.py).
 - Viewer: read-only portal access.
 """
 
@@ -16,6 +18,8 @@ VIEWER = "Viewer"
 
 PORTAL_APPS = ["members", "assets", "licenses", "automations"]
 MDM_PERMISSIONS = {("assets", "execute_mdm_commands"), ("assets", "view_unlock_pin")}
+# Support Staff's only write: the owner of a lost authenticator then enrols a new one.
+SUPPORT_EXTRA = {("automations", "delete_authenticatordevice")}
 
 
 def sync_roles(apps, schema_editor=None) -> None:
@@ -45,7 +49,9 @@ def sync_roles(apps, schema_editor=None) -> None:
     spec = {
         IT_MANAGER: manager + audit_view,
         MDM_OPERATOR: mdm,
-        SUPPORT_STAFF: [p for p in views if p.codename != "view_unlock_pin"] + audit_view,
+        SUPPORT_STAFF: [p for p in views if p.codename != "view_unlock_pin"]
+        + [p for p in portal if (p.content_type.app_label, p.codename) in SUPPORT_EXTRA]
+        + audit_view,
         VIEWER: [p for p in views if p.codename != "view_unlock_pin"],
     }
     for name, permissions in spec.items():

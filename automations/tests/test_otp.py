@@ -73,7 +73,7 @@ def test_saving_a_new_mdm_lock_opens_the_code_dialog_and_keeps_what_was_typed(
     assert response.status_code == 200
     text = response.text
     assert '<dialog id="otp-dialog"' in text and "data-open-on-load" in text
-    assert "This automation adds a device lock through MDM." in text
+    assert "This change adds a device lock through MDM." in text
     assert 'name="otp_token"' in text
     assert 'value="Lock laptops"' in text
     assert "Return this laptop to IT</textarea>" in text

@@ -288,6 +288,10 @@ OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "AssetSonar")
 
+# After a webhook signing secret is rotated, the old one keeps signing beside the new one for
+# this many hours (a second signature in the webhook-signature header); 0 drops it at once.
+WEBHOOK_SECRET_GRACE_HOURS = env_int("WEBHOOK_SECRET_GRACE_HOURS", 24)
+
 # Permissions-Policy header (django-permissions-policy): the portal uses no camera, microphone,
 # location, payment or device API, so no page (nor anything injected into one) may ask for them;
 # only the "Copy" buttons write to the clipboard.

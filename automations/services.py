@@ -14,8 +14,10 @@ from __future__ import annotations
 import base64
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -627,7 +629,9 @@ def automation_delete(*, automation: Automation, actor: Any, request: Any = None
 @transaction.atomic
 def automation_rotate_secret(*, automation: Automation, actor: Any, request: Any = None) -> str:
     """Give the automation's webhook a new signing secret and return it (shown once). The old
-    secret stops working at once."""
+    secret keeps signing beside the new one for WEBHOOK_SECRET_GRACE_HOURS (Standard Webhooks
+    allows several signatures in one header), then only the new one signs. The old secret stays
+    encrypted and is never shown."""
     action = (
         Action.objects.select_for_update()
         .filter(automation=automation, kind=Action.Kind.WEBHOOK)
@@ -635,16 +639,35 @@ def automation_rotate_secret(*, automation: Automation, actor: Any, request: Any
     )
     if action is None:
         raise ValidationError("This automation has no webhook, so it has no signing secret.")
+    now = timezone.now()
+    grace = timedelta(hours=settings.WEBHOOK_SECRET_GRACE_HOURS)
     secret = generate_signing_secret()
+    if action.secret_encrypted and grace:
+        action.previous_secret_encrypted = action.secret_encrypted
+        action.previous_secret_until = now + grace
+    else:
+        action.previous_secret_encrypted, action.previous_secret_until = "", None
     action.set_secret(secret)
-    action.secret_rotated_at = timezone.now()
-    action.save(update_fields=["secret_encrypted", "secret_rotated_at"])
+    action.secret_rotated_at = now
+    action.save(
+        update_fields=[
+            "secret_encrypted",
+            "secret_rotated_at",
+            "previous_secret_encrypted",
+            "previous_secret_until",
+        ]
+    )
+    old = (
+        f"previous secret (signs too until {action.previous_secret_until:%Y-%m-%d %H:%M} UTC)"
+        if action.previous_secret_until
+        else "previous secret (no longer signs)"
+    )
     _record(
         automation=automation,
         name=automation.name,
         kind=AutomationChange.Kind.SECRET_ROTATED,
         actor=actor,
-        changes={"Webhook signing secret": ["previous secret", "new secret (shown once)"]},
+        changes={"Webhook signing secret": [old, "new secret (shown once)"]},
         audit_action=AuditEvent.Action.CHANGED,
         request=request,
         message=f"Automation “{automation.name}”: webhook signing secret rotated.",

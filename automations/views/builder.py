@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -126,6 +127,8 @@ def automation_detail(request: HttpRequest, pk: int) -> HttpResponse:
             ],
             "webhook": webhook,
             "webhook_header_names": list(webhook.get_headers()) if webhook else [],
+            "previous_secret_signs": webhook.previous_secret_signs() if webhook else False,
+            "secret_grace_hours": settings.WEBHOOK_SECRET_GRACE_HOURS,
             "revoke": actions.get(Action.Kind.REVOKE_LICENSES),
             "mdm_action": actions.get(Action.Kind.MDM_LOCK),
             "new_secret": new_secret,
@@ -560,7 +563,14 @@ def automation_rotate_secret(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(exc.messages))
     else:
         _remember_secret(request, automation.pk, secret)
-        messages.success(request, "New signing secret generated. The old one no longer works.")
+        hours = settings.WEBHOOK_SECRET_GRACE_HOURS
+        messages.success(
+            request,
+            f"New signing secret generated. The old one keeps signing beside it for {hours} h, "
+            "then only the new one signs."
+            if hours
+            else "New signing secret generated. The old one no longer signs.",
+        )
     return done(request, automation.get_absolute_url())
 
 

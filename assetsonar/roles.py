@@ -22,6 +22,28 @@ MDM_PERMISSIONS = {("assets", "execute_mdm_commands"), ("assets", "view_unlock_p
 SUPPORT_EXTRA = {("automations", "delete_authenticatordevice")}
 
 
+# The permission each part of the portal needs to be seen (navigation, dashboard sections).
+SECTION_PERMISSIONS = {
+    "members": "members.view_member",
+    "assets": "assets.view_asset",
+    "licenses": "licenses.view_license",
+    "entitlements": "licenses.view_entitlement",
+    "automations": "automations.view_automation",
+}
+
+
+def visible_sections(user) -> frozenset[str]:
+    """The portal sections `user` may open (a superuser: all). Empty for a user with no role."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return frozenset()
+    return frozenset(name for name, perm in SECTION_PERMISSIONS.items() if user.has_perm(perm))
+
+
+def has_portal_access(user) -> bool:
+    """False for a signed-in user whom no role (and no permission) lets open any section."""
+    return bool(visible_sections(user))
+
+
 def sync_roles(apps, schema_editor=None) -> None:
     """Create the groups and (re)assign their permissions. Safe to run any number of times."""
     from django.contrib.auth.management import create_permissions

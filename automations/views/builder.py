@@ -1,10 +1,11 @@
 """Workflows & Automations: the list, the builder (create and edit), the automation page, and
 the htmx partials the builder re-renders (trigger actions, condition rows, live summary).
 
-Every view checks the user's permission itself. Saving an automation that adds or changes an
-MDM lock needs the MDM feature and permission (else an error dialog; nothing saved) and a
-one-time password checked in the same request (a dialog asks for it; without an authenticator
-the user enrols one first and comes back to what they had typed).
+Every view checks the user's permission itself. Whatever changes whom or when an automation
+locks devices (the lock itself, its trigger, match or conditions, switching it on, duplicating
+it with the lock; see services.lock_change) needs the MDM feature and permission (else a 403 and
+nothing saved) and a one-time password checked in the same request (a dialog or a confirmation
+page asks for it; without an authenticator the user enrols one first and comes back).
 """
 
 from __future__ import annotations

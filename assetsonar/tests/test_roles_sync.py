@@ -60,3 +60,19 @@ def test_support_staff_can_list_and_delete_a_lost_authenticator(client, support_
     response = client.post(delete_url, {"post": "yes"})
     assert response.status_code == 302
     assert not AuthenticatorDevice.objects.filter(pk=device.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_roles_come_back_after_a_flush_and_the_app_registry_is_left_intact():
+    from django.apps import apps
+
+    call_command("flush", verbosity=0, interactive=False)
+
+    assert {"view_authenticatordevice", "delete_authenticatordevice"} <= codenames(
+        roles.SUPPORT_STAFF
+    )
+    assert all(
+        config.models_module is not None
+        for config in apps.get_app_configs()
+        if config.label in ("assetsonar", "members", "automations", "auth")
+    )

@@ -332,9 +332,6 @@ def automation_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _builder(request, automation)
 
 
-# --- Row actions (list and automation page) -----------------------------------------------------
-
-
 # --- Lock confirmation: switching on, or duplicating with, an automation that locks devices -----
 
 CONFIRM_TEMPLATE = "automations/confirm_lock.html"

@@ -122,3 +122,14 @@ def test_the_page_shows_the_grace_period_and_never_the_old_secret(manager_client
         (stored,) = cursor.fetchone()
     assert stored and SECRET not in stored
     assert webhook.signing_secrets()[1] == SECRET
+
+
+def test_the_admin_says_the_previous_secret_still_signs_without_showing_it(admin_client):
+    automation = make_engine_automation(webhook_url="https://127.0.0.1/hook")
+    new = services.automation_rotate_secret(automation=automation, actor=None)
+
+    page = admin_client.get(reverse("admin:automations_automation_change", args=[automation.pk]))
+
+    text = page.content.decode()
+    assert "the previous one also signs until" in text
+    assert SECRET not in text and new not in text

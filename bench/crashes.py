@@ -318,6 +318,7 @@ def main() -> None:
         # Kills spread over the burst's lock acceptances; then a busy group SIGTERM.
         step = devices // (args.kills + 2)
         vendors.kill_at = [step * (k + 1) for k in range(args.kills)]
+        kill_points = list(vendors.kill_at)
         term_at = step * (args.kills + 1)
         connection.close()
 
@@ -331,7 +332,7 @@ def main() -> None:
             member_deactivate(member=pk, actor=None, reason="Burst")
         print(
             f"{args.leavers} leavers deactivated ({devices} devices on 3 vendors, 2 lock "
-            f"automations each); killing the worker at accepted locks {vendors.kill_at}, "
+            f"automations each); killing the worker at accepted locks {kill_points}, "
             f"SIGTERM at {term_at}…",
             flush=True,
         )

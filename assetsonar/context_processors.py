@@ -16,7 +16,12 @@ def portal(request: HttpRequest) -> dict:
             ("assets", "Assets", "assets:list"),
             ("licenses", "Licenses", "licenses:list"),
             ("automations", "Workflows & Automations", "automations:list"),
-        ],
+        ]
+        + (
+            [("provisioning", "Provisioning", "provisioning:page")]
+            if user.has_perm("provisioning.manage_provisioning")
+            else []
+        ),
         "nav_section": (request.resolver_match.namespace or request.resolver_match.url_name)
         if request.resolver_match
         else "",

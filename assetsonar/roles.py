@@ -1,6 +1,7 @@
 """The portal's roles, as Django groups. Migrations call `sync_roles` so groups always match.
 
-- IT Manager: everything in the portal (all permissions of the portal apps) except MDM commands.
+- IT Manager: everything in the portal (all permissions of the portal apps) except MDM commands,
+  plus managing SCIM provisioning tokens (the Provisioning page).
 - MDM Operator: may execute MDM commands (lock devices) and see unlock PINs. Given on top of
   IT Manager by an administrator; kept separate because a lock is disruptive.
 - Support Staff: the Django admin (the user also needs `is_staff`) and read access everywhere.
@@ -16,6 +17,9 @@ VIEWER = "Viewer"
 
 PORTAL_APPS = ["members", "assets", "licenses", "automations"]
 MDM_PERMISSIONS = {("assets", "execute_mdm_commands"), ("assets", "view_unlock_pin")}
+# Given to IT managers on top of the portal apps' permissions: SCIM tokens change members from
+# outside, so the provisioning app's other permissions (its admin) stay with administrators.
+PROVISIONING_PERMISSIONS = {("provisioning", "manage_provisioning")}
 
 
 def sync_roles(apps, schema_editor=None) -> None:
@@ -39,11 +43,18 @@ def sync_roles(apps, schema_editor=None) -> None:
             content_type__app_label="assetsonar", codename__startswith="view_"
         )
     )
+    provisioning = [
+        p
+        for p in Permission.objects.filter(content_type__app_label="provisioning").select_related(
+            "content_type"
+        )
+        if (p.content_type.app_label, p.codename) in PROVISIONING_PERMISSIONS
+    ]
     views = [p for p in portal if p.codename.startswith("view_")]
     mdm = [p for p in portal if (p.content_type.app_label, p.codename) in MDM_PERMISSIONS]
     manager = [p for p in portal if (p.content_type.app_label, p.codename) not in MDM_PERMISSIONS]
     spec = {
-        IT_MANAGER: manager + audit_view,
+        IT_MANAGER: manager + audit_view + provisioning,
         MDM_OPERATOR: mdm,
         SUPPORT_STAFF: [p for p in views if p.codename != "view_unlock_pin"] + audit_view,
         VIEWER: [p for p in views if p.codename != "view_unlock_pin"],

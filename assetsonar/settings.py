@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "assets",
     "licenses",
     "automations",
+    "provisioning",
 ]
 
 MIDDLEWARE = [
@@ -285,6 +286,14 @@ OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")
 # Key(s) for encrypting secrets at rest (Fernet). Defaults to one derived from SECRET_KEY.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "AssetSonar")
+
+# SCIM provisioning (/scim/v2/, provisioning/): requests each token may make per window (then
+# 429 with Retry-After), the largest request body accepted (then 413), and the page sizes.
+SCIM_RATE_LIMIT = env_int("SCIM_RATE_LIMIT", 600)
+SCIM_RATE_WINDOW = env_int("SCIM_RATE_WINDOW", 60)
+SCIM_MAX_BODY_BYTES = env_int("SCIM_MAX_BODY_BYTES", 256 * 1024)
+SCIM_MAX_RESULTS = 200
+SCIM_DEFAULT_COUNT = 100
 
 LOGGING = {
     "version": 1,

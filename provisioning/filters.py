@@ -188,7 +188,7 @@ class _ToQ(FilterVisitor[Q]):
             if op not in (CompareOperator.eq, CompareOperator.ne):
                 raise invalid_filter(f"“{label}” can only be compared with eq or ne.")
             text = str(value)
-            condition = Q(**{column: int(text)}) if text.isdigit() else NOTHING
+            condition = Q(**{column: int(text)}) if text.isdigit() and len(text) < 19 else NOTHING
             return ~condition if op == CompareOperator.ne else condition
         if kind == "active":
             if op not in (CompareOperator.eq, CompareOperator.ne):

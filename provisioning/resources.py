@@ -180,7 +180,7 @@ def desired_fields(user: Any, current: Member | None) -> Desired:
         or (current.full_name if current else "")
         or user_name[:150]
     )
-    enterprise = user[EnterpriseUser] if ENTERPRISE in (user.schemas or []) else None
+    enterprise = user[EnterpriseUser]
     manager_ref = None
     if enterprise is not None and enterprise.manager is not None:
         manager_ref = (enterprise.manager.value or "").strip() or None

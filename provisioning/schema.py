@@ -70,6 +70,8 @@ def _trim(schema: Schema, keep: dict[str, set[str] | None], description: str) ->
         if keep[name] is not None:
             subs = [sub for sub in attribute.get("subAttributes", []) if sub["name"] in keep[name]]
             for sub in subs:
+                if name == "emails" and sub["name"] == "value":
+                    sub["required"] = True
                 if name in ONLY_WORK and sub["name"] == "type":
                     sub["canonicalValues"] = ["work"]
                     sub["description"] = "Always “work”: a member keeps one, the work one."

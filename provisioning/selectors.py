@@ -18,7 +18,7 @@ def scim_users() -> QuerySet[Member]:
 def scim_user_get(user_id: str) -> Member:
     member = (
         Member.objects.filter(pk=int(user_id), scim_hidden_at__isnull=True).first()
-        if user_id.isdigit()
+        if user_id.isdigit() and len(user_id) < 19  # a bigint; longer ids match nobody
         else None
     )
     if member is None:

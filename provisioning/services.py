@@ -8,6 +8,7 @@ half-way changes nothing.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import secrets
 from typing import Any
@@ -119,7 +120,7 @@ def _resolve_manager(ref: str | None, member: Member | None) -> Member | None:
     # identity provider's own id, then an email address.
     queryset = Member.objects.filter(scim_hidden_at__isnull=True)
     manager = None
-    if ref.isdigit():
+    if ref.isdigit() and len(ref) < 19:
         manager = queryset.filter(pk=int(ref)).first()
     if manager is None:
         manager = queryset.filter(external_id=ref).first() if len(ref) <= 255 else None
@@ -151,7 +152,9 @@ def _validate(desired: Desired, member: Member | None) -> dict[str, Any]:
             if member
             else Member.EmploymentType.FULL_TIME,
         },
-        instance=member or Member(),
+        # A copy: a ModelForm writes the cleaned values onto its instance, and member_update
+        # must still see the old ones to know what changed.
+        instance=copy.copy(member) if member else Member(),
     )
     if not form.is_valid():
         data = form.errors.get_json_data()

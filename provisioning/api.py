@@ -33,6 +33,7 @@ from provisioning.errors import (
 from provisioning.filters import filter_to_q
 from provisioning.resources import (
     _describe,
+    check_email_values,
     desired_fields,
     parse_user,
     render,
@@ -313,6 +314,12 @@ def _normalise_operations(body: Any) -> Any:
         if not isinstance(operation, dict):
             raise invalid_syntax("Operations: each operation must be a JSON object.")
         path, value = operation.get("path"), operation.get("value")
+        if isinstance(path, str) and path.lower().startswith("emails"):
+            check_email_values(value)
+        elif path is None and isinstance(value, dict):
+            emails = {k.lower(): v for k, v in value.items()}.get("emails")
+            if emails is not None:
+                check_email_values(emails)
         if isinstance(path, str) and path.lower().endswith("manager") and isinstance(value, str):
             operation["value"] = {"value": value} if value else None
     return body

@@ -78,6 +78,17 @@ def _describe(exc: PydanticValidationError) -> str:
     return "; ".join(parts)
 
 
+def check_email_values(value: Any) -> None:
+    """Refuse an address the portal's member form refuses, with the form's message. Checked
+    before scim2-models sees it, whose own (stricter, different) email check would otherwise
+    answer with another reason."""
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        address = item.get("value") if isinstance(item, dict) else item
+        if isinstance(address, str) and not _is_email(address.strip()):
+            raise invalid_value("emails.value: Enter a valid email address.")
+
+
 def parse_user(body: Any) -> Any:
     """The request body as a scim2-models User; 400 naming the attribute when it is not one."""
     if not isinstance(body, dict):
@@ -90,6 +101,7 @@ def parse_user(body: Any) -> Any:
         raise invalid_syntax(
             f"schemas: “{unknown[0]}” is not served here; a User may use {CORE} and {ENTERPRISE}."
         )
+    check_email_values(body.get("emails") or [])
     try:
         return SCIM_USER.model_validate(body)
     except PydanticValidationError as exc:

@@ -18,6 +18,12 @@ class ScimTokenAddForm(forms.ModelForm):
         model = ScimToken
         fields = ["name", "read_only"]
 
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if ScimToken.objects.filter(name__iexact=name).exists():
+            raise forms.ValidationError("Another token already has this name.")
+        return name
+
 
 @admin.register(ScimToken)
 class ScimTokenAdmin(admin.ModelAdmin):

@@ -64,9 +64,11 @@ def error(response, status, scim_type=None):
 def nothing_written(count_before=0):
     assert Member.objects.count() == count_before
     assert not Event.objects.exists()
-    assert not AuditEvent.objects.filter(action__in=["created", "changed"]).exclude(
-        object_type="provisioning.scimtoken"
-    ).exists()
+    assert (
+        not AuditEvent.objects.filter(action__in=["created", "changed"])
+        .exclude(object_type="provisioning.scimtoken")
+        .exists()
+    )
 
 
 def test_malformed_json(api):
@@ -76,11 +78,13 @@ def test_malformed_json(api):
 
 
 def test_unknown_and_missing_schema(api):
-    detail = error(api("POST", "/Users", user(schemas=[CORE, "urn:example:custom"])), 400,
-                   "invalidSyntax")
+    detail = error(
+        api("POST", "/Users", user(schemas=[CORE, "urn:example:custom"])), 400, "invalidSyntax"
+    )
     assert "“urn:example:custom” is not served here" in detail
-    detail = error(api("POST", "/Users", user(schemas=["urn:example:custom"])), 400,
-                   "invalidSyntax")
+    detail = error(
+        api("POST", "/Users", user(schemas=["urn:example:custom"])), 400, "invalidSyntax"
+    )
     assert detail == f"schemas: a User must list “{CORE}”."
     nothing_written()
 
@@ -91,12 +95,18 @@ def test_unknown_and_missing_schema(api):
         (user(userName=5), "userName: Input should be a valid string"),
         (user(emails="x@example.com"), "emails: Input should be a valid list"),
         (user(active="maybe"), "active: Input should be a valid boolean"),
-        (user(emails=[{"value": "not-an-email", "type": "work"}]),
-         "emails.value: Enter a valid email address."),
-        (user(name={"formatted": "x" * 151}),
-         "name.formatted: Ensure this value has at most 150 characters (it has 151)."),
-        (user(**{"schemas": [CORE, ENTERPRISE], ENTERPRISE: {"manager": {"value": "999"}}}),
-         f"{ENTERPRISE}:manager.value: no user has the id “999”."),
+        (
+            user(emails=[{"value": "not-an-email", "type": "work"}]),
+            "emails.value: Enter a valid email address.",
+        ),
+        (
+            user(name={"formatted": "x" * 151}),
+            "name.formatted: Ensure this value has at most 150 characters (it has 151).",
+        ),
+        (
+            user(**{"schemas": [CORE, ENTERPRISE], ENTERPRISE: {"manager": {"value": "999"}}}),
+            f"{ENTERPRISE}:manager.value: no user has the id “999”.",
+        ),
         (user(userName="  "), "userName is required."),
     ],
 )
@@ -109,16 +119,27 @@ def test_wrong_types_and_values(api, body, expected):
 @pytest.mark.parametrize(
     ("existing", "body", "expected"),
     [
-        ({"email": "New.Person@example.com"}, user(),
-         "emails.value: Another member already has this email address."),
-        ({"employee_id": "E-7"},
-         user(**{"schemas": [CORE, ENTERPRISE], ENTERPRISE: {"employeeNumber": "E-7"}}),
-         f"{ENTERPRISE}:employeeNumber: Another member already has this employee ID."),
-        ({"email": "someone@example.com", "scim_user_name": "NEW.PERSON@example.com"},
-         user(), "userName: another member already has this user name."),
+        (
+            {"email": "New.Person@example.com"},
+            user(),
+            "emails.value: Another member already has this email address.",
+        ),
+        (
+            {"employee_id": "E-7"},
+            user(**{"schemas": [CORE, ENTERPRISE], ENTERPRISE: {"employeeNumber": "E-7"}}),
+            f"{ENTERPRISE}:employeeNumber: Another member already has this employee ID.",
+        ),
+        (
+            {"email": "someone@example.com", "scim_user_name": "NEW.PERSON@example.com"},
+            user(),
+            "userName: another member already has this user name.",
+        ),
         # A member made in the portal is userName = email for SCIM.
-        ({"email": "jdoe@example.com"},
-         user(userName="jdoe@example.com"), "userName: another member already has this user name."),
+        (
+            {"email": "jdoe@example.com"},
+            user(userName="jdoe@example.com"),
+            "userName: another member already has this user name.",
+        ),
     ],
 )
 def test_duplicates_are_409_uniqueness(api, existing, body, expected):
@@ -129,12 +150,13 @@ def test_duplicates_are_409_uniqueness(api, existing, body, expected):
 
 
 def test_bad_filters_name_the_problem(api):
-    detail = error(api("GET", '/Users?filter=userName eq'), 400, "invalidFilter")
+    detail = error(api("GET", "/Users?filter=userName eq"), 400, "invalidFilter")
     assert detail.startswith("The filter “userName eq” is invalid")
     detail = error(api("GET", '/Users?filter=phoneNumbers.value eq "1"'), 400, "invalidFilter")
     assert detail.startswith("Filtering on “phoneNumbers.value” is not supported")
-    detail = error(api("GET", '/Users?filter=meta.lastModified gt "yesterday"'), 400,
-                   "invalidFilter")
+    detail = error(
+        api("GET", '/Users?filter=meta.lastModified gt "yesterday"'), 400, "invalidFilter"
+    )
     assert "yesterday" in detail
     detail = error(api("GET", "/Users?filter=active gt true"), 400, "invalidFilter")
     assert "gt" in detail
@@ -196,8 +218,15 @@ def test_stale_if_match_is_412_and_changes_nothing(api):
     version = api("GET", f"/Users/{member.pk}").json()["meta"]["version"]
     body = {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "title", "value": "CTO"}]}
     assert api("PATCH", f"/Users/{member.pk}", body, if_match=version).status_code == 200
-    detail = error(api("PATCH", f"/Users/{member.pk}", body | {"Operations": [
-        {"op": "replace", "path": "active", "value": False}]}, if_match=version), 412)
+    detail = error(
+        api(
+            "PATCH",
+            f"/Users/{member.pk}",
+            body | {"Operations": [{"op": "replace", "path": "active", "value": False}]},
+            if_match=version,
+        ),
+        412,
+    )
     assert detail.startswith(f"The user changed since version {version}")
     member.refresh_from_db()
     assert member.is_active and member.title == "CTO"

@@ -44,7 +44,9 @@ def events(member, kind=MEMBER_DEACTIVATED):
 
 def test_okta_create_update_deactivate_reactivate(scim, receiver, offboarding, client, it_manager):
     # Okta looks the user up by userName before creating it.
-    lookup = scim("GET", '/Users?filter=userName eq "jordan.rivera@example.com"&startIndex=1&count=100')
+    lookup = scim(
+        "GET", '/Users?filter=userName eq "jordan.rivera@example.com"&startIndex=1&count=100'
+    )
     assert lookup.status_code == 200
     assert lookup.json()["totalResults"] == 0 and lookup.json()["Resources"] == []
 
@@ -130,8 +132,11 @@ def test_okta_create_update_deactivate_reactivate(scim, receiver, offboarding, c
     assert "Deactivated by</dt><dd>SCIM · Okta production" in page
 
     # The same deactivation sent again changes nothing and makes no second event.
-    scim("PATCH", f"/Users/{user['id']}",
-         {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]})
+    scim(
+        "PATCH",
+        f"/Users/{user['id']}",
+        {"schemas": [PATCH], "Operations": [{"op": "replace", "value": {"active": False}}]},
+    )
     assert len(events(member)) == 1
 
     reactivated = scim(
@@ -148,7 +153,9 @@ def test_okta_create_update_deactivate_reactivate(scim, receiver, offboarding, c
 
 def test_entra_create_patch_with_its_quirks_deactivate_delete(scim, receiver, offboarding):
     boss = make_member(full_name="Avery Boss", email="avery.boss@example.com")
-    assert scim("GET", '/Users?filter=userName eq "sam.lee@contoso.com"').json()["totalResults"] == 0
+    assert (
+        scim("GET", '/Users?filter=userName eq "sam.lee@contoso.com"').json()["totalResults"] == 0
+    )
 
     created = scim(
         "POST",
@@ -187,7 +194,11 @@ def test_entra_create_patch_with_its_quirks_deactivate_delete(scim, receiver, of
     )
     assert updated.status_code == 200, updated.text
     member = Member.objects.get(pk=user_id)
-    assert (member.title, member.email, member.location) == ("Controller", "sam@contoso.com", "Lisbon")
+    assert (member.title, member.email, member.location) == (
+        "Controller",
+        "sam@contoso.com",
+        "Lisbon",
+    )
     assert (member.manager, member.department) == (boss, "Treasury")
     assert updated.json()[ENTERPRISE]["manager"]["value"] == str(boss.pk)
 

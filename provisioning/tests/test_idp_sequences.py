@@ -5,7 +5,9 @@ event, the automation's execution and its webhook, the audit trail and the membe
 from __future__ import annotations
 
 import pytest
+from django.apps import apps
 
+from assetsonar import roles
 from assetsonar.models import AuditEvent
 from automations.models import Event, Execution
 from automations.tests.engine_factories import make_engine_automation, use_sync_q
@@ -25,6 +27,12 @@ PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 @pytest.fixture(autouse=True)
 def sync_q(monkeypatch, settings):
     use_sync_q(monkeypatch, settings)
+
+
+@pytest.fixture(autouse=True)
+def roles_exist(transactional_db):
+    # A transactional test starts from whatever the previous one flushed: the roles may be gone.
+    roles.sync_roles(apps)
 
 
 @pytest.fixture

@@ -213,10 +213,45 @@ def _saving(fn):
 
 @_saving
 def scim_user_create(*, desired: Desired, actor: Any, request: Any = None) -> Member:
-    """Create a member from a SCIM User (deactivated at once when it says active: false)."""
+    """Create a member from a SCIM User (deactivated at once when it says active: false).
+
+    A member a SCIM DELETE hid, with the same user name or email, is provisioned again instead:
+    the identity provider re-assigning a person must not meet a 409 on a record it cannot see,
+    and the person keeps one record with their history.
+    """
+    returning = _hidden_match(desired)
+    if returning is not None:
+        locked = Member.objects.select_for_update().get(pk=returning.pk)
+        fields = _validate(desired, locked)
+        locked.scim_hidden_at = None
+        locked.save(update_fields=["scim_hidden_at", "updated_at"])
+        audit_record(
+            action=AuditEvent.Action.CHANGED,
+            actor=actor,
+            obj=locked,
+            changes={"scim_hidden_at": [str(returning.scim_hidden_at), None]},
+            message=f"Provisioned again over SCIM ({actor.audit_message})",
+            request=request,
+        )
+        locked = member_update(member=locked, actor=actor, request=request, **fields)
+        if desired.active is None:
+            desired.active = True
+        return _apply_status(locked, desired.active, actor, request)
     fields = _validate(desired, None)
     member = member_create(actor=actor, request=request, **fields)
     return _apply_status(member, desired.active, actor, request)
+
+
+def _hidden_match(desired: Desired) -> Member | None:
+    user_name = desired.fields["scim_user_name"].lower()
+    email = desired.fields["email"].lower()
+    return (
+        Member.objects.filter(scim_hidden_at__isnull=False)
+        .alias(u=Lower("scim_user_name"), e=Lower("email"))
+        .filter(Q(u=user_name) | Q(e=email) | Q(scim_user_name="", e=user_name))
+        .order_by("pk")
+        .first()
+    )
 
 
 @_saving

@@ -86,6 +86,9 @@ def test_okta_create_update_deactivate_reactivate(scim, receiver, offboarding, c
     )
     assert (member.given_name, member.family_name, member.is_active) == ("Jordan", "Rivera", True)
     assert "password" not in user
+    created_audit = AuditEvent.objects.get(action=AuditEvent.Action.CREATED, object_id=user["id"])
+    assert created_audit.actor_name == "SCIM · Okta production"
+    assert created.headers["X-Request-ID"] in created_audit.message
     make_asset(custodian=member)
 
     found = scim("GET", '/Users?filter=userName eq "Jordan.Rivera@example.com"').json()

@@ -172,3 +172,24 @@ def test_meta_on_every_resource(api):
     assert meta["location"] == f"http://testserver/scim/v2/Users/{member.pk}"
     assert meta["version"].startswith('W/"')
     assert meta["created"] and meta["lastModified"]
+
+
+def test_a_deleted_user_created_again_is_the_same_member_back(api):
+    from automations.models import Event
+    from automations.triggers import MEMBER_REACTIVATED
+
+    body = {
+        "schemas": [CORE],
+        "userName": "pat@example.com",
+        "name": {"formatted": "Pat Doe"},
+        "active": True,
+    }
+    first = api("POST", "/Users", body).json()
+    assert api("DELETE", f"/Users/{first['id']}").status_code == 204
+    again = api("POST", "/Users", body | {"title": "Analyst"})
+    assert again.status_code == 201, again.content
+    assert again.json()["id"] == first["id"] and again.json()["active"] is True
+    member = Member.objects.get()
+    assert member.scim_hidden_at is None and member.is_active and member.title == "Analyst"
+    assert Event.objects.filter(member=member, kind=MEMBER_REACTIVATED).count() == 1
+    assert api("GET", f"/Users/{first['id']}").status_code == 200

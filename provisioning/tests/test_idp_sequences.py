@@ -86,7 +86,9 @@ def test_okta_create_update_deactivate_reactivate(scim, receiver, offboarding, c
     )
     assert (member.given_name, member.family_name, member.is_active) == ("Jordan", "Rivera", True)
     assert "password" not in user
-    created_audit = AuditEvent.objects.get(action=AuditEvent.Action.CREATED, object_id=user["id"])
+    created_audit = AuditEvent.objects.get(
+        action=AuditEvent.Action.CREATED, object_type="members.member", object_id=user["id"]
+    )
     assert created_audit.actor_name == "SCIM · Okta production"
     assert created.headers["X-Request-ID"] in created_audit.message
     make_asset(custodian=member)
@@ -128,7 +130,9 @@ def test_okta_create_update_deactivate_reactivate(scim, receiver, offboarding, c
     (hook,) = receiver.requests
     assert b"member.deactivated" in hook.body
 
-    audit = AuditEvent.objects.get(action=AuditEvent.Action.DEACTIVATED, object_id=str(member.pk))
+    audit = AuditEvent.objects.get(
+        action=AuditEvent.Action.DEACTIVATED, object_type="members.member", object_id=str(member.pk)
+    )
     assert audit.actor is None and audit.actor_name == "SCIM · Okta production"
     request_id = deactivated.headers["X-Request-ID"]
     assert request_id in audit.message

@@ -93,6 +93,7 @@ def main() -> None:
     from provisioning.services import scim_token_create
 
     settings.SCIM_RATE_LIMIT = 10**9
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]  # Django's test client
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"database: {settings.DATABASES['default']['ENGINE']}, DEBUG={settings.DEBUG}")
     ensure_members(args.members)

@@ -8,6 +8,7 @@ boolean), applies PATCH operations and serialises responses with `attributes` /
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -23,6 +24,10 @@ from provisioning.schema import CORE, ENTERPRISE, SCIM_USER
 def user_version(member: Member) -> str:
     """A weak ETag that changes with every save (updated_at is auto_now)."""
     return f'W/"{int(member.updated_at.timestamp() * 1_000_000):x}"'
+
+
+def _timestamp(moment) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def member_to_json(member: Member, base: str) -> dict[str, Any]:
@@ -42,8 +47,8 @@ def member_to_json(member: Member, base: str) -> dict[str, Any]:
         "emails": [{"value": member.email, "type": "work"}],
         "meta": {
             "resourceType": "User",
-            "created": member.created_at.isoformat(),
-            "lastModified": member.updated_at.isoformat(),
+            "created": _timestamp(member.created_at),
+            "lastModified": _timestamp(member.updated_at),
             "location": location,
             "version": user_version(member),
         },
@@ -113,7 +118,13 @@ def user_from_member(member: Member, base: str) -> Any:
 
 
 def render(member: Member, base: str, params: Any = None) -> dict[str, Any]:
-    """The member as a response document, honouring attributes/excludedAttributes."""
+    """The member as a response document, honouring attributes/excludedAttributes.
+
+    Without those parameters the document is served as built: validating it through scim2-models
+    only to dump it unchanged costs a few milliseconds per user, most of a 100-user page
+    (test_render asserts both give the same document)."""
+    if params is None:
+        return member_to_json(member, base)
     user = user_from_member(member, base)
     return user.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=params)
 

@@ -193,3 +193,17 @@ def test_a_deleted_user_created_again_is_the_same_member_back(api):
     assert member.scim_hidden_at is None and member.is_active and member.title == "Analyst"
     assert Event.objects.filter(member=member, kind=MEMBER_REACTIVATED).count() == 1
     assert api("GET", f"/Users/{first['id']}").status_code == 200
+
+
+@pytest.mark.parametrize("email", ["jo@corp.local", "jo@localhost", "jo@example.test"])
+def test_addresses_the_member_form_accepts_work_everywhere(api, email):
+    member = make_member(email=email)
+    assert api("GET", f"/Users/{member.pk}?attributes=emails").json()["emails"][0]["value"] == email
+    patched = api(
+        "PATCH",
+        f"/Users/{member.pk}",
+        {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "title", "value": "CTO"}]},
+    )
+    assert patched.status_code == 200, patched.content
+    created = api("POST", "/Users", {"schemas": [CORE], "userName": f"new.{email}"})
+    assert created.status_code == 201, created.content

@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 
 from assetsonar.admin_mixins import ReadOnlyAdminMixin
 from provisioning.models import ScimRequest, ScimToken
@@ -78,16 +79,28 @@ class ScimTokenAdmin(admin.ModelAdmin):
         except ValidationError as exc:
             raise forms.ValidationError(exc.messages) from exc
         obj.pk = token.pk
-        messages.warning(
-            request,
-            f"The token “{token.name}” is {secret} — copy it now: it is shown only this once.",
-        )
+        request.scim_new_secret = secret
 
-    def message_user(self, request, message, level=messages.INFO, *args, **kwargs):
-        # The default "was added successfully" line would sit above the one-time secret.
-        if "was added successfully" in str(message):
-            return
-        super().message_user(request, message, level, *args, **kwargs)
+    def response_add(self, request, obj, post_url_continue=None):
+        """Show the new token on this response only. Not as a message: messages are kept in a
+        cookie or the session until shown, and the secret must not be stored anywhere."""
+        secret = getattr(request, "scim_new_secret", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        response = TemplateResponse(
+            request,
+            "provisioning/admin_token_created.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"SCIM token “{obj.name}” created",
+                "token": obj,
+                "secret": secret,
+                "opts": self.model._meta,
+            },
+            status=201,
+        )
+        response["Cache-Control"] = "no-store"
+        return response
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # revoke instead: the request log stays attached

@@ -136,16 +136,18 @@ def test_provisioning_page_query_budget(manager_client, client, django_assert_ma
 
 def test_admin_creates_a_token_showing_it_once_and_revokes(admin_client):
     response = admin_client.post(
-        reverse("admin:provisioning_scimtoken_add"),
-        {"name": "Okta staging", "read_only": "on"},
-        follow=True,
+        reverse("admin:provisioning_scimtoken_add"), {"name": "Okta staging", "read_only": "on"}
     )
+    assert response.status_code == 201 and "no-store" in response["Cache-Control"]
     token = ScimToken.objects.get()
     assert token.read_only
-    shown = [str(m) for m in response.context["messages"]]
-    (line,) = [m for m in shown if "shown only this once" in m]
-    secret = line.split(" is ")[1].split(" — ")[0]
+    html = response.content.decode()
+    start = html.index('data-testid="new-secret">') + len('data-testid="new-secret">')
+    secret = html[start : html.index("</code>", start)]
     assert token.token_hash == hashlib.sha256(secret.encode()).hexdigest()
+    assert not list(response.wsgi_request._messages)  # never in a cookie or the session
+    page = admin_client.get(reverse("admin:provisioning_scimtoken_change", args=[token.pk]))
+    assert secret not in page.content.decode()
 
     admin_client.post(
         reverse("admin:provisioning_scimtoken_changelist"),

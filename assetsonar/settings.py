@@ -292,6 +292,8 @@ OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "AssetSonar")
 SCIM_RATE_LIMIT = env_int("SCIM_RATE_LIMIT", 600)
 SCIM_RATE_WINDOW = env_int("SCIM_RATE_WINDOW", 60)
 SCIM_MAX_BODY_BYTES = env_int("SCIM_MAX_BODY_BYTES", 256 * 1024)
+# Days the SCIM request log (the Provisioning page) keeps.
+SCIM_REQUEST_LOG_DAYS = env_int("SCIM_REQUEST_LOG_DAYS", 30)
 SCIM_MAX_RESULTS = 200
 SCIM_DEFAULT_COUNT = 100
 

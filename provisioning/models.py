@@ -63,7 +63,7 @@ class ScimRequest(models.Model):
         ScimToken, null=True, blank=True, on_delete=models.CASCADE, related_name="requests"
     )
     request_id = models.CharField(max_length=32)
-    at = models.DateTimeField(auto_now_add=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
     method = models.CharField(max_length=10)
     path = models.CharField(max_length=300)
     status = models.PositiveSmallIntegerField()

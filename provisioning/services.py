@@ -11,8 +11,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import secrets
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q, Value
@@ -89,11 +91,20 @@ def scim_token_touch(*, token: ScimToken, ip: str | None) -> None:
     ScimToken.objects.filter(pk=token.pk).update(last_used_at=now, last_used_from=ip)
 
 
+# The request log is pruned every this many rows (one DELETE on the indexed `at`, no schedule).
+PRUNE_EVERY = 500
+
+
 def scim_request_record(**fields: Any) -> ScimRequest:
-    """Log one SCIM request (outside the request's transaction, so failures are kept)."""
+    """Log one SCIM request (outside the request's transaction, so failures are kept), and
+    every PRUNE_EVERY rows drop those older than SCIM_REQUEST_LOG_DAYS."""
     fields["path"] = fields["path"][:300]
     fields["detail"] = fields.get("detail", "")[:500]
-    return ScimRequest.objects.create(**fields)
+    row = ScimRequest.objects.create(**fields)
+    if row.pk % PRUNE_EVERY == 0:
+        cutoff = timezone.now() - timedelta(days=settings.SCIM_REQUEST_LOG_DAYS)
+        ScimRequest.objects.filter(at__lt=cutoff).delete()
+    return row
 
 
 # Member form field -> the SCIM attribute a client sent it as.

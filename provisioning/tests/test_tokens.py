@@ -161,3 +161,25 @@ def test_support_staff_without_the_permission_cannot_open_the_tokens(client):
     user = make_user("support2", roles.SUPPORT_STAFF, is_staff=True)
     client.force_login(user)
     assert client.get(reverse("admin:provisioning_scimtoken_changelist")).status_code == 403
+
+
+def test_the_request_log_keeps_scim_request_log_days(client, monkeypatch, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from provisioning import services
+
+    settings.SCIM_REQUEST_LOG_DAYS = 30
+    _token, secret = scim_token_create(name="Okta", read_only=False, actor=None)
+    scim_get(client, secret)
+    scim_get(client, secret)
+    old, recent = ScimRequest.objects.order_by("pk")
+    ScimRequest.objects.filter(pk=old.pk).update(at=timezone.now() - timedelta(days=31))
+    ScimRequest.objects.filter(pk=recent.pk).update(at=timezone.now() - timedelta(days=29))
+    monkeypatch.setattr(services, "PRUNE_EVERY", 1)
+    scim_get(client, secret)
+    assert set(ScimRequest.objects.values_list("pk", flat=True)) == {
+        recent.pk,
+        ScimRequest.objects.latest("pk").pk,
+    }

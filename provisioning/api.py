@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from typing import Any
+from urllib.parse import unquote
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -103,7 +104,7 @@ def _log(request, response, failure, started) -> None:
         token=token,
         request_id=request.scim_request_id,
         method=request.method,
-        path=request.get_full_path(),
+        path=unquote(request.get_full_path()),
         status=response.status_code,
         scim_type=failure[0],
         detail=failure[1],

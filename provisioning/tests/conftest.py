@@ -34,3 +34,7 @@ class Scim:
 def scim(live_server, scim_secret):
     with requests.Session():
         yield Scim(f"{live_server.url}/scim/v2", scim_secret)
+
+
+# Chromium through Playwright, shared with the automations' browser tests.
+from automations.tests.conftest import browser  # noqa: E402,F401

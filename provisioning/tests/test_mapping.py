@@ -207,3 +207,17 @@ def test_addresses_the_member_form_accepts_work_everywhere(api, email):
     assert patched.status_code == 200, patched.content
     created = api("POST", "/Users", {"schemas": [CORE], "userName": f"new.{email}"})
     assert created.status_code == 201, created.content
+
+
+def test_entra_removes_the_manager_with_a_capitalised_op(api):
+    boss = make_member()
+    member = make_member(manager=boss)
+    response = api(
+        "PATCH",
+        f"/Users/{member.pk}",
+        {"schemas": [PATCH], "Operations": [{"op": "Remove", "path": f"{ENTERPRISE}:manager"}]},
+    )
+    assert response.status_code == 200, response.content
+    member.refresh_from_db()
+    assert member.manager is None
+    assert "manager" not in response.json().get(ENTERPRISE, {})

@@ -75,7 +75,7 @@ def member_to_json(member: Member, base: str) -> dict[str, Any]:
     return data
 
 
-def _describe(exc: PydanticValidationError) -> str:
+def describe_validation_error(exc: PydanticValidationError) -> str:
     parts = []
     for error in exc.errors()[:3]:
         where = ".".join(str(p).strip("`") for p in error["loc"] if not isinstance(p, int))
@@ -110,7 +110,7 @@ def parse_user(body: Any) -> Any:
     try:
         return SCIM_USER.model_validate(body)
     except PydanticValidationError as exc:
-        raise invalid_value(_describe(exc)) from exc
+        raise invalid_value(describe_validation_error(exc)) from exc
 
 
 def user_from_member(member: Member, base: str) -> Any:
@@ -140,7 +140,7 @@ def response_parameters(attributes: str | None, excluded: str | None) -> Any:
     try:
         return ResponseParameters[SCIM_USER].model_validate(data)
     except PydanticValidationError as exc:
-        raise invalid_value(_describe(exc)) from exc
+        raise invalid_value(describe_validation_error(exc)) from exc
 
 
 @dataclass

@@ -20,15 +20,23 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
+from pydantic import ValidationError as PydanticValidationError
+from scim2_models import Address, SCIMException
 
 from assetsonar.audit import audit_record
 from assetsonar.models import AuditEvent
 from members.forms import MemberForm
 from members.models import Member
 from members.services import member_create, member_deactivate, member_reactivate, member_update
-from provisioning.errors import invalid_value, uniqueness
+from provisioning.errors import ScimError, invalid_value, uniqueness
 from provisioning.models import ScimRequest, ScimToken
-from provisioning.resources import Desired
+from provisioning.resources import (
+    Desired,
+    describe_validation_error,
+    desired_fields,
+    user_from_member,
+    user_version,
+)
 
 TOKEN_PREFIX = "assc_"  # noqa: S105 - a label in front of the random part, not a secret
 
@@ -223,13 +231,14 @@ def _saving(fn):
 
 
 @_saving
-def scim_user_create(*, desired: Desired, actor: Any, request: Any = None) -> Member:
+def scim_user_create(*, user: Any, actor: Any, request: Any = None) -> Member:
     """Create a member from a SCIM User (deactivated at once when it says active: false).
 
     A member a SCIM DELETE hid, with the same user name or email, is provisioned again instead:
     the identity provider re-assigning a person must not meet a 409 on a record it cannot see,
     and the person keeps one record with their history.
     """
+    desired = desired_fields(user, None)
     returning = _hidden_match(desired)
     if returning is not None:
         locked = Member.objects.select_for_update().get(pk=returning.pk)
@@ -265,23 +274,79 @@ def _hidden_match(desired: Desired) -> Member | None:
     )
 
 
+def _lock(member: Member, if_match: str | None) -> Member:
+    """The member's row, locked; 412 when the client's If-Match names another version. Checked
+    under the lock, so two clients holding the same version cannot both write."""
+    locked = Member.objects.select_for_update().get(pk=member.pk)
+    current = user_version(locked)
+    if (
+        if_match
+        and if_match.strip() != "*"
+        and current not in {v.strip() for v in if_match.split(",")}
+    ):
+        raise ScimError(
+            412,
+            f"The user changed since version {if_match}; it is now {current}. Read it again "
+            "and retry.",
+        )
+    return locked
+
+
 @_saving
 def scim_user_update(
-    *, member: Member, desired: Desired, actor: Any, request: Any = None
+    *,
+    member: Member,
+    user: Any,
+    actor: Any,
+    request: Any = None,
+    if_match: str | None = None,
 ) -> Member:
-    """Replace a member's fields from a SCIM User (PUT, or a PATCH already applied to it), then
-    deactivate or reactivate it through the member services when `active` changed."""
-    locked = Member.objects.select_for_update().get(pk=member.pk)
+    """Replace a member's fields from a SCIM User (PUT), then deactivate or reactivate it through
+    the member services when `active` changed."""
+    locked = _lock(member, if_match)
+    desired = desired_fields(user, locked)
+    fields = _validate(desired, locked)
+    locked = member_update(member=locked, actor=actor, request=request, **fields)
+    return _apply_status(locked, desired.active, actor, request)
+
+
+@_saving
+def scim_user_patch(
+    *,
+    member: Member,
+    patch: Any,
+    base: str,
+    actor: Any,
+    request: Any = None,
+    if_match: str | None = None,
+) -> Member:
+    """Apply a SCIM PatchOp (scim2-models applies the operations) to the member as it is under
+    the row lock, then save it like a PUT."""
+    locked = _lock(member, if_match)
+    current = user_from_member(locked, base)
+    if not current.addresses:
+        # A placeholder work address, so that Entra's `addresses[type eq "work"].locality` finds
+        # its target; one still without a locality after the patch is dropped.
+        current.addresses = [Address(type="work")]
+    try:
+        patch.patch(current)
+    except SCIMException as exc:
+        raise ScimError(exc.status, exc.detail, exc.scim_type) from exc
+    except PydanticValidationError as exc:
+        raise invalid_value(describe_validation_error(exc)) from exc
+    desired = desired_fields(current, locked)
     fields = _validate(desired, locked)
     locked = member_update(member=locked, actor=actor, request=request, **fields)
     return _apply_status(locked, desired.active, actor, request)
 
 
 @transaction.atomic
-def scim_user_hide(*, member: Member, actor: Any, request: Any = None) -> Member:
+def scim_user_hide(
+    *, member: Member, actor: Any, request: Any = None, if_match: str | None = None
+) -> Member:
     """SCIM DELETE: deactivate the member (the automations run) and stop serving it over SCIM.
     The member, their assets and their history stay."""
-    locked = Member.objects.select_for_update().get(pk=member.pk)
+    locked = _lock(member, if_match)
     if locked.is_active:
         locked, _ = member_deactivate(
             member=locked,

@@ -303,3 +303,27 @@ def test_rate_limit_429_with_retry_after(api, settings):
     # Another token has its own budget.
     _token, other = scim_token_create(name="Entra", read_only=False, actor=None)
     assert api("GET", "/Users", secret=other).status_code == 200
+
+
+def test_an_unexpected_failure_is_a_scim_500_and_is_logged(api, monkeypatch, caplog):
+    from provisioning import api as scim_api
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(scim_api, "render", broken)
+    member = make_member()
+    response = api("GET", f"/Users/{member.pk}")
+    detail = error(response, 500)
+    request_id = response["X-Request-ID"]
+    assert request_id in detail
+    assert ScimRequest.objects.get(request_id=request_id).status == 500
+    assert "a bug" in caplog.text
+
+
+def test_stale_if_match_on_delete_is_412_and_the_member_stays(api):
+    member = make_member()
+    error(api("DELETE", f"/Users/{member.pk}", if_match='W/"stale"'), 412)
+    member.refresh_from_db()
+    assert member.is_active and member.scim_hidden_at is None
+    assert not Event.objects.exists()

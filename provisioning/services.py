@@ -132,7 +132,7 @@ ATTRIBUTE_OF = {
 }
 
 
-def _resolve_manager(ref: str | None, member: Member | None) -> Member | None:
+def _resolve_manager(ref: str | None) -> Member | None:
     if not ref:
         return None
     # The SCIM id first (what Entra and Okta send once the manager is provisioned), then the
@@ -162,7 +162,7 @@ def _raise_form_errors(errors: dict[str, list], codes: dict[str, list[str]]) -> 
 def _validate(desired: Desired, member: Member | None) -> dict[str, Any]:
     """The member fields, validated as strictly as the portal's member form (same messages)."""
     fields = dict(desired.fields)
-    manager = _resolve_manager(desired.manager_ref, member)
+    manager = _resolve_manager(desired.manager_ref)
     form = MemberForm(
         data={
             **{name: fields[name] for name in MemberForm.Meta.fields if name in fields},

@@ -221,3 +221,22 @@ def test_entra_removes_the_manager_with_a_capitalised_op(api):
     member.refresh_from_db()
     assert member.manager is None
     assert "manager" not in response.json().get(ENTERPRISE, {})
+
+
+def test_put_with_active_false_deactivates_once_through_the_member_service(api):
+    from assetsonar.models import AuditEvent
+    from automations.models import Event
+    from automations.triggers import MEMBER_DEACTIVATED
+
+    member = make_member()
+    body = api("GET", f"/Users/{member.pk}").json()
+    for _ in range(2):
+        response = api("PUT", f"/Users/{member.pk}", body | {"active": False})
+        assert response.status_code == 200 and response.json()["active"] is False
+    member.refresh_from_db()
+    assert member.status == Member.Status.DEACTIVATED
+    assert member.deactivation_reason.startswith(
+        "Deactivated in the identity provider (SCIM · Okta production, request "
+    )
+    assert Event.objects.filter(member=member, kind=MEMBER_DEACTIVATED).count() == 1
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.DEACTIVATED).count() == 1

@@ -32,8 +32,11 @@ class Scim:
 
 @pytest.fixture
 def scim(live_server, scim_secret):
-    with requests.Session():
-        yield Scim(f"{live_server.url}/scim/v2", scim_secret)
+    client = Scim(f"{live_server.url}/scim/v2", scim_secret)
+    yield client
+    # Closing the kept-alive connections ends the server's request threads, which close their
+    # database connections (PostgreSQL refuses to drop a test database still in use).
+    client.session.close()
 
 
 # Chromium through Playwright, shared with the automations' browser tests.

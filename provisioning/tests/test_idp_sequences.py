@@ -255,3 +255,20 @@ def test_entra_create_patch_with_its_quirks_deactivate_delete(scim, receiver, of
     listed = scim("GET", '/Users?filter=userName eq "sam.lee@contoso.com"').json()
     assert listed["totalResults"] == 0
     assert scim("DELETE", f"/Users/{user_id}").status_code == 404
+
+
+def test_simultaneous_deactivations_make_one_event(scim, offboarding):
+    from concurrent.futures import ThreadPoolExecutor
+
+    member = make_member()
+    off = {
+        "schemas": [PATCH],
+        "Operations": [{"op": "Replace", "path": "active", "value": "False"}],
+    }
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        responses = list(pool.map(lambda _: scim("PATCH", f"/Users/{member.pk}", off), range(4)))
+    assert [r.status_code for r in responses] == [200] * 4
+    member.refresh_from_db()
+    assert member.status == Member.Status.DEACTIVATED
+    (event,) = events(member)
+    assert Execution.objects.filter(event=event).count() == 1

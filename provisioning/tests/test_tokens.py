@@ -183,3 +183,17 @@ def test_the_request_log_keeps_scim_request_log_days(client, monkeypatch, settin
         recent.pk,
         ScimRequest.objects.latest("pk").pk,
     }
+
+
+def test_member_admin_shows_the_scim_identity_read_only(admin_client):
+    from members.services import member_deactivate
+    from provisioning.auth import ScimActor
+
+    token, _secret = scim_token_create(name="Okta production", read_only=False, actor=None)
+    member = make_member(scim_user_name="jrivera", external_id="00u-1")
+    member_deactivate(member=member, actor=ScimActor(token=token, request_id="r1"), reason="Left")
+    html = admin_client.get(
+        reverse("admin:members_member_change", args=[member.pk])
+    ).content.decode()
+    assert "jrivera" in html and "00u-1" in html and "SCIM · Okta production" in html
+    assert 'name="scim_user_name"' not in html  # read-only

@@ -41,6 +41,21 @@ def automated_actions(context: template.Context, member: Member) -> dict:
     return member_actions_context(member, can_view=can_view)
 
 
+@register.inclusion_tag("automations/_deactivation_preview.html")
+def deactivation_preview(members) -> dict:
+    """What deactivating `members` (one member, or several) sets off: the enabled automations
+    that would run for them and what each does (automations.selectors.automations_planned)."""
+    from automations.selectors import automations_planned
+
+    many = isinstance(members, list | tuple) or hasattr(members, "model")
+    ids = [m.pk for m in members] if many else [members.pk]
+    return {
+        "planned": automations_planned(member_ids=ids),
+        "many": many,
+        "count": len(ids),
+    }
+
+
 @register.filter
 def human_duration(value: timedelta | None) -> str:
     """A timedelta as "850 ms", "12.4 s", "3 min 5 s" or "2 h 10 min"; "—" when unknown."""

@@ -79,8 +79,10 @@ def test_panel_shows_lock_notice_with_time_automation_and_status(locked_asset, i
     assert "This device was locked via MDM" in page
     assert "“Offboard leavers”" in page
     assert command.log.execution.get_absolute_url() in page
-    assert "Acknowledged" in page
-    assert timezone.localtime(command.sent_at).strftime("%d %b %Y") in page
+    # The badge ends the sentence with no space before its full stop ("Acknowledged .").
+    assert "Acknowledged</span>." in page
+    # The portal's own locale (en-us) without an Accept-Language: the US date-input format.
+    assert timezone.localtime(command.sent_at).strftime("%m/%d/%Y %H:%M") in page
     assert "cmd-0001" in page
 
 

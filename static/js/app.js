@@ -78,6 +78,22 @@
   document.addEventListener("htmx:load", syncSelection);
   document.addEventListener("DOMContentLoaded", syncSelection);
 
+  // Flash messages float in a corner (app.css): each gets a button to dismiss it.
+  function addCloseButtons(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll(".messages .alert").forEach(function (alert) {
+      if (alert.querySelector(".toast-close")) return;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "toast-close";
+      button.setAttribute("aria-label", "Dismiss this message");
+      button.textContent = "×";
+      button.addEventListener("click", function () { alert.remove(); });
+      alert.appendChild(button);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { addCloseButtons(document); });
+  document.addEventListener("htmx:load", function () { addCloseButtons(document); });
+
   // A server response can ask to open a dialog: HX-Trigger: {"open-dialog": "dialog-id"}.
   document.body && document.body.addEventListener("open-dialog", function (event) {
     openDialog(document.getElementById(event.detail.value || event.detail));

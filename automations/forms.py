@@ -587,7 +587,9 @@ class BuilderForms:
         if self.webhook.is_on:
             results.append(self.headers.is_valid())
         if not (self.webhook.is_on or self.revoke.is_on or self.mdm.is_on):
-            message = "Choose at least one action: revoke licenses, lock devices or trigger a webhook."
+            message = (
+                "Choose at least one action: revoke licenses, lock devices or trigger a webhook."
+            )
             self.non_form_errors.append(message)
             self.actions_errors.append(message)
             results.append(False)

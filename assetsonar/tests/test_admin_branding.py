@@ -4,6 +4,7 @@ colours; and the audit list's filter has no link without a name (item 28)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from django.contrib.staticfiles import finders
@@ -34,8 +35,8 @@ def test_admin_pages_carry_the_portals_name_logo_favicon_and_stylesheet(admin_cl
 
 
 def test_the_admin_stylesheet_uses_the_portals_colours():
-    admin_css = open(finders.find("css/admin.css")).read()
-    portal_css = open(finders.find("css/app.css")).read()
+    admin_css = Path(finders.find("css/admin.css")).read_text()
+    portal_css = Path(finders.find("css/app.css")).read_text()
 
     for colour in ("#0f1b33", "#1d4ed8", "#1e3a8a"):  # sidebar, primary, primary-dark
         assert colour in portal_css

@@ -4,11 +4,10 @@ their ISO value, which the browser shows in that same format."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
 from assetsonar.locale_dates import date_pattern
 from conftest import make_license
@@ -63,7 +62,7 @@ def test_times_are_24_hour_after_the_localised_date(rf):
 
     token = _locale.set("en-gb")
     try:
-        moment = timezone.make_aware(datetime(2026, 12, 1, 15, 4, 5))
+        moment = datetime(2026, 12, 1, 15, 4, 5, tzinfo=UTC)
         assert format_datetime(moment) == "01/12/2026 15:04"
         assert format_datetime(moment, seconds=True) == "01/12/2026 15:04:05"
     finally:

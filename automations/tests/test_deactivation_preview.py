@@ -70,9 +70,7 @@ def test_planned_automations_are_matched_like_the_engine_and_say_what_they_do(au
 
 
 @pytest.mark.parametrize("size", [2, 25])
-def test_planned_automations_cost_a_fixed_number_of_queries(
-    django_assert_max_num_queries, size
-):
+def test_planned_automations_cost_a_fixed_number_of_queries(django_assert_max_num_queries, size):
     for n in range(size // 5 + 1):
         make_automation(conditions=[("live_entitlements", "greater_than", n)], mdm={})
     license = make_license(seats=1000)

@@ -46,8 +46,17 @@
     nameHelpIcons(document);
   }
 
+  // The widgets are built by jQuery ready handlers, inline formsets and select2 (which rebuilds
+  // its box when a value is chosen), at times of their own: name whatever appears.
+  let queued = false;
+  function soon() {
+    if (queued) return;
+    queued = true;
+    window.setTimeout(function () { queued = false; run(); }, 0);
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    run();
+    new MutationObserver(soon).observe(document.body, { childList: true, subtree: true });
+  });
   window.addEventListener("load", run);
-  document.addEventListener("formset:added", function () { window.setTimeout(run, 0); });
-  // select2 rebuilds its selection box when a value is chosen.
-  document.addEventListener("change", function () { window.setTimeout(function () { nameAutocompletes(document); }, 0); });
 })();

@@ -10,6 +10,9 @@
   function openDialog(dialog) {
     if (!dialog || dialog.open || typeof dialog.showModal !== "function") return;
     dialog.showModal();
+    // Parts of a dialog that load when it opens listen for this (hx-trigger="dialog-opened
+    // from:closest dialog"), e.g. what deactivating the ticked members would run.
+    dialog.dispatchEvent(new CustomEvent("dialog-opened"));
     const first = dialog.querySelector("[autofocus], textarea, input:not([type=hidden]), select");
     if (first) first.focus();
   }

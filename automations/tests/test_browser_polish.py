@@ -169,7 +169,10 @@ def test_the_bulk_dialog_says_for_whom_each_automation_runs(live_server, browser
     assert not errors, errors
 
 
-def test_tables_controls_filters_and_messages_look_finished(live_server, browser):
+@pytest.fixture
+def polish(live_server, browser):
+    """A signed-in IT manager, a license with three holders, an automation, and a laptop whose
+    lock the MDM acknowledged."""
     manager()
     mdm_feature()
     holder = make_member(full_name="Hana Holder")
@@ -188,23 +191,29 @@ def test_tables_controls_filters_and_messages_look_finished(live_server, browser
         status=ActionLog.Status.SUCCEEDED,
     )
     MDMCommand.objects.create(
-        asset=laptop,
-        connection=laptop.mdm_connection,
-        log=log,
-        status=MDMCommand.Status.ACKNOWLEDGED,
+        asset=laptop, connection=laptop.mdm_connection, log=log, status="acknowledged"
     )
     Asset.objects.filter(pk=laptop.pk).update(lock_state=Asset.LockState.LOCKED)
     page, errors = sign_in(browser, live_server.url, "ida")
+    yield {
+        "page": page,
+        "url": live_server.url,
+        "figma": figma,
+        "automation": automation,
+        "laptop": laptop,
+    }
+    assert not errors, errors
 
-    # Quiet table links.
-    page.goto(f"{live_server.url}{reverse('members:list')}")
+
+def test_table_links_are_quiet_and_only_the_confirming_dialog_is_red(polish):
+    page, url = polish["page"], polish["url"]
+    page.goto(f"{url}{reverse('members:list')}")
     decorations = page.eval_on_selector_all(
         ".members-table td a", "links => links.map(a => getComputedStyle(a).textDecorationLine)"
     )
     assert decorations and set(decorations) == {"none"}
 
-    # No red in every row: the destructive colour is the confirming dialog's.
-    page.goto(f"{live_server.url}{figma.get_absolute_url()}")
+    page.goto(f"{url}{polish['figma'].get_absolute_url()}")
     revoke = page.locator("a:has-text('Revoke')")
     assert revoke.count() == 3
     for colour in revoke.evaluate_all(
@@ -216,15 +225,23 @@ def test_tables_controls_filters_and_messages_look_finished(live_server, browser
     confirm = page.locator("#revoke-dialog button[type=submit]")
     assert confirm.evaluate("b => getComputedStyle(b).backgroundColor") == DANGER
 
-    # One enabled control on an automation's page.
-    page.goto(f"{live_server.url}{automation.get_absolute_url()}")
-    assert page.locator("main [role=switch]").count() == 1
-    assert page.locator("h1 .badge").count() == 0
 
-    # Flash messages float in a fixed place: the page does not move down.
+def test_an_automation_shows_one_enabled_control(polish):
+    page = polish["page"]
+    page.goto(f"{polish['url']}{polish['automation'].get_absolute_url()}")
+
+    assert page.locator("main [role=switch]").count() == 1
+    assert page.locator(".page-header .badge").count() == 0
+
+
+def test_flash_messages_float_in_a_corner_without_moving_the_page(polish):
+    page = polish["page"]
+    page.goto(f"{polish['url']}{polish['automation'].get_absolute_url()}")
     top = page.evaluate("document.querySelector('main h1').getBoundingClientRect().top")
+
     with page.expect_navigation():
         page.click("main [role=switch]")
+
     assert page.locator("#messages .alert").count() == 1
     assert page.evaluate("getComputedStyle(document.getElementById('messages')).position") == (
         "fixed"
@@ -233,61 +250,67 @@ def test_tables_controls_filters_and_messages_look_finished(live_server, browser
     page.click("#messages .toast-close")
     assert page.locator("#messages .alert").count() == 0
 
-    # Filter bars: every label on one line, every field on the grid's columns.
-    for width in (1280, 1024, 800):
-        page.set_viewport_size({"width": width, "height": 900})
-        page.goto(f"{live_server.url}{reverse('assets:list')}")
-        boxes = page.eval_on_selector_all(
-            "form.filters > .field",
-            """fields => fields.map(f => {
-                 const label = f.querySelector('label');
-                 const line = parseFloat(getComputedStyle(label).lineHeight);
-                 const r = f.getBoundingClientRect();
-                 return {left: Math.round(r.left), right: Math.round(r.right),
-                         lines: label.getBoundingClientRect().height / line,
-                         text: label.textContent};
-               })""",
-        )
-        assert all(box["lines"] < 1.5 for box in boxes), (width, boxes)
-        # Every field starts on one of the grid's columns (no field alone, out of line).
-        starts = page.evaluate(
-            """() => {
-                 const form = document.querySelector('form.filters');
-                 const style = getComputedStyle(form);
-                 const gap = parseFloat(style.columnGap);
-                 let x = form.getBoundingClientRect().left + parseFloat(style.paddingLeft)
-                         + parseFloat(style.borderLeftWidth);
-                 return style.gridTemplateColumns.split(' ').map(w => {
-                   const start = Math.round(x); x += parseFloat(w) + gap; return start; });
-               }"""
-        )
-        assert len(starts) >= 2, starts
-        for box in boxes:
-            assert any(abs(box["left"] - start) <= 1 for start in starts), (width, box, starts)
-        department = next(b for b in boxes if b["text"] == "Custodian's department")
-        assert department["lines"] < 1.5
-        actions = page.locator("form.filters .filter-actions").bounding_box()
-        form = page.locator("form.filters").bounding_box()
-        assert actions["x"] + actions["width"] >= form["x"] + form["width"] - 40
 
-    # "Acknowledged." without a stray space.
-    page.set_viewport_size({"width": 1280, "height": 900})
-    page.goto(f"{live_server.url}{laptop.get_absolute_url()}")
+@pytest.mark.parametrize("width", [1280, 1024, 800])
+def test_filter_bars_wrap_on_a_grid_with_every_label_on_one_line(polish, width):
+    page = polish["page"]
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{polish['url']}{reverse('assets:list')}")
+
+    boxes = page.eval_on_selector_all(
+        "form.filters > .field",
+        """fields => fields.map(f => {
+             const label = f.querySelector('label');
+             const line = parseFloat(getComputedStyle(label).lineHeight);
+             const r = f.getBoundingClientRect();
+             return {left: Math.round(r.left), lines: label.getBoundingClientRect().height / line,
+                     text: label.textContent};
+           })""",
+    )
+    assert all(box["lines"] < 1.5 for box in boxes), boxes
+    assert any(box["text"] == "Custodian's department" for box in boxes)
+    # Every field starts on one of the grid's columns (none alone on a row, out of line).
+    starts = page.evaluate(
+        """() => {
+             const form = document.querySelector('form.filters');
+             const style = getComputedStyle(form);
+             const gap = parseFloat(style.columnGap);
+             let x = form.getBoundingClientRect().left + parseFloat(style.paddingLeft)
+                     + parseFloat(style.borderLeftWidth);
+             return style.gridTemplateColumns.split(' ').map(w => {
+               const start = Math.round(x); x += parseFloat(w) + gap; return start; });
+           }"""
+    )
+    assert len(starts) >= 2, starts
+    for box in boxes:
+        assert any(abs(box["left"] - start) <= 1 for start in starts), (box, starts)
+    actions = page.locator("form.filters .filter-actions").bounding_box()
+    form = page.locator("form.filters").bounding_box()
+    assert actions["x"] + actions["width"] >= form["x"] + form["width"] - 40
+
+
+def test_a_lock_notice_reads_acknowledged_with_no_stray_space(polish):
+    page = polish["page"]
+    page.goto(f"{polish['url']}{polish['laptop'].get_absolute_url()}")
+
     notice = page.inner_text("#mdm-panel .alert")
     assert "Acknowledged." in notice and "Acknowledged ." not in notice
 
-    # The builder's payload preview is reached with the keyboard.
-    page.goto(f"{live_server.url}{reverse('automations:create')}")
+
+def test_the_payload_preview_is_reached_with_the_keyboard(polish):
+    page = polish["page"]
+    page.goto(f"{polish['url']}{reverse('automations:create')}")
     page.check("#id_webhook-enabled")
     page.fill("#id_webhook-url", "https://hr.example.com/hooks")
     page.click("#id_name")
     settled(page)
     page.click(".payload-preview summary")
+
     page.focus(".payload-preview summary")
     page.keyboard.press("Tab")
+
     assert page.evaluate("document.activeElement.id") == "payload-preview"
     no_serious_axe_findings(page)  # scrollable-region-focusable among them
-    assert not errors, errors
 
 
 def _execution(automation: Automation, member):

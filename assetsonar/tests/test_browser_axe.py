@@ -37,6 +37,7 @@ from django_q.models import Task
 from django_q.tasks import async_task
 
 from assetsonar import roles
+from automations.engine.events import ensure_sweeper_schedule
 from automations.tests.browser import needs_chromium
 from automations.tests.builder_factories import totp_device
 from automations.tests.conftest import browser  # noqa: F401  (the Chromium fixture)
@@ -182,7 +183,9 @@ def seed_demo_company() -> None:
     from members.models import Member
     from members.services import member_deactivate
 
+    # A transactional test before this one may have flushed what the migrations wrote.
     roles.sync_roles(apps)
+    ensure_sweeper_schedule()
     call_command("seed_demo", "--members", "40", stdout=StringIO())
     with WebhookReceiver() as receiver:
         call_command("seed_automation_demo", "--webhook-url", receiver.url(), stdout=StringIO())

@@ -12,6 +12,7 @@ from django import template
 
 from automations import selectors_executions as selectors
 from automations import triggers
+from automations.selectors import automations_planned
 from members.models import Member
 
 register = template.Library()
@@ -45,8 +46,6 @@ def automated_actions(context: template.Context, member: Member) -> dict:
 def deactivation_preview(members) -> dict:
     """What deactivating `members` (one member, or several) sets off: the enabled automations
     that would run for them and what each does (automations.selectors.automations_planned)."""
-    from automations.selectors import automations_planned
-
     many = isinstance(members, list | tuple) or hasattr(members, "model")
     ids = [m.pk for m in members] if many else [members.pk]
     return {

@@ -93,3 +93,18 @@ def test_the_execution_log_and_the_panel_show_that_order_whatever_was_recorded_f
     headings = re.findall(r'<h3 class="run-heading">\s*<a href="[^"]+">([^<]+)</a>', panel)
     assert headings == ["Newer run", "Older run"]
     assert panel.count("Newer run") == 1
+
+
+def test_the_admin_lists_an_executions_actions_in_that_order(client, support_staff):
+    member = make_member()
+    execution = make_execution(member)
+    for kind in ("webhook", "mdm_lock", "revoke_licenses"):
+        make_log(execution, kind=kind, target_label=f"target of {kind}")
+    client.force_login(support_staff)
+
+    html = client.get(
+        reverse("admin:automations_execution_change", args=[execution.pk])
+    ).content.decode()
+
+    positions = [html.index(f"target of {kind}") for kind in BUILDER_ORDER]
+    assert positions == sorted(positions)

@@ -38,6 +38,7 @@ from django_q.tasks import async_task
 
 from assetsonar import roles
 from automations.engine.events import ensure_sweeper_schedule
+from automations.models import Action, Automation
 from automations.tests.browser import needs_chromium
 from automations.tests.builder_factories import totp_device
 from automations.tests.conftest import browser  # noqa: F401  (the Chromium fixture)
@@ -80,7 +81,7 @@ def _first(model, **filters):
 def _portal_fillers():
     """URL name → kwargs taken from the demo data, for portal routes with arguments."""
     from assets.models import Asset
-    from automations.models import Automation, Execution, MDMCommand
+    from automations.models import Execution, MDMCommand
     from licenses.models import Entitlement
     from members.models import Member
 
@@ -109,6 +110,9 @@ def _portal_fillers():
         "automations:detail": lambda: {"pk": _first(Automation).pk},
         "automations:edit": lambda: {"pk": _first(Automation).pk},
         "automations:toggle": lambda: {"pk": _first(Automation).pk},
+        "automations:switch_on": lambda: {
+            "pk": _first(Automation, enabled=False, actions__kind="mdm_lock").pk
+        },
         "automations:duplicate": lambda: {"pk": _first(Automation).pk},
         "automations:delete": lambda: {"pk": _first(Automation).pk},
         "automations:rotate_secret": lambda: {"pk": _first(Automation).pk},
@@ -213,6 +217,9 @@ def seed_demo_company() -> None:
             success=ok,
             result=None if ok else "ValueError: boom",
         )
+    # A lock automation that is switched off (switching it on asks for a one-time password).
+    lock = Automation.objects.create(name="Lock leavers' devices (off)", enabled=False)
+    Action.objects.create(automation=lock, kind=Action.Kind.MDM_LOCK, lock_message="Call IT.")
     ida = make_user("ida", roles.IT_MANAGER, roles.MDM_OPERATOR, is_staff=True)
     totp_device(ida)
     client = Client()
@@ -294,6 +301,13 @@ def test_every_portal_and_admin_page_has_no_serious_or_critical_axe_violation(
         violations = axe_violations(page, source)
         if violations:
             findings[f"{name} {path}"] = violations
+    # A signed-in user with no role yet gets the no-access page instead of the dashboard.
+    make_user("newcomer")
+    newcomer = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    _sign_in(newcomer, live_server.url, "newcomer")
+    newcomer.goto(f"{live_server.url}{reverse('dashboard')}")
+    assert "You have no access yet" in newcomer.inner_text("main")
+    findings["dashboard (no role)"] = axe_violations(newcomer, source)
     findings = {k: v for k, v in findings.items() if v}
     report = Path(settings.BASE_DIR) / "test-artifacts" / "axe-violations.json"
     report.parent.mkdir(exist_ok=True)

@@ -44,10 +44,10 @@ def automated_actions(context: template.Context, member: Member) -> dict:
 
 @register.inclusion_tag("automations/_deactivation_preview.html")
 def deactivation_preview(members) -> dict:
-    """What deactivating `members` (one member, or several) sets off: the enabled automations
-    that would run for them and what each does (automations.selectors.automations_planned)."""
+    """What deactivating `members` (one member, several, or their ids) sets off: the enabled
+    automations that would run for them and what each does (selectors.automations_planned)."""
     many = isinstance(members, list | tuple) or hasattr(members, "model")
-    ids = [m.pk for m in members] if many else [members.pk]
+    ids = [getattr(m, "pk", m) for m in members] if many else [members.pk]
     return {
         "planned": automations_planned(member_ids=ids),
         "many": many,

@@ -191,3 +191,20 @@ def test_a_missing_bulk_reason_is_refused_in_the_dialog(manager_client):
     assert text.lstrip().startswith('<form id="bulk-form"')
     assert "Say why the member is deactivated (for the audit trail)." in text
     assert not Member.objects.filter(status=Member.Status.DEACTIVATED).exists()
+
+
+def test_the_admin_bulk_confirmation_says_what_will_run(client, automations):
+    from conftest import make_user
+
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    engineer, other = make_member(department="Engineering"), make_member(department="Sales")
+
+    response = client.post(
+        reverse("admin:members_member_changelist"),
+        {"action": "deactivate_selected", "_selected_action": [engineer.pk, other.pk], "index": 0},
+    )
+
+    text = response.content.decode()
+    assert "Deactivate 2 members?" in text
+    assert "stay with them until they are checked in and revoked" not in text
+    assert "Offboard engineers" in text and "(for 1 of 2)" in text

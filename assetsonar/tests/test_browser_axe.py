@@ -45,6 +45,8 @@ from automations.tests.conftest import browser  # noqa: F401  (the Chromium fixt
 from automations.tests.servers import WebhookReceiver
 from automations.tests.test_browser_offboarding import work_off_queue
 from conftest import make_user
+from provisioning.models import ScimToken
+from provisioning.services import scim_token_create
 
 pytestmark = needs_chromium
 
@@ -120,6 +122,7 @@ def _portal_fillers():
         "automations:execution_retry": lambda: {"pk": _first(Execution).pk},
         "automations:member_actions_panel": lambda: {"pk": _first(Execution).member_id},
         "automations:mdm_command_pin": lambda: {"pk": _first(MDMCommand).pk},
+        "provisioning:token_revoke": lambda: {"pk": _first(ScimToken).pk},
     }
 
 
@@ -225,6 +228,9 @@ def seed_demo_company() -> None:
     client = Client()
     client.post(reverse("login"), {"username": "ida", "password": "wrong"}, REMOTE_ADDR="10.0.0.9")
     client.post(reverse("login"), {"username": "ida", "password": "pw-ida-Secret1"})
+    # A SCIM token an identity provider has used once (the provisioning page and its admin).
+    token, secret = scim_token_create(name="Okta", read_only=False, actor=ida)
+    Client().get("/scim/v2/Users", HTTP_AUTHORIZATION=f"Bearer {secret}")
     # The failure log is off in the settings; a row from when it was on is still listed.
     AccessFailureLog.objects.create(
         username="ida",

@@ -164,6 +164,12 @@ def test_worker_killed_mid_execution_acts_exactly_once_per_target(receiver, leav
     with qcluster(log) as first:
         member_deactivate(member=leaver, actor=None, reason="Last working day")
         wait_until(lambda: receiver.requests, log, "the webhook request")
+        # The locks do not wait for the hanging receiver: recorded while it hangs.
+        wait_until(
+            lambda: MDMCommand.objects.filter(status="acknowledged").count() == 2,
+            log,
+            "the locks recorded while the webhook hangs",
+        )
         # The run was counted and committed before the request went out.
         event = Event.objects.get()
         assert (event.status, event.attempts) == (Event.Status.PROCESSING, 1)

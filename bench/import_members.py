@@ -112,7 +112,9 @@ def seed(members: int) -> None:
             member = Member(pk=by_email[f"person{n}@example.com"])
             member.manager_id = by_email[f"person{n - n % 10}@example.com"]
             managed.append(member)
-    Member.objects.bulk_update(managed, ["manager"], batch_size=1000)
+    from assetsonar.bulk import rows_update
+
+    rows_update(Member, managed, ["manager"])
 
 
 def write_files(directory: Path, rows: int, leavers: int) -> dict[str, Path]:

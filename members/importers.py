@@ -153,7 +153,8 @@ def _read(file: TextIO) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
         except csv.Error as error:
             # The csv module cannot resynchronise after a malformed field: report what was found
             # up to here and this line.
-            errors.append(f"line {reader.line_num}: {_csv_problem(error)}")
+            # DictReader counts a line only once it is read; its reader counts the failed one.
+            errors.append(f"line {reader.reader.line_num}: {_csv_problem(error)}")
             break
         if values.get(None):
             errors.append(f"line {reader.line_num}: more values than columns.")

@@ -9,7 +9,7 @@ PostgreSQL: the database given, re-created from a `<name>_seed` template), so ev
 the same file into the same data. Two files per size:
 
 - `hr export`: what an HR system sends every night: `rows` lines with every column, 80% of them
-  members already in the database (10% of those with a changed title or department, 5% leaving:
+  members already in the database (20% of those with a changed title or department, 1% leaving:
   status deactivated), 20% new members reporting to existing managers; `status` is filled on
   every line, as exports do.
 - `leavers`: a mass offboarding, every line an existing member with status deactivated
@@ -126,7 +126,7 @@ def write_files(directory: Path, rows: int, leavers: int) -> dict[str, Path]:
         department = DEPARTMENTS[n % len(DEPARTMENTS)]
         title = "Engineer"
         status = "active"
-        if n % 20 == 3:
+        if n % 100 == 3:
             status = "deactivated"
         elif n % 10 == 5:
             title = "Senior Engineer"

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -56,9 +57,14 @@ COLUMNS = [
 # Profile columns that map one to one onto Member fields (manager_email and status are resolved).
 PROFILE_COLUMNS = ["full_name", "employee_id", "department", "location", "title", "employment_type"]
 DEFAULT_DEACTIVATION_REASON = "Deactivated by HR import"
-# Rows per query when loading the file's members, and per bulk statement when writing: well under
-# SQLite's limit on query parameters, large enough that 100,000 rows are a few hundred statements.
-BATCH = 500
+
+
+def _batch() -> int:
+    """Values per `IN (...)` when loading the file's members: under SQLite's limit on query
+    parameters (999 in some builds), and few round trips for 100,000 rows on PostgreSQL."""
+    return 500 if connection.features.max_query_params else 5000
+
+
 # How often (rows) progress is reported.
 PROGRESS_EVERY = 1000
 
@@ -83,7 +89,8 @@ class ImportResult:
 @dataclass
 class _Row:
     line: int
-    member: Member  # unsaved for a new member; the validated, changed copy for an existing one
+    # Unsaved for a new member; for an existing one a changed copy, or `existing` while unchanged.
+    member: Member
     existing: Member | None
     profile: dict[str, Any]  # the profile fields this row sets
     manager_email: str | None  # None: column absent; "": no manager
@@ -99,11 +106,13 @@ class _Row:
 
 def _choice(value: str, choices: type[Member.EmploymentType] | type[Member.Status]) -> str | None:
     """The stored value for `value` given as a value or a label ("full_time" or "Full-time")."""
-    wanted = value.strip().casefold()
-    for stored, label in choices.choices:
-        if wanted in (stored.casefold(), str(label).casefold()):
-            return stored
-    return None
+    return _choice_map(choices).get(value.strip().casefold())
+
+
+@functools.cache
+def _choice_map(choices: type[Member.EmploymentType] | type[Member.Status]) -> dict[str, str]:
+    names = {str(label).casefold(): stored for stored, label in choices.choices}
+    return names | {stored.casefold(): stored for stored, _ in choices.choices}
 
 
 def _messages(line: int, error: ValidationError) -> list[str]:
@@ -189,8 +198,9 @@ def _load_by_email(emails: Iterable[str]) -> dict[str, Member]:
     """Members by lower-case email, in batches that the LOWER(email) index answers."""
     emails = sorted(emails)
     found: dict[str, Member] = {}
-    for start in range(0, len(emails), BATCH):
-        batch = emails[start : start + BATCH]
+    batch_size = _batch()
+    for start in range(0, len(emails), batch_size):
+        batch = emails[start : start + batch_size]
         for member in Member.objects.annotate(email_lower=Lower("email")).filter(
             email_lower__in=batch
         ):
@@ -201,9 +211,10 @@ def _load_by_email(emails: Iterable[str]) -> dict[str, Member]:
 def _employee_id_owners(employee_ids: Iterable[str]) -> dict[str, int]:
     ids = sorted(employee_ids)
     owners: dict[str, int] = {}
-    for start in range(0, len(ids), BATCH):
+    batch_size = _batch()
+    for start in range(0, len(ids), batch_size):
         owners.update(
-            Member.objects.filter(employee_id__in=ids[start : start + BATCH]).values_list(
+            Member.objects.filter(employee_id__in=ids[start : start + batch_size]).values_list(
                 "employee_id", "pk"
             )
         )
@@ -227,6 +238,10 @@ def _profile(header: list[str], values: dict[str, str], errors: dict) -> dict[st
             value = stored
         profile[name] = value
     return profile
+
+
+# Fields a new member's row does not set (the services and the import's second phase do).
+_NOT_FROM_THE_FILE = ["manager", "status", "deactivated_at", "deactivated_by"]
 
 
 class _Checker:
@@ -273,18 +288,26 @@ class _Checker:
         existing = self.members.get(email.lower()) if email else None
         profile = _profile(self.header, values, errors)
 
-        # A copy, so the row's changes are validated without touching `existing`.
-        member = copy.copy(existing) if existing else Member(email=email)
+        if existing:
+            # Only the fields the row changes are checked (what is stored was valid), on a copy
+            # so that `existing` keeps the stored values; most rows change nothing.
+            changed = {k for k, v in profile.items() if getattr(existing, k) != v}
+            member = copy.copy(existing) if changed else existing
+            exclude = [f.name for f in Member._meta.fields if f.name not in changed]
+        else:
+            member = Member(email=email)
+            exclude = _NOT_FROM_THE_FILE
         for name, value in profile.items():
             setattr(member, name, value)
-        try:
-            # Field by field only: the model's constraints would cost queries per row; the
-            # uniqueness they stand for is checked below against the file and the database.
-            member.clean_fields(exclude=["manager", "status", "deactivated_at", "deactivated_by"])
-            member.clean()
-        except ValidationError as error:
-            for name, messages in error.message_dict.items():
-                errors.setdefault(name, []).extend(messages)
+        if len(exclude) < len(Member._meta.fields):
+            try:
+                # Field by field only: the model's constraints would cost queries per row; the
+                # uniqueness they stand for is checked below against the file and the database.
+                member.clean_fields(exclude=exclude)
+                member.clean()
+            except ValidationError as error:
+                for name, messages in error.message_dict.items():
+                    errors.setdefault(name, []).extend(messages)
         owner = self.employee_ids.get(profile.get("employee_id", ""))
         if owner is not None and owner != (existing.pk if existing else None):
             errors.setdefault(NON_FIELD_ERRORS, []).append(
@@ -380,10 +403,11 @@ def _check_unchanged(rows: list[_Row], checker: _Checker) -> None:
     read = {member.pk: member.updated_at for member in checker.members.values()}
     pks = sorted(read)
     now: dict[int, Any] = {}
-    for start in range(0, len(pks), BATCH):
+    batch_size = _batch()
+    for start in range(0, len(pks), batch_size):
         now.update(
             Member.objects.select_for_update()
-            .filter(pk__in=pks[start : start + BATCH])
+            .filter(pk__in=pks[start : start + batch_size])
             .values_list("pk", "updated_at")
         )
     if now != read:
@@ -405,7 +429,7 @@ def _write(rows: list[_Row], checker: _Checker, actor: Any, progress: Progress |
     now = timezone.now()
     audits: list[AuditEvent] = []
     new = [row for row in rows if row.existing is None]
-    Member.objects.bulk_create([row.member for row in new], batch_size=BATCH)
+    Member.objects.bulk_create([row.member for row in new], batch_size=1000)
     pks: dict[int | str, int] = {m.pk: m.pk for m in checker.members.values()}
     for row in new:
         row.outcome.add("created")
@@ -420,7 +444,11 @@ def _write(rows: list[_Row], checker: _Checker, actor: Any, progress: Progress |
         member = row.member
         if with_managers and row.manager_email is not None:
             node = checker.manager_node(row.manager_email) if row.manager_email else None
-            member.manager_id = pks[node] if node is not None else None
+            manager_id = pks[node] if node is not None else None
+            if manager_id != member.manager_id:
+                if member is row.existing:  # unchanged so far, so not copied yet
+                    member = row.member = copy.copy(member)
+                member.manager_id = manager_id
         if row.existing is None:
             if member.manager_id is not None:
                 changed.append(member)
@@ -442,7 +470,7 @@ def _write(rows: list[_Row], checker: _Checker, actor: Any, progress: Progress |
     # Profile fields and managers only: a status is never written in bulk (no signal would fire).
     written = [*fields, "manager"] if with_managers else fields
     rows_update(Member, changed, [*written, "updated_at"])
-    AuditEvent.objects.bulk_create(audits, batch_size=BATCH)
+    AuditEvent.objects.bulk_create(audits, batch_size=1000)
 
     status_rows = [row for row in rows if row.status and row.status != _status_now(row)]
     advance(total - len(status_rows))
@@ -482,9 +510,10 @@ def _manager_names(rows: list[_Row], checker: _Checker) -> dict[int | None, str 
     missing = sorted(
         {row.existing.manager_id for row in rows if row.existing} - set(names), key=int
     )
-    for start in range(0, len(missing), BATCH):
+    batch_size = _batch()
+    for start in range(0, len(missing), batch_size):
         names.update(
-            Member.objects.filter(pk__in=missing[start : start + BATCH]).values_list(
+            Member.objects.filter(pk__in=missing[start : start + batch_size]).values_list(
                 "pk", "full_name"
             )
         )

@@ -44,6 +44,23 @@ def _free_tag(tag, taken):
     raise RuntimeError(f"No free asset tag for {tag}")  # 10,000 repeats of one tag: not real data
 
 
+def _record(AuditEvent, changed):
+    """Save each change with its note and audit row (before the next pass reads the assets)."""
+    for asset, changes, note in changed:
+        asset.notes = f"{asset.notes}\n\n{note}".strip()
+        asset.save(update_fields=[*changes, "notes"])
+        AuditEvent.objects.create(
+            action="changed",
+            actor_name="",  # shown as "system"
+            object_type="assets.asset",
+            object_id=str(asset.pk),
+            object_repr=f"{asset.asset_tag} · {asset.name}"[:200],
+            changes=changes,
+            message=note[:500],
+        )
+        print(f"\n  {note}", end="")  # noqa: T201 - migrate shows what it changed
+
+
 def resolve_repeats(apps, schema_editor):
     Asset = apps.get_model("assets", "Asset")
     AuditEvent = apps.get_model("assetsonar", "AuditEvent")
@@ -64,7 +81,9 @@ def resolve_repeats(apps, schema_editor):
                     "has the same tag. Relabel the device or correct the tag."
                 )
                 changed.append((asset, {"asset_tag": [old, asset.asset_tag]}, note))
+    _record(AuditEvent, changed)
 
+    changed = []
     for group in _repeats(Asset, "serial_number").values():
         kept = group[0]
         for asset in group[1:]:
@@ -77,19 +96,7 @@ def resolve_repeats(apps, schema_editor):
             )
             changed.append((asset, {"serial_number": [old, ""]}, note))
 
-    for asset, changes, note in changed:
-        asset.notes = f"{asset.notes}\n\n{note}".strip()
-        asset.save(update_fields=["asset_tag", "serial_number", "notes"])
-        AuditEvent.objects.create(
-            action="changed",
-            actor_name="",  # shown as "system"
-            object_type="assets.asset",
-            object_id=str(asset.pk),
-            object_repr=f"{asset.asset_tag} · {asset.name}"[:200],
-            changes=changes,
-            message=note[:500],
-        )
-        print(f"\n  {note}", end="")  # noqa: T201 - migrate shows what it changed
+    _record(AuditEvent, changed)
 
 
 class Migration(migrations.Migration):

@@ -292,8 +292,11 @@ OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "AssetSonar")
 # TRUSTED_PROXY_HEADERS only from a peer at TRUSTED_PROXY ("*": any peer; only where nothing but the
 # proxy can reach the port) and drops them from anyone else, so a client cannot claim https.
 BEHIND_PROXY = env_bool("BEHIND_PROXY")
-TRUSTED_PROXY = os.environ.get("TRUSTED_PROXY", "127.0.0.1")
-TRUSTED_PROXY_HEADERS = env_list("TRUSTED_PROXY_HEADERS", "x-forwarded-proto,x-forwarded-for")
+TRUSTED_PROXY = os.environ.get("TRUSTED_PROXY", "") or "127.0.0.1"
+TRUSTED_PROXY_HEADERS = env_list("TRUSTED_PROXY_HEADERS") or [
+    "x-forwarded-proto",
+    "x-forwarded-for",
+]
 WEB_THREADS = env_int("WEB_THREADS", 8)
 # The `make run` demo: production settings (DEBUG off, the portal's own error pages) served over
 # plain http, which only a browser on this machine may use: secure-only cookies, the HTTPS

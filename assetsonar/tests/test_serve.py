@@ -23,6 +23,7 @@ from django.db import connection
 from django.test import RequestFactory
 from django.views.defaults import server_error
 
+from assetsonar.models import AuditEvent
 from conftest import make_user
 
 ROOT = Path(settings.BASE_DIR)
@@ -130,15 +131,42 @@ pytestmark = pytest.mark.django_db(transaction=True)
 # Behind a proxy (README: production)
 
 
+def sign_in(port: int, username: str, password: str, headers: dict | None = None):
+    """GET the sign-in form, POST it; returns the POST's (status, headers)."""
+    headers = headers or {}
+    _, form_headers, form = get(port, "/accounts/login/", headers)
+    csrf = cookies(form_headers).split("csrftoken=")[1].split(";")[0]
+    token = form.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
+    scheme = "https" if headers.get("X-Forwarded-Proto") == "https" else "http"
+    status, response_headers, _ = get(
+        port,
+        "/accounts/login/",
+        {
+            **headers,
+            "Cookie": f"csrftoken={csrf}",
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Referer": f"{scheme}://127.0.0.1:{port}/accounts/login/",
+        },
+        method="POST",
+        body=f"username={username}&password={password}&csrfmiddlewaretoken={token}",
+    )
+    return status, response_headers
+
+
 def test_serve_behind_a_proxy_trusts_its_forwarded_proto(static_root, tmp_path):
+    proxied = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
     with serving(static_root, tmp_path, BEHIND_PROXY="true") as port:
-        status, headers, _ = get(port, "/accounts/login/", {"X-Forwarded-Proto": "https"})
+        status, headers, _ = get(port, "/accounts/login/", proxied)
         plain, plain_headers, _ = get(port, "/accounts/login/")
+        refused, _ = sign_in(port, "nobody", "wrong", proxied)
 
     assert status == 200  # not a redirect to https for ever
     assert "Secure" in cookies(headers)
     assert plain == 301  # plain http (no proxy) is still sent to https
     assert plain_headers["Location"].startswith("https://127.0.0.1")
+    assert refused == 200  # the form again, with its error: CSRF passed over "https"
+    failed = AuditEvent.objects.get(action=AuditEvent.Action.SIGN_IN_FAILED)
+    assert failed.ip_address == "203.0.113.9"  # the client, as the proxy saw it
 
 
 def test_serve_ignores_forwarded_proto_from_a_peer_that_is_not_the_proxy(static_root, tmp_path):
@@ -172,20 +200,8 @@ def test_the_demo_shows_the_portals_404_page_and_works_over_plain_http(static_ro
     user.save()
     with serving(static_root, tmp_path, **demo_variables()) as port:
         missing, _, page = get(port, "/no-such-page/")
-        status, headers, login = get(port, "/accounts/login/")
-        csrf = cookies(headers).split("csrftoken=")[1].split(";")[0]
-        token = login.split('name="csrfmiddlewaretoken" value="')[1].split('"')[0]
-        signed_in, after, _ = get(
-            port,
-            "/accounts/login/",
-            {
-                "Cookie": f"csrftoken={csrf}",
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Referer": f"http://127.0.0.1:{port}/accounts/login/",
-            },
-            method="POST",
-            body=f"username=demo-admin&password=pw-demo-admin-Secret1&csrfmiddlewaretoken={token}",
-        )
+        status, headers, _ = get(port, "/accounts/login/")
+        signed_in, after = sign_in(port, "demo-admin", "pw-demo-admin-Secret1")
         session = cookies(after).split("sessionid=")[1].split(";")[0]
         dashboard, _, _ = get(port, "/", {"Cookie": f"sessionid={session}"})
 

@@ -398,7 +398,7 @@ class _Stale(Exception):
     pass
 
 
-def _check_unchanged(rows: list[_Row], checker: _Checker) -> None:
+def _check_unchanged(checker: _Checker) -> None:
     """Inside the write transaction: the members phase 1 read are still as read, and locked."""
     read = {member.pk: member.updated_at for member in checker.members.values()}
     pks = sorted(read)
@@ -425,7 +425,7 @@ def _write(rows: list[_Row], checker: _Checker, actor: Any, progress: Progress |
         if progress and (done // PROGRESS_EVERY > before // PROGRESS_EVERY or done == total):
             progress("Writing", done, total)
 
-    _check_unchanged(rows, checker)
+    _check_unchanged(checker)
     now = timezone.now()
     audits: list[AuditEvent] = []
     new = [row for row in rows if row.existing is None]

@@ -10,13 +10,14 @@ class AuditEvent(models.Model):
     """One security- or business-relevant event: who did what to which object, and what changed.
 
     Written by services in the same transaction as the change they describe, and by the auth
-    receivers for sign-in, failed sign-in and permission refusals. Never edited.
+    receivers for sign-in, failed sign-in, sign-in lockouts and permission refusals. Never edited.
     """
 
     class Action(models.TextChoices):
         SIGN_IN = "auth.sign_in", "Signed in"
         SIGN_IN_FAILED = "auth.sign_in_failed", "Sign-in failed"
         SIGN_OUT = "auth.sign_out", "Signed out"
+        SIGN_IN_LOCKED_OUT = "auth.locked_out", "Sign-in locked out"
         PERMISSION_DENIED = "auth.permission_denied", "Permission refused"
         CREATED = "created", "Created"
         CHANGED = "changed", "Changed"

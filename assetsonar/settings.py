@@ -95,11 +95,13 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "assetsonar.middleware.no_store_when_signed_in",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -286,6 +288,37 @@ OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")
 # Key(s) for encrypting secrets at rest (Fernet). Defaults to one derived from SECRET_KEY.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "AssetSonar")
+
+# After a webhook signing secret is rotated, the old one keeps signing beside the new one for
+# this many hours (a second signature in the webhook-signature header); 0 drops it at once.
+WEBHOOK_SECRET_GRACE_HOURS = env_int("WEBHOOK_SECRET_GRACE_HOURS", 24)
+
+# Permissions-Policy header (django-permissions-policy): the portal uses no camera, microphone,
+# location, payment or device API, so no page (nor anything injected into one) may ask for them;
+# only the "Copy" buttons write to the clipboard.
+PERMISSIONS_POLICY = {
+    "accelerometer": [],
+    "autoplay": [],
+    "bluetooth": [],
+    "browsing-topics": [],
+    "camera": [],
+    "clipboard-read": [],
+    "clipboard-write": ["self"],
+    "display-capture": [],
+    "geolocation": [],
+    "gyroscope": [],
+    "hid": [],
+    "idle-detection": [],
+    "magnetometer": [],
+    "microphone": [],
+    "midi": [],
+    "payment": [],
+    "publickey-credentials-get": [],
+    "screen-wake-lock": [],
+    "serial": [],
+    "usb": [],
+    "xr-spatial-tracking": [],
+}
 
 # --- Serving, the `make run` demo, MDM sign-in host (issue 7) -------------------------------------
 # `manage.py serve` (waitress). Behind a TLS-terminating proxy (BEHIND_PROXY), waitress takes

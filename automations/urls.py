@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/", builder.automation_detail, name="detail"),
     path("<int:pk>/edit/", builder.automation_edit, name="edit"),
     path("<int:pk>/toggle/", builder.automation_toggle, name="toggle"),
+    path("<int:pk>/switch-on/", builder.automation_switch_on, name="switch_on"),
     path("<int:pk>/duplicate/", builder.automation_duplicate, name="duplicate"),
     path("<int:pk>/delete/", builder.automation_delete, name="delete"),
     path("<int:pk>/rotate-secret/", builder.automation_rotate_secret, name="rotate_secret"),

@@ -15,9 +15,9 @@ the same file into the same data. Two files per size:
 - `leavers`: a mass offboarding, every line an existing member with status deactivated
   (`--leavers` lines): each is a service call and an automation event.
 
-While each import runs, a second thread saves another member every 50 ms through member_update
-on its own connection: the table says how many of those writes failed and the longest one took
-(on SQLite that is the wait for the import's write lock).
+While each import runs, a second process saves another member every 50 ms through
+member_update: the table says how many of those writes failed and the longest one took (on
+SQLite that is the wait for the import's write lock).
 
 The anchor is the import as it was before the two-phase rewrite (members/importers.py at
 `--anchor-rev`, loaded from git), run on the same data, interleaved with ours; it is only run up
@@ -190,47 +190,56 @@ def load_anchor(rev: str):
     return module
 
 
-def one_import(path: str, implementation: str, writer_email: str) -> dict:
-    from django.db import connection
+def concurrent_writer(writer_email: str) -> None:
+    """A second process (a portal user, the worker) saving a member every 50 ms through
+    member_update, until a line arrives on stdin; then it prints its write times as JSON.
 
+    A process of its own: in the import's process a writer waiting for SQLite's lock would stall
+    the import it waits for."""
     from members.models import Member
     from members.services import member_update
 
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+    member = Member.objects.get(email=writer_email)
+    waits: list[float] = []
+    failures: list[str] = []
+    n = 0
+    while not stop.is_set():
+        n += 1
+        started = time.monotonic()
+        try:
+            member = member_update(member=member, actor=None, title=f"Writer {n}")
+        except Exception as error:  # noqa: BLE001 - every failure is what is measured
+            failures.append(type(error).__name__ + ": " + str(error)[:80])
+        waits.append(time.monotonic() - started)
+        if n == 1:
+            print("ready", flush=True)
+        stop.wait(0.05)
+    print(json.dumps({"waits": waits, "failures": failures}), flush=True)
+
+
+def one_import(path: str, implementation: str, writer_email: str) -> dict:
     if implementation == "anchor":
         members_import_csv = load_anchor(os.environ["BENCH_ANCHOR_REV"]).members_import_csv
     else:
         from members.importers import members_import_csv
 
-    stop = threading.Event()
-    waits: list[float] = []
-    failures: list[str] = []
-
-    def concurrent_writer() -> None:
-        from django.db import connection as own
-
-        member = Member.objects.get(email=writer_email)
-        n = 0
-        while not stop.is_set():
-            n += 1
-            started = time.monotonic()
-            try:
-                member = member_update(member=member, actor=None, title=f"Writer {n}")
-            except Exception as error:  # noqa: BLE001 - every failure is what is measured
-                failures.append(type(error).__name__ + ": " + str(error)[:80])
-            waits.append(time.monotonic() - started)
-            stop.wait(0.05)
-        own.close()
-
-    thread = threading.Thread(target=concurrent_writer)
-    thread.start()
-    time.sleep(0.2)
+    writer = subprocess.Popen(  # noqa: S603 - our interpreter and script
+        [str(PY), __file__, "--child-writer", writer_email],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ,
+    )
+    assert writer.stdout.readline().strip() == "ready"
     started = time.monotonic()
     with open(path, encoding="utf-8-sig", newline="") as file:
         result = members_import_csv(file=file, actor=None)
     total = time.monotonic() - started
-    stop.set()
-    thread.join()
-    connection.close()
+    out, _ = writer.communicate("stop\n", timeout=120)
+    written = json.loads(out.strip().splitlines()[-1])
+    waits, failures = written["waits"], written["failures"]
     return {
         "total": total,
         "lock": getattr(result, "write_seconds", None),
@@ -309,11 +318,16 @@ def main() -> None:
     parser.add_argument("--anchor-rev", default=ANCHOR_REV)
     parser.add_argument("--child-seed", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--child-import", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--child-writer", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child_seed is not None:
         setup_django()
         seed(args.child_seed)
+        return
+    if args.child_writer:
+        setup_django()
+        concurrent_writer(args.child_writer)
         return
     if args.child_import:
         setup_django()

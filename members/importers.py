@@ -65,6 +65,9 @@ def _batch() -> int:
     return 500 if connection.features.max_query_params else 5000
 
 
+# A file naming more members than this share of the table reads the whole table (see
+# _load_by_email).
+WHOLE_TABLE_SHARE = 0.2
 # How often (rows) progress is reported.
 PROGRESS_EVERY = 1000
 
@@ -195,12 +198,20 @@ def _csv_problem(error: csv.Error) -> str:
 
 
 def _load_by_email(emails: Iterable[str]) -> dict[str, Member]:
-    """Members by lower-case email, in batches that the LOWER(email) index answers."""
-    emails = sorted(emails)
+    """Members by lower-case email: in batches that the LOWER(email) index answers, or, when the
+    file names a good part of all members (a full HR export), in one pass over the table, which
+    costs less than tens of thousands of query parameters."""
+    emails = set(emails)
     found: dict[str, Member] = {}
+    if len(emails) > WHOLE_TABLE_SHARE * max(1, Member.objects.count()):
+        for member in Member.objects.iterator(chunk_size=5000):
+            if member.email.lower() in emails:
+                found[member.email.lower()] = member
+        return found
+    ordered = sorted(emails)
     batch_size = _batch()
-    for start in range(0, len(emails), batch_size):
-        batch = emails[start : start + batch_size]
+    for start in range(0, len(ordered), batch_size):
+        batch = ordered[start : start + batch_size]
         for member in Member.objects.annotate(email_lower=Lower("email")).filter(
             email_lower__in=batch
         ):
@@ -398,9 +409,11 @@ class _Stale(Exception):
     pass
 
 
-def _check_unchanged(checker: _Checker) -> None:
-    """Inside the write transaction: the members phase 1 read are still as read, and locked."""
-    read = {member.pk: member.updated_at for member in checker.members.values()}
+def _check_unchanged(rows: list[_Row], checker: _Checker) -> None:
+    """Inside the write transaction: the members this import will write are still as phase 1
+    read them, and locked until it commits. Members it leaves unchanged are not locked (on
+    PostgreSQL a row lock is a write to the row; a nightly export names every member)."""
+    read = {row.existing.pk: row.existing.updated_at for row in rows if _writes(row, checker)}
     pks = sorted(read)
     now: dict[int, Any] = {}
     batch_size = _batch()
@@ -414,6 +427,18 @@ def _check_unchanged(checker: _Checker) -> None:
         raise _Stale
 
 
+def _writes(row: _Row, checker: _Checker) -> bool:
+    """Whether the import will write this existing member (profile, manager or status)."""
+    if row.existing is None:
+        return False
+    if row.member is not row.existing or (row.status and row.status != row.existing.status):
+        return True
+    if row.manager_email is None:
+        return False
+    manager = checker.manager_node(row.manager_email) if row.manager_email else None
+    return manager != row.existing.manager_id
+
+
 def _write(rows: list[_Row], checker: _Checker, actor: Any, progress: Progress | None) -> None:
     """Phase 2, inside the caller's transaction."""
     total = len(rows)
@@ -425,7 +450,7 @@ def _write(rows: list[_Row], checker: _Checker, actor: Any, progress: Progress |
         if progress and (done // PROGRESS_EVERY > before // PROGRESS_EVERY or done == total):
             progress("Writing", done, total)
 
-    _check_unchanged(checker)
+    _check_unchanged(rows, checker)
     now = timezone.now()
     audits: list[AuditEvent] = []
     new = [row for row in rows if row.existing is None]

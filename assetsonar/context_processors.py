@@ -14,6 +14,7 @@ NAV = [
     ("assets", "Assets", "assets:list", "assets"),
     ("licenses", "Licenses", "licenses:list", "licenses"),
     ("automations", "Workflows & Automations", "automations:list", "automations"),
+    ("provisioning", "Provisioning", "provisioning:page", "provisioning"),
 ]
 
 

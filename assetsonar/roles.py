@@ -1,7 +1,8 @@
 """The portal's roles, as Django groups. `sync_roles` runs after every migrate (a post_migrate
 receiver in assetsonar/signals.py), so permissions that a new model brings reach the roles.
 
-- IT Manager: everything in the portal (all permissions of the portal apps) except MDM commands.
+- IT Manager: everything in the portal (all permissions of the portal apps) except MDM commands,
+  plus managing SCIM provisioning tokens (the Provisioning page).
 - MDM Operator: may execute MDM commands (lock devices) and see unlock PINs. Given on top of
   IT Manager by an administrator; kept separate because a lock is disruptive.
 - Support Staff: the Django admin (the user also needs `is_staff`) and read access everywhere,
@@ -18,6 +19,9 @@ VIEWER = "Viewer"
 
 PORTAL_APPS = ["members", "assets", "licenses", "automations"]
 MDM_PERMISSIONS = {("assets", "execute_mdm_commands"), ("assets", "view_unlock_pin")}
+# Given to IT managers on top of the portal apps' permissions: SCIM tokens change members from
+# outside, so the provisioning app's other permissions (its admin) stay with administrators.
+PROVISIONING_PERMISSIONS = {("provisioning", "manage_provisioning")}
 # Support Staff's only write: the owner of a lost authenticator then enrols a new one.
 SUPPORT_EXTRA = {("automations", "delete_authenticatordevice")}
 
@@ -29,6 +33,7 @@ SECTION_PERMISSIONS = {
     "licenses": "licenses.view_license",
     "entitlements": "licenses.view_entitlement",
     "automations": "automations.view_automation",
+    "provisioning": "provisioning.manage_provisioning",
 }
 
 
@@ -68,11 +73,18 @@ def sync_roles(apps, schema_editor=None) -> None:
             content_type__app_label="assetsonar", codename__startswith="view_"
         )
     )
+    provisioning = [
+        p
+        for p in Permission.objects.filter(content_type__app_label="provisioning").select_related(
+            "content_type"
+        )
+        if (p.content_type.app_label, p.codename) in PROVISIONING_PERMISSIONS
+    ]
     views = [p for p in portal if p.codename.startswith("view_")]
     mdm = [p for p in portal if (p.content_type.app_label, p.codename) in MDM_PERMISSIONS]
     manager = [p for p in portal if (p.content_type.app_label, p.codename) not in MDM_PERMISSIONS]
     spec = {
-        IT_MANAGER: manager + audit_view,
+        IT_MANAGER: manager + audit_view + provisioning,
         MDM_OPERATOR: mdm,
         SUPPORT_STAFF: [p for p in views if p.codename != "view_unlock_pin"]
         + [p for p in portal if (p.content_type.app_label, p.codename) in SUPPORT_EXTRA]

@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "assets",
     "licenses",
     "automations",
+    "provisioning",
 ]
 
 MIDDLEWARE = [
@@ -319,6 +320,16 @@ PERMISSIONS_POLICY = {
     "usb": [],
     "xr-spatial-tracking": [],
 }
+
+# SCIM provisioning (/scim/v2/, provisioning/): requests each token may make per window (then
+# 429 with Retry-After), the largest request body accepted (then 413), and the page sizes.
+SCIM_RATE_LIMIT = env_int("SCIM_RATE_LIMIT", 600)
+SCIM_RATE_WINDOW = env_int("SCIM_RATE_WINDOW", 60)
+SCIM_MAX_BODY_BYTES = env_int("SCIM_MAX_BODY_BYTES", 256 * 1024)
+# Days the SCIM request log (the Provisioning page) keeps.
+SCIM_REQUEST_LOG_DAYS = env_int("SCIM_REQUEST_LOG_DAYS", 30)
+SCIM_MAX_RESULTS = 200
+SCIM_DEFAULT_COUNT = 100
 
 # --- Serving, the `make run` demo, MDM sign-in host (issue 7) -------------------------------------
 # `manage.py serve` (waitress). Behind a TLS-terminating proxy (BEHIND_PROXY), waitress takes

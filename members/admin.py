@@ -106,6 +106,12 @@ class MemberAdmin(admin.ModelAdmin):
         "deactivated_at",
         "deactivated_by",
         "deactivation_reason",
+        "deactivated_by_name",
+        "external_id",
+        "scim_user_name",
+        "given_name",
+        "family_name",
+        "scim_hidden_at",
         "created_at",
         "updated_at",
     ]
@@ -115,8 +121,28 @@ class MemberAdmin(admin.ModelAdmin):
         (
             "Status",
             {
-                "fields": ["status", "deactivated_at", "deactivated_by", "deactivation_reason"],
+                "fields": [
+                    "status",
+                    "deactivated_at",
+                    "deactivated_by",
+                    "deactivated_by_name",
+                    "deactivation_reason",
+                ],
                 "description": "Changed with the “Deactivate” and “Reactivate” actions.",
+            },
+        ),
+        (
+            "Identity provider (SCIM)",
+            {
+                "fields": [
+                    "scim_user_name",
+                    "external_id",
+                    "given_name",
+                    "family_name",
+                    "scim_hidden_at",
+                ],
+                "description": "Written by SCIM provisioning (Okta, Entra ID).",
+                "classes": ["collapse"],
             },
         ),
         ("History", {"fields": ["created_at", "updated_at"]}),

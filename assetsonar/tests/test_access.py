@@ -82,12 +82,15 @@ def test_the_dashboard_shows_nothing_to_a_user_without_a_role(client, no_role):
 def test_every_role_sees_the_whole_navigation(client, request, fixture):
     client.force_login(request.getfixturevalue(fixture))
     html = client.get(reverse("dashboard")).content.decode()
+    # IT managers also manage SCIM provisioning (provisioning.manage_provisioning).
+    provisioning = ["Provisioning"] if fixture == "it_manager" else []
     assert nav_labels(html) == [
         "Dashboard",
         "Members",
         "Assets",
         "Licenses",
         "Workflows &amp; Automations",
+        *provisioning,
     ]
 
 

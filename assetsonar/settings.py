@@ -109,6 +109,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Shown dates in the browser's own format, the one its date inputs use.
+    "assetsonar.locale_dates.date_locale_middleware",
 ]
 
 ROOT_URLCONF = "assetsonar.urls"
@@ -127,6 +129,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "assetsonar.context_processors.portal",
             ],
+            # Dates in the user's locale on every page (assetsonar/locale_dates.py).
+            "builtins": ["assetsonar.templatetags.dates"],
         },
     },
 ]

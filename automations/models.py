@@ -171,6 +171,21 @@ class Action(models.Model):
         return secrets
 
 
+# The one order of an automation's actions, the builder's, wherever they are run or listed (the
+# engine, the member's Automated actions panel, the execution log): take the licenses back, lock
+# the devices, then tell the outside world.
+ACTION_ORDER = (Action.Kind.REVOKE_LICENSES, Action.Kind.MDM_LOCK, Action.Kind.WEBHOOK)
+
+
+def action_order_key(field: str = "action_kind") -> models.Case:
+    """An ORDER BY expression putting rows in ACTION_ORDER by their action kind column."""
+    return models.Case(
+        *[models.When(**{field: kind}, then=i) for i, kind in enumerate(ACTION_ORDER)],
+        default=len(ACTION_ORDER),
+        output_field=models.IntegerField(),
+    )
+
+
 class AutomationChange(models.Model):
     """History of an automation: who created, changed, enabled, disabled or deleted it, and
     what changed (a JSON diff). Kept after the automation is deleted (automation set NULL)."""

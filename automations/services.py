@@ -26,11 +26,10 @@ from assetsonar.audit import audit_record
 from assetsonar.models import AuditEvent
 from automations import conditions as cond
 from automations import net, triggers
-from automations.models import Action, Automation, AutomationChange, Condition
+from automations.models import ACTION_ORDER, Action, Automation, AutomationChange, Condition
 from automations.selectors import mdm_availability
 
-# Order the engine runs actions in: take the licenses back, lock the devices, then tell others.
-ACTION_POSITIONS = {Action.Kind.REVOKE_LICENSES: 0, Action.Kind.MDM_LOCK: 1, Action.Kind.WEBHOOK: 2}
+ACTION_POSITIONS = {kind: position for position, kind in enumerate(ACTION_ORDER)}
 MAX_CONDITIONS = 20
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from automations.views import builder, executions, mdm, otp
+from automations.views import builder, executions, mdm, otp, preview
 
 app_name = "automations"
 
@@ -25,6 +25,8 @@ urlpatterns = [
     path("executions/<int:pk>/", executions.execution_detail, name="execution_detail"),
     path("executions/<int:pk>/retry/", executions.execution_retry, name="execution_retry"),
     path("members/<int:pk>/actions/", executions.member_actions_panel, name="member_actions_panel"),
+    # What deactivating the members ticked on the members list would run
+    path("deactivation-preview/", preview.deactivation_preview, name="deactivation_preview"),
     # MDM
     path("mdm-commands/<int:pk>/pin/", mdm.mdm_command_pin, name="mdm_command_pin"),
 ]

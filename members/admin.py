@@ -35,6 +35,7 @@ from members.services import (
 )
 
 # Selected members listed by name on the confirmation page; the rest are counted.
+PREVIEW_LIMIT = 2000
 CONFIRMATION_LIST_LIMIT = 50
 
 
@@ -253,6 +254,10 @@ class MemberAdmin(admin.ModelAdmin):
             "inactive_count": queryset.exclude(status=Member.Status.ACTIVE).count(),
             "listed": active.order_by("full_name", "id")[:CONFIRMATION_LIST_LIMIT],
             "more_count": max(0, active_count - CONFIRMATION_LIST_LIMIT),
+            # Which automations will run for them is worked out for this many (3 queries, but
+            # their rows are read: a select-across of the whole table is not read whole).
+            "preview_ids": list(active.values_list("pk", flat=True)[:PREVIEW_LIMIT]),
+            "preview_limit": PREVIEW_LIMIT,
             "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across", "0"),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,

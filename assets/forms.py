@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models.functions import Lower
 
 from assets import selectors
 from assets.models import Asset
@@ -83,14 +84,21 @@ class AssetForm(forms.ModelForm):
     def _others(self):
         return Asset.objects.exclude(pk=self.instance.pk) if self.instance.pk else Asset.objects
 
+    def _taken(self, name: str, value: str) -> bool:
+        """Another asset has `value` in any letter case (on the constraint's LOWER index)."""
+        return self._others().annotate(v=Lower(name)).filter(v=value.lower()).exists()
+
+    # Both are unique in any letter case (LOWER(...) constraints), which Django reports above the
+    # form; checking here puts the message on the field.
     def clean_asset_tag(self) -> str:
-        return self.cleaned_data["asset_tag"].strip()
+        tag = self.cleaned_data["asset_tag"].strip()
+        if tag and self._taken("asset_tag", tag):
+            raise ValidationError("Another asset already has this asset tag.", code="unique")
+        return tag
 
     def clean_serial_number(self) -> str:
         serial = self.cleaned_data["serial_number"].strip()
-        # The unique constraint is conditional (blank serials may repeat), and Django reports
-        # such a violation above the form; checking here puts the message on the field.
-        if serial and self._others().filter(serial_number=serial).exists():
+        if serial and self._taken("serial_number", serial):
             raise ValidationError("Another asset already has this serial number.", code="unique")
         return serial
 

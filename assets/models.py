@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 from django.urls import reverse
 
 from assetsonar import crypto
@@ -99,7 +100,8 @@ class Asset(models.Model):
         LOCKED = "locked", "Locked"
         FAILED = "failed", "Lock failed"
 
-    asset_tag = models.CharField(max_length=40, unique=True)
+    # Unique case-insensitively (the constraint below); this index serves ordering and prefixes.
+    asset_tag = models.CharField(max_length=40, db_index=True)
     name = models.CharField(max_length=150)
     category = models.CharField(max_length=20, choices=Category.choices, default=Category.LAPTOP)
     platform = models.CharField(max_length=20, choices=Platform.choices, default=Platform.NONE)
@@ -136,10 +138,17 @@ class Asset(models.Model):
     class Meta:
         ordering = ["asset_tag"]
         constraints = [
+            # Case-insensitive: "as-000030" beside "AS-000030" is the same label on a device, and
+            # vendors print serials in either case. Migration 0002 resolved existing repeats.
             models.UniqueConstraint(
-                fields=["serial_number"],
+                Lower("asset_tag"),
+                name="asset_tag_unique_ci",
+                violation_error_message="Another asset already has this asset tag.",
+            ),
+            models.UniqueConstraint(
+                Lower("serial_number"),
                 condition=~models.Q(serial_number=""),
-                name="asset_serial_unique",
+                name="asset_serial_unique_ci",
                 violation_error_message="Another asset already has this serial number.",
             ),
             models.UniqueConstraint(

@@ -23,12 +23,13 @@ def asset_get(pk: int) -> Asset:
 
 
 def asset_find_by_tag(tag: str) -> Asset | None:
-    """The asset with this tag. Tags are usually upper case, so a lower-case entry also matches;
-    both candidates are exact matches, which the unique index answers at any table size."""
+    """The asset with this tag in any letter case (tags are unique that way): the unique
+    LOWER(asset_tag) index answers it at any table size."""
     tag = tag.strip()
     if not tag:
         return None
-    return Asset.objects.filter(asset_tag__in={tag, tag.upper()}).order_by("asset_tag").first()
+    tags = Asset.objects.annotate(tag_lower=Lower("asset_tag"))
+    return tags.filter(tag_lower=tag.lower()).first()
 
 
 def asset_custody_history(asset: Asset) -> QuerySet[CustodyRecord]:

@@ -27,8 +27,32 @@ def audit_record(
     actor_name: str = "",
 ) -> AuditEvent:
     """Write one audit row. Call it inside the service's transaction so both commit together."""
+    event = audit_build(
+        action=action,
+        actor=actor,
+        obj=obj,
+        changes=changes,
+        message=message,
+        request=request,
+        actor_name=actor_name,
+    )
+    event.save(force_insert=True)
+    return event
+
+
+def audit_build(
+    *,
+    action: str,
+    actor: Any = None,
+    obj: models.Model | None = None,
+    changes: dict[str, Any] | None = None,
+    message: str = "",
+    request: Any = None,
+    actor_name: str = "",
+) -> AuditEvent:
+    """An unsaved audit row, for writers that save many at once with bulk_create (the import)."""
     user = actor if getattr(actor, "is_authenticated", False) else None
-    return AuditEvent.objects.create(
+    return AuditEvent(
         action=action,
         actor=user,
         # An actor that is no user (a SCIM token) names itself: "SCIM · Okta production".

@@ -209,7 +209,7 @@ if not DEBUG and not TESTING:
     # misconfiguration, and `check --deploy` must not fail on it.
     if not SECURE_HSTS_PRELOAD:
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
-    if env_bool("BEHIND_PROXY"):
+    if env_bool("BEHIND_PROXY"):  # the setting is below, with `manage.py serve`'s
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 CONTENT_SECURITY_POLICY = {
@@ -234,7 +234,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic puts the files whitenoise serves.
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", "") or BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -338,6 +339,35 @@ SCIM_DEFAULT_COUNT = 100
 # Seconds from a stop signal to the last cluster process gone: fetched tasks are handed back,
 # running ones get until 2 s before it. Under 10 s, before systemd's and Docker's own kill.
 WORKER_STOP_TIMEOUT = env_int("WORKER_STOP_TIMEOUT", 8)
+# --- Serving, the `make run` demo, MDM sign-in host (issue 7) -------------------------------------
+# `manage.py serve` (waitress). Behind a TLS-terminating proxy (BEHIND_PROXY), waitress takes
+# TRUSTED_PROXY_HEADERS only from a peer at TRUSTED_PROXY ("*": any peer; only where nothing but the
+# proxy can reach the port) and drops them from anyone else, so a client cannot claim https.
+BEHIND_PROXY = env_bool("BEHIND_PROXY")
+TRUSTED_PROXY = os.environ.get("TRUSTED_PROXY", "") or "127.0.0.1"
+TRUSTED_PROXY_HEADERS = env_list("TRUSTED_PROXY_HEADERS") or [
+    "x-forwarded-proto",
+    "x-forwarded-for",
+]
+WEB_THREADS = env_int("WEB_THREADS", 8)
+# The `make run` demo: production settings (DEBUG off, the portal's own error pages) served over
+# plain http, which only a browser on this machine may use: secure-only cookies, the HTTPS
+# redirect and HSTS are off, and the portal answers to loopback host names only.
+LOCAL_DEMO = env_bool("LOCAL_DEMO")
+LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
+if LOCAL_DEMO and not DEBUG and not TESTING:
+    if set(ALLOWED_HOSTS) - set(LOOPBACK_HOSTS):
+        raise ImproperlyConfigured(
+            "LOCAL_DEMO=true serves over plain http and is only for this machine: ALLOWED_HOSTS "
+            f"may only name {', '.join(LOOPBACK_HOSTS)}. Unset LOCAL_DEMO in production."
+        )
+    SECURE_SSL_REDIRECT = False
+    SESSION_COOKIE_SECURE = False
+    CSRF_COOKIE_SECURE = False
+    SECURE_HSTS_SECONDS = 0
+# Microsoft's sign-in host for Intune connections: login.microsoftonline.us (US Government),
+# login.chinacloudapi.cn (China, 21Vianet); the Graph host is each connection's base URL.
+MDM_INTUNE_LOGIN_URL = os.environ.get("MDM_INTUNE_LOGIN_URL", "https://login.microsoftonline.com")
 
 LOGGING = {
     "version": 1,

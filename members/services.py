@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from assetsonar.audit import audit_record, model_changes
+from assetsonar.audit import audit_build, audit_record, model_changes
 from assetsonar.models import AuditEvent
 from members.models import Member
 
@@ -89,6 +89,38 @@ def _reason(reason: str) -> str:
     return reason
 
 
+# What a deactivation writes. Saved with update_fields that include "status", so the post_save
+# trigger (automations/signals.py) sees the transition.
+DEACTIVATION_FIELDS = [
+    "status",
+    "deactivated_at",
+    "deactivated_by",
+    "deactivated_by_name",
+    "deactivation_reason",
+]
+
+
+def _deactivate_locked(
+    locked: Member, *, actor: Any, reason: str, request: Any = None
+) -> AuditEvent:
+    """The one way a member becomes deactivated: the row is locked by the caller and active.
+    Saves it (the trigger fires) and returns its audit row, unsaved."""
+    locked.status = Member.Status.DEACTIVATED
+    locked.deactivated_at = timezone.now()
+    locked.deactivated_by = actor if getattr(actor, "is_authenticated", False) else None
+    # An actor that is not a portal user (a SCIM token) is named by its audit name.
+    locked.deactivated_by_name = getattr(actor, "audit_name", "")[:150]
+    locked.deactivation_reason = reason
+    locked.save(update_fields=[*DEACTIVATION_FIELDS, "updated_at"])
+    return audit_build(
+        action=AuditEvent.Action.DEACTIVATED,
+        actor=actor,
+        obj=locked,
+        message=reason,
+        request=request,
+    )
+
+
 @transaction.atomic
 def member_deactivate(
     *, member: Member | int, actor: Any, reason: str, request: Any = None
@@ -103,20 +135,7 @@ def member_deactivate(
     locked = Member.objects.select_for_update().get(pk=pk)
     if locked.status == Member.Status.DEACTIVATED:
         return locked, False
-    locked.status = Member.Status.DEACTIVATED
-    locked.deactivated_at = timezone.now()
-    locked.deactivated_by = actor if getattr(actor, "is_authenticated", False) else None
-    # An actor that is not a portal user (a SCIM token) is named by its audit name.
-    locked.deactivated_by_name = getattr(actor, "audit_name", "")[:150]
-    locked.deactivation_reason = reason
-    locked.save()
-    audit_record(
-        action=AuditEvent.Action.DEACTIVATED,
-        actor=actor,
-        obj=locked,
-        message=reason,
-        request=request,
-    )
+    _deactivate_locked(locked, actor=actor, reason=reason, request=request).save(force_insert=True)
     return locked, True
 
 
@@ -139,20 +158,36 @@ def member_reactivate(
     return locked, True
 
 
+# Members locked per query by member_bulk_deactivate (under SQLite's limit on parameters).
+BULK_BATCH = 500
+
+
 @transaction.atomic
 def member_bulk_deactivate(
     *, member_ids: Iterable[int], actor: Any, reason: str, request: Any = None
 ) -> int:
     """Deactivate several members in one transaction; returns how many changed.
 
-    Each member is saved on its own (never `update()`), so each deactivation fires its event.
+    The rows are locked a batch at a time (in id order, so two bulk deactivations cannot
+    deadlock), and each active one is deactivated as member_deactivate does it: saved on its own
+    (never `update()`), so each deactivation fires its event. The audit rows are written together.
     """
     reason = _reason(reason)
-    changed = 0
-    for pk in sorted(set(member_ids)):
-        _, did_change = member_deactivate(member=pk, actor=actor, reason=reason, request=request)
-        changed += did_change
-    return changed
+    pks = sorted(set(member_ids))
+    audits = []
+    for start in range(0, len(pks), BULK_BATCH):
+        locked = (
+            Member.objects.select_for_update(of=("self",))
+            .select_related("manager")  # the event's snapshot names the manager
+            .filter(pk__in=pks[start : start + BULK_BATCH], status=Member.Status.ACTIVE)
+            .order_by("pk")
+        )
+        audits += [
+            _deactivate_locked(member, actor=actor, reason=reason, request=request)
+            for member in locked
+        ]
+    AuditEvent.objects.bulk_create(audits)
+    return len(audits)
 
 
 @transaction.atomic

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import os
 import secrets
 import signal
@@ -54,21 +55,60 @@ def ensure_venv(requirements: str) -> None:
     stamp.write_text(digest)
 
 
-def ensure_env_file() -> None:
-    """A local .env with a generated SECRET_KEY, so the demo never runs on a committed key."""
-    env_file = ROOT / ".env"
-    if env_file.exists():
-        return
-    key = secrets.token_urlsafe(50)
-    env_file.write_text(
-        "# Written by `make run` for local use. See .env.example for every variable.\n"
-        f"SECRET_KEY={key}\nDEBUG=true\nWEBHOOK_ALLOW_HTTP=true\n"
+# The first line of the .env `make run` writes; an old one (DEBUG=true) is upgraded by it.
+ENV_MARKER = "# Written by `make run` for local use."
+
+
+def demo_env(key: str) -> str:
+    """The .env of the local demo: production settings (DEBUG off, the portal's own error pages)
+    over plain http on this machine only (LOCAL_DEMO), and http webhooks for local receivers."""
+    return (
+        f"{ENV_MARKER} See .env.example for every variable.\n"
+        "# Production-like: DEBUG off. LOCAL_DEMO allows plain http, for this machine only.\n"
+        f"SECRET_KEY={key}\nDEBUG=false\nLOCAL_DEMO=true\nWEBHOOK_ALLOW_HTTP=true\n"
     )
+
+
+def ensure_env_file(env_file: Path = ROOT / ".env") -> None:
+    """A local .env with a generated SECRET_KEY, so the demo never runs on a committed key."""
+    if env_file.exists():
+        lines = env_file.read_text().splitlines()
+        # Written by an older `make run` (DEBUG=true): the same key, the demo's settings now.
+        if lines and lines[0].startswith(ENV_MARKER) and "DEBUG=true" in lines:
+            key = next(line[11:] for line in lines if line.startswith("SECRET_KEY="))
+            env_file.write_text(demo_env(key))
+            say("Updated .env: the demo now runs with DEBUG off (LOCAL_DEMO=true)")
+        return
+    env_file.write_text(demo_env(secrets.token_urlsafe(50)))
     say("Wrote .env with a new random SECRET_KEY")
 
 
 def manage(*args: str) -> None:
-    subprocess.run([str(PY), "manage.py", *args], cwd=ROOT, check=True)  # noqa: S603
+    """Run a manage.py command; if it fails, stop here: it has said what went wrong."""
+    code = subprocess.run([str(PY), "manage.py", *args], cwd=ROOT).returncode  # noqa: S603
+    if code:
+        sys.exit(code)
+
+
+def wait_until_serving(
+    host: str, port: int, children: list[subprocess.Popen], timeout: float = 60
+) -> bool:
+    """Poll the sign-in page until the web server answers (any status; redirects are not
+    followed), a child exits, or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            return False
+        connection = http.client.HTTPConnection(host, port, timeout=2)
+        try:
+            connection.request("GET", "/accounts/login/")
+            connection.getresponse().read()
+            return True
+        except OSError:  # refused (not listening yet), reset, timed out
+            time.sleep(0.2)
+        finally:
+            connection.close()
+    return False
 
 
 def _first_start() -> bool:
@@ -84,8 +124,10 @@ def _first_start() -> bool:
 def run() -> None:
     ensure_venv("requirements.txt")
     ensure_env_file()
+    manage("ensure_database")
     say("Migrating the database")
     manage("migrate", "--noinput", "-v", "0")
+    manage("collectstatic", "--noinput", "-v", "0")  # DEBUG is off: whitenoise serves these
     if _first_start():
         # Only the first time: seed_automation_demo also switches MDM commands on, which an
         # administrator may later have switched off on purpose.
@@ -95,12 +137,7 @@ def run() -> None:
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")
     commands = [
-        [
-            str(BIN / "waitress-serve"),
-            f"--listen={host}:{port}",
-            "--threads=8",
-            "assetsonar.wsgi:application",
-        ],
+        [str(PY), "manage.py", "serve", f"--listen={host}:{port}"],
         [str(PY), "manage.py", "worker"],
     ]
     # Ctrl+C, `kill` and a closed terminal all end here as KeyboardInterrupt. Installed
@@ -115,8 +152,12 @@ def run() -> None:
             # can kill all of qcluster's worker processes if it hangs.
             group = {"process_group": 0} if POSIX else {}
             children.append(subprocess.Popen(command, cwd=ROOT, **group))  # noqa: S603
-        say(f"AssetSonar is running at http://{host}:{port}/  (web server + background worker)")
-        say("Press Ctrl+C to stop both.")
+        # Said once the server answers, so the URL printed is one that works when clicked.
+        if wait_until_serving(host, int(port), children):
+            say(f"AssetSonar is running at http://{host}:{port}/  (web server + background worker)")
+            say("Press Ctrl+C to stop both.")
+        elif all(child.poll() is None for child in children):
+            say(f"The web server has not answered on {host}:{port} after 60 s; still waiting.")
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         sys.exit("A process stopped unexpectedly; stopping the other one.")

@@ -152,3 +152,33 @@ def test_check_in_form_refuses_in_custody_as_return_status():
 
     assert not form.is_valid()
     assert "status" in form.errors
+
+
+@pytest.mark.parametrize(
+    ("field", "stored", "entered", "message"),
+    [
+        ("asset_tag", "AS-000030", "as-000030", "Another asset already has this asset tag."),
+        (
+            "serial_number",
+            "C02XG0FDH7JY",
+            "c02xg0fdh7jy",
+            "Another asset already has this serial number.",
+        ),
+    ],
+)
+def test_asset_form_refuses_a_tag_or_serial_taken_in_another_letter_case(
+    field, stored, entered, message
+):
+    make_asset(**{field: stored})
+
+    form = AssetForm(asset_data(**{field: entered}))
+
+    assert not form.is_valid()
+    assert form.errors[field] == [message]
+    assert "__all__" not in form.errors
+
+
+def test_asset_form_lets_an_asset_change_the_case_of_its_own_tag():
+    asset = make_asset(asset_tag="as-000030", serial_number="abc123")
+    form = AssetForm(asset_data(asset_tag="AS-000030", serial_number="ABC123"), instance=asset)
+    assert form.is_valid(), form.errors

@@ -44,8 +44,8 @@ print(json.dumps({
 def _run(*args: str, **variables: str) -> subprocess.CompletedProcess:
     """Run Python in the project with only PATH and the given variables in the environment.
 
-    SECRET_KEY, DEBUG and DATABASE_URL are always set (empty unless given) because shell values
-    win over the project's .env, which `make run` writes with DEBUG=true and a key; empty means
+    SECRET_KEY, DEBUG, DATABASE_URL and LOCAL_DEMO are always set (empty unless given) because
+    shell values win over the project's .env, which `make run` writes with a key; empty means
     "not set" to the settings module.
     """
     env = {
@@ -54,6 +54,7 @@ def _run(*args: str, **variables: str) -> subprocess.CompletedProcess:
         "SECRET_KEY": "",
         "DEBUG": "",
         "DATABASE_URL": "",
+        "LOCAL_DEMO": "",  # the .env of `make run` sets it
         **variables,
     }
     return subprocess.run(  # noqa: S603 - our own interpreter and manage.py

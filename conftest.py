@@ -62,11 +62,19 @@ def make_license(**fields):
 
 
 def make_entitlement(*, license, member=None, asset=None):
-    from licenses.models import Entitlement
+    from assetsonar.tallies import tally_add
+    from licenses.models import Entitlement, License
+    from members.models import Member
 
-    return Entitlement.objects.create(
+    # Straight to the table (tests give seats the services would refuse), so the counts the
+    # services keep are kept here too.
+    entitlement = Entitlement.objects.create(
         license=license, member=member, asset=asset, assigned_at=timezone.now()
     )
+    tally_add(License, "seats_used", {license.pk: 1})
+    if member is not None:
+        tally_add(Member, "live_entitlements_count", {member.pk: 1})
+    return entitlement
 
 
 def make_user(username: str, *groups: str, **fields):

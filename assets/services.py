@@ -11,6 +11,7 @@ from django.utils import timezone
 from assets.models import Asset, CustodyRecord
 from assetsonar.audit import audit_record, model_changes
 from assetsonar.models import AuditEvent
+from assetsonar.tallies import tally_add
 from members.models import Member
 
 EDITABLE_FIELDS = [
@@ -95,6 +96,7 @@ def asset_check_out(
     locked.status = Asset.Status.IN_CUSTODY
     locked.custodian = member
     locked.save(update_fields=["status", "custodian", "updated_at"])
+    tally_add(Member, "assets_count", {member.pk: 1})
     record = CustodyRecord.objects.create(
         asset=locked,
         member=member,
@@ -139,6 +141,7 @@ def asset_check_in(
     locked.status = status
     locked.custodian = None
     locked.save(update_fields=["status", "custodian", "updated_at"])
+    tally_add(Member, "assets_count", {record.member_id: -1})
     audit_record(
         action=AuditEvent.Action.CHECKED_IN,
         actor=actor,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
 
 from conftest import make_asset, make_entitlement, make_license, make_member
 from licenses.models import License
+from licenses.services import license_unentitle
 
 pytestmark = pytest.mark.django_db
 
@@ -41,9 +41,7 @@ def test_license_detail_query_budget(
     for _ in range(size):
         make_entitlement(license=lic, member=make_member(), asset=make_asset())
         revoked = make_entitlement(license=lic, member=make_member())
-        revoked.revoked_at = timezone.now()
-        revoked.revoked_by = it_manager
-        revoked.save()
+        license_unentitle(entitlement=revoked, actor=it_manager)
 
     with django_assert_max_num_queries(DETAIL_BUDGET):
         response = manager_client.get(reverse("licenses:detail", args=[lic.pk]))

@@ -1,0 +1,175 @@
+"""Pagers whose cost does not grow with the table: a count that stops at COUNT_LIMIT, numbered
+pages up to there, and keyset ("next page") pages beyond.
+
+An exact COUNT(*) reads every matching row (~25 ms per 100,000 on PostgreSQL) and an OFFSET reads
+every row it skips, so a list of a million members would pay for both on each request. Here the
+count reads at most COUNT_LIMIT + 1 index entries and shows "10,000+" past that; the numbered
+pages stop where the count stops; the last numbered page links to the rows after its last row
+(`?after=` carries that row's sort key), and every page after that is a seek on the sort's index,
+as fast at row 900,000 as at row 10,000. This needs an ordering that ends on a unique column and
+an index that matches it (see members/selectors.SORTS).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import json
+from decimal import Decimal
+from functools import cached_property
+
+from django.core.paginator import Page, Paginator
+from django.db.models import F, Q, QuerySet
+from django.db.models.expressions import OrderBy
+
+# Rows counted exactly; past it lists say "10,000+". About 3 ms on PostgreSQL (an index-only scan
+# of 10,001 entries); 50,000 would be ~15 ms of a page's 50 ms budget.
+COUNT_LIMIT = 10_000
+AFTER_PARAM = "after"
+
+
+class CappedPaginator(Paginator):
+    """A Paginator whose count stops at `limit` (`capped` tells whether there are more)."""
+
+    def __init__(self, object_list, per_page, *, limit: int = COUNT_LIMIT, **kwargs):
+        super().__init__(object_list, per_page, **kwargs)
+        self.limit = limit
+
+    @cached_property
+    def counted(self) -> int:
+        queryset = self.object_list
+        if isinstance(queryset, QuerySet):
+            # Without ORDER BY and with one column the database may stop after `limit` + 1 rows
+            # of whatever index or scan is cheapest.
+            return queryset.order_by().values("pk")[: self.limit + 1].count()
+        return len(queryset)
+
+    @cached_property
+    def count(self) -> int:
+        return min(self.counted, self.limit)
+
+    @property
+    def capped(self) -> bool:
+        return self.counted > self.limit
+
+
+def _keys(ordering: list) -> list[tuple]:
+    """(expression, descending) for each part of an order_by() list."""
+    keys = []
+    for part in ordering:
+        if isinstance(part, str):
+            keys.append((F(part.removeprefix("-")), part.startswith("-")))
+        elif isinstance(part, OrderBy):
+            keys.append((part.expression, part.descending))
+        else:
+            keys.append((part, False))
+    return keys
+
+
+def _encode(values: list) -> str:
+    def default(value):
+        # Full precision: DjangoJSONEncoder drops microseconds, and the next page would then
+        # repeat or skip rows that share a millisecond.
+        if isinstance(value, datetime.date | datetime.time):
+            return value.isoformat()
+        if isinstance(value, Decimal):
+            return str(value)
+        raise TypeError(type(value))
+
+    raw = json.dumps(values, default=default, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(token: str, size: int) -> list | None:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    if not isinstance(values, list) or len(values) != size:
+        return None
+    if not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in values):
+        return None
+    return values
+
+
+class KeysetPage:
+    """A page after the counted ones: the same attributes the pager template reads."""
+
+    keyset = True
+    number = None
+
+    def __init__(self, object_list: list, paginator: CappedPaginator, next_after: str | None):
+        self.object_list = object_list
+        self.paginator = paginator
+        self.next_after = next_after
+
+    def __iter__(self):
+        return iter(self.object_list)
+
+    def __len__(self) -> int:
+        return len(self.object_list)
+
+    def has_next(self) -> bool:
+        return self.next_after is not None
+
+    def has_previous(self) -> bool:
+        return True  # the first page: keyset pages only go forward
+
+
+def paginate(
+    queryset: QuerySet,
+    *,
+    ordering: list,
+    per_page: int,
+    number: str | int | None,
+    after: str | None = None,
+    limit: int = COUNT_LIMIT,
+):
+    """The page of `queryset` ordered by `ordering`: numbered (Django's Page, with `keyset`
+    False and `next_after` set on the last counted page when there are more rows) or, with
+    `after`, the keyset page of the `per_page` rows that follow that sort key."""
+    keys = _keys(ordering)
+    names = [f"keyset_{i}" for i in range(len(keys))]
+    annotated = queryset.annotate(**dict(zip(names, (e for e, _ in keys), strict=True))).order_by(
+        *(OrderBy(F(n), descending=d) for n, (_, d) in zip(names, keys, strict=True))
+    )
+    paginator = CappedPaginator(queryset, per_page, limit=limit)
+    values = _decode(after, len(keys)) if after else None
+    if values is not None:
+        seek = Q()
+        for i, (name, (_, descending)) in enumerate(zip(names, keys, strict=True)):
+            step = Q(**{f"{names[j]}": values[j] for j in range(i)})
+            step &= Q(**{f"{name}__{'lt' if descending else 'gt'}": values[i]})
+            seek = step if i == 0 else seek | step
+        # The leading column's bound on its own lets the index start at the key.
+        first = Q(**{f"{names[0]}__{'lte' if keys[0][1] else 'gte'}": values[0]})
+        rows = list(annotated.filter(first & seek)[: per_page + 1])
+        more = len(rows) > per_page
+        rows = rows[:per_page]
+        return KeysetPage(rows, paginator, _after(rows[-1], names) if more else None)
+    django_paginator = _Shared(annotated, per_page, paginator)
+    page = django_paginator.get_page(number)
+    page.object_list = list(page.object_list)
+    page.keyset = False
+    page.next_after = None
+    if paginator.capped and page.number == paginator.num_pages and page.object_list:
+        page.next_after = _after(page.object_list[-1], names)
+    return page
+
+
+def _after(row, names: list[str]) -> str:
+    return _encode([getattr(row, name) for name in names])
+
+
+class _Shared(CappedPaginator):
+    """Pages the annotated queryset but counts through `counter` (the plain one), so the count
+    query carries neither the sort nor the key columns."""
+
+    def __init__(self, object_list, per_page, counter: CappedPaginator):
+        super().__init__(object_list, per_page, limit=counter.limit)
+        self.counter = counter
+
+    @cached_property
+    def counted(self) -> int:
+        return self.counter.counted

@@ -88,6 +88,16 @@ def make_user(username: str, *groups: str, **fields):
     return user
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_mdm_slot_connections(django_db_setup, django_db_blocker):
+    """The MDM throttle keeps a database connection of its own (assets/mdm/throttle.py): close
+    it before the test database is dropped."""
+    yield
+    from assets.mdm import throttle
+
+    throttle.close()
+
+
 @pytest.fixture
 def it_manager(db):
     return make_user("manager", roles.IT_MANAGER, first_name="Ida", last_name="Manager")

@@ -67,7 +67,7 @@ class MDMConnectionForm(forms.ModelForm):
 
     class Meta:
         model = MDMConnection
-        fields = ["name", "provider", "base_url", "is_active"]
+        fields = ["name", "provider", "base_url", "is_active", "max_concurrent_requests"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

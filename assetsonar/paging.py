@@ -19,7 +19,7 @@ import json
 from decimal import Decimal
 from functools import cached_property
 
-from django.core.paginator import Page, Paginator
+from django.core.paginator import Paginator
 from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import OrderBy
 

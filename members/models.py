@@ -125,9 +125,6 @@ class Member(models.Model):
     def __str__(self) -> str:
         return self.full_name
 
-    def get_absolute_url(self) -> str:
-        return reverse("members:detail", args=[self.pk])
-
     def save(self, *args, **kwargs):
         # An instance read before a check-out or a revocation holds stale counts; saving it
         # whole would overwrite the fresh ones. Counts are only ever written by F() updates.
@@ -138,6 +135,9 @@ class Member(models.Model):
                 if not f.primary_key and f.name not in self.COUNTER_FIELDS
             ]
         super().save(*args, **kwargs)
+
+    def get_absolute_url(self) -> str:
+        return reverse("members:detail", args=[self.pk])
 
     @classmethod
     def from_db(cls, db, field_names, values):

@@ -89,9 +89,7 @@ def licenses_revoke(*, execution, action, event, context=None) -> list:
             )
         if ours:  # seats used and members' live counts, in this transaction
             entitlements_revoked_tally(
-                list(
-                    Entitlement.objects.filter(pk__in=ours).values_list("license_id", "member_id")
-                )
+                list(Entitlement.objects.filter(pk__in=ours).values_list("license_id", "member_id"))
             )
         for status, insight, log_ids in (
             (ActionLog.Status.SUCCEEDED, REVOKED_INSIGHT, [pk for pk, e in claims if e in ours]),

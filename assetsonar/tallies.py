@@ -35,6 +35,48 @@ def tally_add(model: type[models.Model], field: str, deltas: Mapping[int, int]) 
     rows.update(**{field: F(field) + change})
 
 
+def tally_move(**deltas: int) -> None:
+    """Add to the Tally rows named by the keywords ("members__active" is the row
+    "members.active"): one upsert, which creates a missing row, in key order (the order two
+    transactions then lock the rows in)."""
+    from django.db import connection
+
+    from assetsonar.models import Tally
+
+    changes = sorted((key.replace("__", "."), delta) for key, delta in deltas.items() if delta)
+    if not changes:
+        return
+    table = connection.ops.quote_name(Tally._meta.db_table)
+    rows = ", ".join(["(%s, %s)"] * len(changes))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (key, value) VALUES {rows} "  # noqa: S608 - quoted table name
+            f"ON CONFLICT (key) DO UPDATE SET value = {table}.value + excluded.value",
+            [part for change in changes for part in change],
+        )
+
+
+def tally_status_change(kind: str, before: str | None, after: str | None) -> None:
+    """A row of `kind` ("members", "assets") moved from status `before` to `after` (None: it
+    was created, or deleted)."""
+    if before == after:
+        return
+    deltas = {}
+    if before:
+        deltas[f"{kind}__{before}"] = -1
+    if after:
+        deltas[f"{kind}__{after}"] = 1
+    tally_move(**deltas)
+
+
+def tally_values(prefix: str) -> dict[str, int]:
+    """The tallies under `prefix` ("members"), by the rest of their key ("active")."""
+    from assetsonar.models import Tally
+
+    rows = Tally.objects.filter(key__startswith=f"{prefix}.").values_list("key", "value")
+    return {key.removeprefix(f"{prefix}."): value for key, value in rows}
+
+
 def counted(ids) -> Counter:
     """How often each non-null id occurs: the delta of rows that each count once."""
     return Counter(pk for pk in ids if pk is not None)
@@ -78,4 +120,41 @@ def tallies_recount(*, fix: bool = True) -> dict[str, int]:
         stale = model.objects.alias(truth=truth).exclude(**{field: F("truth")})
         label = f"{model._meta.label}.{field}"
         wrong[label] = stale.update(**{field: truth}) if fix else stale.count()
+    wrong["assetsonar.Tally"] = _recount_tallies(fix=fix)
     return wrong
+
+
+def _true_tallies() -> dict[str, int]:
+    from django.db.models import Count
+
+    from assets.models import Asset
+    from members.models import Member
+
+    truth = {}
+    for kind, model in (("members", Member), ("assets", Asset)):
+        statuses = model._meta.get_field("status").choices
+        grouped = dict(
+            model.objects.order_by()
+            .values_list("status")
+            .annotate(n=Count("pk"))
+            .values_list("status", "n")
+        )
+        for status, _label in statuses:
+            truth[f"{kind}.{status}"] = grouped.get(status, 0)
+    return truth
+
+
+def _recount_tallies(*, fix: bool) -> int:
+    from assetsonar.models import Tally
+
+    truth = _true_tallies()
+    stored = dict(Tally.objects.values_list("key", "value"))
+    wrong = {key: value for key, value in truth.items() if stored.get(key) != value}
+    if fix and wrong:
+        Tally.objects.bulk_create(
+            [Tally(key=key, value=value) for key, value in wrong.items()],
+            update_conflicts=True,
+            unique_fields=["key"],
+            update_fields=["value"],
+        )
+    return len(wrong)

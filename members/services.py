@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from assetsonar.audit import audit_record, model_changes
 from assetsonar.models import AuditEvent
+from assetsonar.tallies import tally_status_change
 from members.models import Member
 
 EDITABLE_FIELDS = [
@@ -47,6 +48,7 @@ def member_create(*, actor: Any, request: Any = None, **fields: Any) -> Member:
     member.email = member.email.strip()
     member.full_clean()
     member.save()
+    tally_status_change("members", None, member.status)
     audit_record(action=AuditEvent.Action.CREATED, actor=actor, obj=member, request=request)
     return member
 
@@ -105,6 +107,7 @@ def member_deactivate(
     locked.deactivated_by = actor if getattr(actor, "is_authenticated", False) else None
     locked.deactivation_reason = reason
     locked.save()
+    tally_status_change("members", Member.Status.ACTIVE, Member.Status.DEACTIVATED)
     audit_record(
         action=AuditEvent.Action.DEACTIVATED,
         actor=actor,
@@ -129,6 +132,7 @@ def member_reactivate(
     locked.deactivated_by = None
     locked.deactivation_reason = ""
     locked.save()
+    tally_status_change("members", Member.Status.DEACTIVATED, Member.Status.ACTIVE)
     audit_record(action=AuditEvent.Action.REACTIVATED, actor=actor, obj=locked, request=request)
     return locked, True
 
@@ -180,4 +184,6 @@ def member_delete(*, member: Member, actor: Any, request: Any = None) -> None:
         )
     audit_record(action=AuditEvent.Action.DELETED, actor=actor, obj=member, request=request)
     member.reports.update(manager=None)
+    status = Member.objects.filter(pk=member.pk).values_list("status", flat=True).first()
     member.delete()
+    tally_status_change("members", status, None)

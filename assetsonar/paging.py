@@ -148,6 +148,8 @@ def paginate(
         more = len(rows) > per_page
         rows = rows[:per_page]
         return KeysetPage(rows, paginator, _after(rows[-1], names) if more else None)
+    if after:  # a token that does not decode: the first page, as for an unknown page number
+        number = 1
     django_paginator = _Shared(annotated, per_page, paginator)
     page = django_paginator.get_page(number)
     page.object_list = list(page.object_list)
@@ -158,8 +160,13 @@ def paginate(
     return page
 
 
-def _after(row, names: list[str]) -> str:
-    return _encode([getattr(row, name) for name in names])
+def _after(row, names: list[str]) -> str | None:
+    """The token of the rows after `row`; None when a sort key is NULL (a tuple comparison with
+    NULL matches nothing, so such a sort ends at the counted pages)."""
+    values = [getattr(row, name) for name in names]
+    if any(value is None for value in values):
+        return None
+    return _encode(values)
 
 
 class _Shared(CappedPaginator):

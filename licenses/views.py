@@ -22,6 +22,7 @@ from django_htmx.http import trigger_client_event
 from assetsonar.audit import audit_for
 from assetsonar.forms import add_service_errors
 from assetsonar.http import done, resolve_sort
+from assetsonar.paging import CappedPaginator
 from assetsonar.selectors import EXPIRY_WARNING_DAYS
 from licenses import selectors, services
 from licenses.filters import LicenseFilter
@@ -77,9 +78,12 @@ def _detail_context(
     request: HttpRequest, lic: License, entitle_form: EntitleForm | None = None
 ) -> dict:
     def page(queryset, param: str, count: int | None = None):
-        paginator = Paginator(queryset, ENTITLEMENT_PAGE_SIZE)
         if count is not None:
+            paginator = Paginator(queryset, ENTITLEMENT_PAGE_SIZE)
             paginator.count = count  # already known: no second COUNT over the same rows
+        else:
+            # Revoked rows only accumulate: their count stops at COUNT_LIMIT ("10,000+").
+            paginator = CappedPaginator(queryset, ENTITLEMENT_PAGE_SIZE)
         return paginator.get_page(request.GET.get(param))
 
     if entitle_form is None and request.user.has_perm("licenses.add_entitlement"):

@@ -21,9 +21,9 @@ from assets.filters import AssetFilter
 from assets.forms import AssetForm, CheckInForm, CheckOutForm
 from assets.models import Asset
 from assetsonar.audit import audit_for
-from assetsonar.paging import AFTER_PARAM, paginate
 from assetsonar.forms import add_service_errors
 from assetsonar.http import done, resolve_sort
+from assetsonar.paging import AFTER_PARAM, paginate
 
 PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 20

@@ -32,9 +32,9 @@ AFTER_PARAM = "after"
 class CappedPaginator(Paginator):
     """A Paginator whose count stops at `limit` (`capped` tells whether there are more)."""
 
-    def __init__(self, object_list, per_page, *, limit: int = COUNT_LIMIT, **kwargs):
+    def __init__(self, object_list, per_page, *, limit: int | None = None, **kwargs):
         super().__init__(object_list, per_page, **kwargs)
-        self.limit = limit
+        self.limit = COUNT_LIMIT if limit is None else limit
 
     @cached_property
     def counted(self) -> int:
@@ -124,7 +124,7 @@ def paginate(
     per_page: int,
     number: str | int | None,
     after: str | None = None,
-    limit: int = COUNT_LIMIT,
+    limit: int | None = None,
 ):
     """The page of `queryset` ordered by `ordering`: numbered (Django's Page, with `keyset`
     False and `next_after` set on the last counted page when there are more rows) or, with

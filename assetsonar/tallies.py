@@ -149,7 +149,7 @@ def _recount_tallies(*, fix: bool) -> int:
 
     truth = _true_tallies()
     stored = dict(Tally.objects.values_list("key", "value"))
-    wrong = {key: value for key, value in truth.items() if stored.get(key) != value}
+    wrong = {key: value for key, value in truth.items() if stored.get(key, 0) != value}
     if fix and wrong:
         Tally.objects.bulk_create(
             [Tally(key=key, value=value) for key, value in wrong.items()],

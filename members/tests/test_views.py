@@ -16,7 +16,7 @@ from members.models import Member
 HTMX = {"HX-Request": "true"}
 
 # Session, user, user permissions, group permissions, then the page's own queries.
-LIST_QUERY_BUDGET = 9  # + count, page, page counts, departments, locations
+LIST_QUERY_BUDGET = 8  # + count (capped), page, departments, locations (counts are columns)
 DETAIL_QUERY_BUDGET = 12  # + member, assets, entitlements, custody, revoked, audit trail,
 # and the Automated actions panel (its action list and the "still running?" check)
 

@@ -286,6 +286,15 @@ OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "AssetSonar")
 
+# Scale (issue 12). Seconds an MDM request waits for one of its connection's request slots
+# (MDMConnection.max_concurrent_requests, assets/mdm/throttle.py) before it is retried later.
+MDM_THROTTLE_WAIT = env_int("MDM_THROTTLE_WAIT", 30)
+# The django-q2 cluster's name: clusters with the same name and broker share one queue (several
+# hosts); a different name keeps a second installation on the same Redis apart.
+Q_CLUSTER["name"] = os.environ.get("Q_CLUSTER_NAME", Q_CLUSTER["name"])
+# Task results kept (django-q2 save_limit; 0 keeps all, -1 none): benchmarks count them.
+Q_CLUSTER["save_limit"] = env_int("Q_SAVE_LIMIT", Q_CLUSTER["save_limit"])
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -17,7 +17,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from automations.models import ActionLog, Event, Execution, MDMCommand
 from automations.tests.engine_factories import (

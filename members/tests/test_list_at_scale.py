@@ -148,7 +148,7 @@ def test_query_count_of_every_list_variant_is_fixed(
         assert response.status_code == 200
 
 
-# --- PostgreSQL plans ------------------------------------------------------------------------------
+# --- PostgreSQL plans -----------------------------------------------------------------------------
 
 postgres_only = pytest.mark.skipif(
     "connection.vendor != 'postgresql'", reason="the planner's choices are PostgreSQL's"

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from automations.models import ActionLog, Event, Execution, MDMCommand
 from automations.tests.engine_factories import (
@@ -48,7 +49,7 @@ def _redis():
 
 
 requires_both = pytest.mark.skipif(
-    "connection.vendor != 'postgresql' or _redis() is None",
+    connection.vendor != "postgresql" or _redis() is None,
     reason="two clusters share a PostgreSQL database and a Redis broker",
 )
 

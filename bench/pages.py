@@ -250,15 +250,17 @@ def measure(client, pages: list[Page], repeat: int) -> list[Result]:
         if result.url is None:
             result.status = "no URL"
             continue
-        status, first_ms = timed_get(client, result.url)
+        with CaptureQueriesContext(connection) as queries:
+            status, first_ms = timed_get(client, result.url)
         result.status = status
+        result.queries = len(queries)
         if status != 200:
             continue
-        timed_get(client, result.url)  # templates compiled, the database's buffers warm
-        with CaptureQueriesContext(connection) as queries:
-            client.get(result.url)
-        result.queries = len(queries)
-        wanted[result.label] = repeat if first_ms < SLOW_MS else max(3, repeat // 10)
+        if first_ms < SLOW_MS:
+            timed_get(client, result.url)  # templates compiled, the database's buffers warm
+            wanted[result.label] = repeat
+        else:  # seconds a request: a few samples say enough
+            wanted[result.label] = max(2, repeat // 10)
         print(f"  warm: {result.label} ({first_ms:.0f} ms)", file=sys.stderr, flush=True)
     for round_number in range(repeat):
         for result in results:

@@ -31,6 +31,9 @@ from licenses.models import License
 
 PAGE_SIZE = 50
 ENTITLEMENT_PAGE_SIZE = 50
+# The revoked history is the page's second table: its latest rows, paged, so the license page
+# renders 60 rows rather than 100 (rendering, not SQL, is most of its time).
+REVOKED_PAGE_SIZE = 10
 
 LICENSE_COLUMNS = {
     "name": ("Name", ("name",)),
@@ -83,7 +86,7 @@ def _detail_context(
             paginator.count = count  # already known: no second COUNT over the same rows
         else:
             # Revoked rows only accumulate: their count stops at COUNT_LIMIT ("10,000+").
-            paginator = CappedPaginator(queryset, ENTITLEMENT_PAGE_SIZE)
+            paginator = CappedPaginator(queryset, REVOKED_PAGE_SIZE)
         return paginator.get_page(request.GET.get(param))
 
     if entitle_form is None and request.user.has_perm("licenses.add_entitlement"):

@@ -179,7 +179,7 @@ def steps(n: int, executions: int, logs_per_execution: int) -> list[tuple[str, s
             "SELECT 'lock', 'acknowledged', '', 'sim-' || a.id, '', '', now(), now(), '', '', "
             f"a.id, 1, (e.id - 1) * {logs_per_execution} + 3 "
             "FROM assets_asset a JOIN LATERAL (SELECT id FROM automations_execution "
-            "WHERE member_id = a.id ORDER BY id DESC LIMIT 1) e ON true "
+            "WHERE member_id = a.id ORDER BY created_at DESC LIMIT 1) e ON true "
             "WHERE a.lock_state = 'locked'",
         ),
         (
@@ -230,7 +230,7 @@ TABLES = [
 ]
 
 
-def seed(n: int, executions: int, logs_per_execution: int) -> None:
+def seed(n: int, executions: int, logs_per_execution: int, resume: str = "") -> None:
     from django.db import connection
 
     from assetsonar.tallies import _recount_tallies
@@ -238,10 +238,14 @@ def seed(n: int, executions: int, logs_per_execution: int) -> None:
     if connection.vendor != "postgresql":
         raise SystemExit("seed_scale.py is for PostgreSQL; use manage.py seed_demo on SQLite.")
     started = time.monotonic()
+    todo = steps(n, executions, logs_per_execution)
+    if resume:  # an interrupted seed: its earlier steps committed (autocommit), go on from here
+        todo = todo[[label for label, _ in todo].index(resume) :]
     with connection.cursor() as cursor:
-        existing = [t for t in TABLES if t in connection.introspection.table_names()]
-        cursor.execute(f"TRUNCATE {', '.join(existing)} RESTART IDENTITY CASCADE")
-        for label, sql in steps(n, executions, logs_per_execution):
+        if not resume:
+            existing = [t for t in TABLES if t in connection.introspection.table_names()]
+            cursor.execute(f"TRUNCATE {', '.join(existing)} RESTART IDENTITY CASCADE")
+        for label, sql in todo:
             step = time.monotonic()
             cursor.execute(sql)
             print(
@@ -271,13 +275,14 @@ def main() -> None:
     parser.add_argument("--members", type=int, required=True)
     parser.add_argument("--executions", type=int, help="default: as many as members")
     parser.add_argument("--logs-per-execution", type=int, default=10)
+    parser.add_argument("--resume", default="", help="the step to go on from (its label)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "assetsonar.test_settings")
     import django
 
     django.setup()
-    seed(args.members, args.executions or args.members, args.logs_per_execution)
+    seed(args.members, args.executions or args.members, args.logs_per_execution, args.resume)
 
 
 if __name__ == "__main__":

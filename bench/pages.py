@@ -32,6 +32,7 @@ TARGET_GROWTH = 1.5
 # A page slower than this on its warm-up request is timed fewer times (an admin changelist that
 # searches 10 million log rows takes seconds a request).
 SLOW_MS = 1000.0
+VERY_SLOW_MS = 10_000.0
 
 
 @dataclass
@@ -259,8 +260,10 @@ def measure(client, pages: list[Page], repeat: int) -> list[Result]:
         if first_ms < SLOW_MS:
             timed_get(client, result.url)  # templates compiled, the database's buffers warm
             wanted[result.label] = repeat
-        else:  # seconds a request: a few samples say enough
+        elif first_ms < VERY_SLOW_MS:  # seconds a request: a few samples say enough
             wanted[result.label] = max(2, repeat // 10)
+        else:  # tens of seconds: the first request is the only sample
+            result.samples.append(first_ms)
         print(f"  warm: {result.label} ({first_ms:.0f} ms)", file=sys.stderr, flush=True)
     for round_number in range(repeat):
         for result in results:

@@ -47,6 +47,12 @@ LOCATIONS = (  # noqa: SIM905 - a word list, one line per ~85 characters
 ).split()
 
 
+# A first name, a middle initial and a last name: 1,040 first-name-and-initial groups with every
+# last name in each, as real names interleave in the list's name order (with 40 first names
+# alone, each would be a block of N/40 members, and "patel" would be found only deep in each).
+NAME_SQL = "a.f[1 + i % 40] || ' ' || chr(65 + (i / 40) % 26) || '. ' || a.l[1 + (i / 1040) % 40]"
+
+
 def sql_array(values: list[str]) -> str:
     return "ARRAY[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
@@ -71,7 +77,7 @@ def steps(n: int, executions: int, logs_per_execution: int) -> list[tuple[str, s
             "INSERT INTO members_member (id, full_name, email, employee_id, department, location, "  # noqa: S608
             "title, employment_type, status, deactivated_at, deactivation_reason, created_at, "
             "updated_at, assets_count, live_entitlements_count) "
-            "SELECT i, a.f[1 + i % 40] || ' ' || a.l[1 + (i / 40) % 40], 'm' || i || "
+            f"SELECT i, {NAME_SQL}, 'm' || i || "
             "'@scale.example', 'S' || lpad(i::text, 8, '0'), a.d[1 + i % 12], "
             "a.loc[1 + (i / 12) % 8], 'Engineer', 'full_time', "
             "CASE WHEN i % 10 = 0 THEN 'deactivated' ELSE 'active' END, "

@@ -1,10 +1,10 @@
 """Pagers whose cost does not grow with the table: a count that stops at COUNT_LIMIT, numbered
-pages up to there, and keyset ("next page") pages beyond.
+pages up to OFFSET_LIMIT rows, and keyset ("next page") pages beyond.
 
 An exact COUNT(*) reads every matching row (~25 ms per 100,000 on PostgreSQL) and an OFFSET reads
 every row it skips, so a list of a million members would pay for both on each request. Here the
 count reads at most COUNT_LIMIT + 1 index entries and shows "10,000+" past that; the numbered
-pages stop where the count stops; the last numbered page links to the rows after its last row
+pages stop after OFFSET_LIMIT rows; the last numbered page links to the rows after its last row
 (`?after=` carries that row's sort key), and every page after that is a seek on the sort's index,
 as fast at row 900,000 as at row 10,000. This needs an ordering that ends on a unique column and
 an index that matches it (see members/selectors.SORTS).
@@ -26,15 +26,40 @@ from django.db.models.expressions import OrderBy
 # Rows counted exactly; past it lists say "10,000+". About 3 ms on PostgreSQL (an index-only scan
 # of 10,001 entries); 50,000 would be ~15 ms of a page's 50 ms budget.
 COUNT_LIMIT = 10_000
+# Rows reachable by page number (OFFSET): 20 pages of 50. An OFFSET reads every row it skips
+# (page 200, 9,950 rows: ~40 ms at 1M members); past this "Next" goes on with keyset pages.
+OFFSET_LIMIT = 1_000
 AFTER_PARAM = "after"
 
 
 class CappedPaginator(Paginator):
-    """A Paginator whose count stops at `limit` (`capped` tells whether there are more)."""
+    """A Paginator whose count stops at `limit` (`capped` tells whether there are more), and
+    whose numbered pages stop at `offset_limit` rows when given (`beyond`: there are rows after
+    the numbered pages, reached by keyset pages)."""
 
-    def __init__(self, object_list, per_page, *, limit: int | None = None, **kwargs):
+    def __init__(
+        self,
+        object_list,
+        per_page,
+        *,
+        limit: int | None = None,
+        offset_limit: int | None = None,
+        **kwargs,
+    ):
         super().__init__(object_list, per_page, **kwargs)
         self.limit = COUNT_LIMIT if limit is None else limit
+        self.offset_limit = offset_limit
+
+    @cached_property
+    def num_pages(self) -> int:
+        rows = self.count if self.offset_limit is None else min(self.count, self.offset_limit)
+        if rows == 0 and not self.allow_empty_first_page:
+            return 0
+        return max(1, -(-rows // self.per_page))
+
+    @property
+    def beyond(self) -> bool:
+        return self.offset_limit is not None and self.counted > self.offset_limit
 
     @cached_property
     def counted(self) -> int:
@@ -134,7 +159,7 @@ def paginate(
     annotated = queryset.annotate(**dict(zip(names, (e for e, _ in keys), strict=True))).order_by(
         *(OrderBy(F(n), descending=d) for n, (_, d) in zip(names, keys, strict=True))
     )
-    paginator = CappedPaginator(queryset, per_page, limit=limit)
+    paginator = CappedPaginator(queryset, per_page, limit=limit, offset_limit=OFFSET_LIMIT)
     values = _decode(after, len(keys)) if after else None
     if values is not None:
         seek = Q()
@@ -155,7 +180,7 @@ def paginate(
     page.object_list = list(page.object_list)
     page.keyset = False
     page.next_after = None
-    if paginator.capped and page.number == paginator.num_pages and page.object_list:
+    if paginator.beyond and page.number == django_paginator.num_pages and page.object_list:
         page.next_after = _after(page.object_list[-1], names)
     return page
 
@@ -174,7 +199,9 @@ class _Shared(CappedPaginator):
     query carries neither the sort nor the key columns."""
 
     def __init__(self, object_list, per_page, counter: CappedPaginator):
-        super().__init__(object_list, per_page, limit=counter.limit)
+        super().__init__(
+            object_list, per_page, limit=counter.limit, offset_limit=counter.offset_limit
+        )
         self.counter = counter
 
     @cached_property

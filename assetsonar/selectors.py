@@ -21,8 +21,8 @@ def dashboard_stats() -> dict:
     not a count over a million members and assets); the deactivated members still holding
     something from their own counts, through the partial index member_deactivated_holding, with
     a count that stops at COUNT_LIMIT."""
-    member_tallies = tally_values("members")
-    asset_tallies = tally_values("assets")
+    tallies = tally_values("members", "assets")
+    member_tallies, asset_tallies = tallies["members"], tallies["assets"]
     members = {
         "active": member_tallies.get(Member.Status.ACTIVE, 0),
         "deactivated": member_tallies.get(Member.Status.DEACTIVATED, 0),

@@ -69,12 +69,17 @@ def tally_status_change(kind: str, before: str | None, after: str | None) -> Non
     tally_move(**deltas)
 
 
-def tally_values(prefix: str) -> dict[str, int]:
-    """The tallies under `prefix` ("members"), by the rest of their key ("active")."""
+def tally_values(*prefixes: str) -> dict[str, dict[str, int]]:
+    """The tallies under each prefix ("members"), by the rest of their key ("active"): one
+    query for all (the table has a row per kind and status)."""
     from assetsonar.models import Tally
 
-    rows = Tally.objects.filter(key__startswith=f"{prefix}.").values_list("key", "value")
-    return {key.removeprefix(f"{prefix}."): value for key, value in rows}
+    out: dict[str, dict[str, int]] = {prefix: {} for prefix in prefixes}
+    for key, value in Tally.objects.values_list("key", "value"):
+        prefix, _, rest = key.partition(".")
+        if prefix in out:
+            out[prefix][rest] = value
+    return out
 
 
 def counted(ids) -> Counter:

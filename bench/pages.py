@@ -152,7 +152,9 @@ def build_pages(search: str, client) -> list[Page]:
     )
     if row is not None:
         deep_after = paging._after(row, names) or ""
-    last_numbered = max(1, paging.COUNT_LIMIT // 50)
+    last_numbered = max(1, paging.OFFSET_LIMIT // 50)
+    # The admin shows 100 a page, numbered from 0: the page holding the same offset.
+    admin_numbered = (last_numbered - 1) * 50 // 100
     admin_deep = max(0, int(count * 0.9) // 100)
     leaver_email = leaver.email if leaver else "nobody"
     m = "admin:members_member_changelist"
@@ -180,7 +182,7 @@ def build_pages(search: str, client) -> list[Page]:
         Page(
             f"member list page {last_numbered}",
             url("members:list", query=f"page={last_numbered}"),
-            f"admin p={last_numbered - 1}",
+            f"admin p={admin_numbered}",
         ),
         Page(
             "member list keyset at 90%",
@@ -215,7 +217,7 @@ def build_pages(search: str, client) -> list[Page]:
         ("admin o=3", url(m, query="o=3")),
         ("admin o=4", url(m, query="o=4")),
         ("admin o=5", url(m, query="o=5")),
-        (f"admin p={last_numbered - 1}", url(m, query=f"p={last_numbered - 1}")),
+        (f"admin p={admin_numbered}", url(m, query=f"p={admin_numbered}")),
         (f"admin p={admin_deep}", url(m, query=f"p={admin_deep}")),
         ("admin member change", url("admin:members_member_change", pk["holder"])),
         (

@@ -142,8 +142,10 @@ class Entitlement(models.Model):
                 condition=models.Q(revoked_at__isnull=True),
                 name="entitlement_live_by_license",
             ),
+            # The license page's revoked history, newest first: the id settles rows revoked in
+            # the same instant (a bulk revocation) without sorting them.
             models.Index(
-                fields=["license", "-revoked_at"],
+                fields=["license", "-revoked_at", "-id"],
                 condition=models.Q(revoked_at__isnull=False),
                 name="entitlement_revoked_by_license",
             ),

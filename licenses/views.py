@@ -22,7 +22,7 @@ from django_htmx.http import trigger_client_event
 from assetsonar.audit import audit_for
 from assetsonar.forms import add_service_errors
 from assetsonar.http import done, resolve_sort
-from assetsonar.paging import CappedPaginator
+from assetsonar.paging import ByIds, CappedPaginator
 from assetsonar.selectors import EXPIRY_WARNING_DAYS
 from licenses import selectors, services
 from licenses.filters import LicenseFilter
@@ -94,7 +94,9 @@ def _detail_context(
     return {
         "license": lic,
         "live_entitlements": page(
-            selectors.license_entitlements(lic, live=True), "live_page", count=lic.seats_used
+            ByIds(selectors.license_entitlements(lic, live=True)),
+            "live_page",
+            count=lic.seats_used,
         ),
         "revoked_entitlements": page(
             selectors.license_entitlements(lic, live=False), "revoked_page"

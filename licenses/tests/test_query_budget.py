@@ -13,8 +13,8 @@ pytestmark = pytest.mark.django_db
 
 # Session, user, user permissions, group permissions, count, page (seats annotated in it).
 LIST_BUDGET = 6
-# Session, user, permissions (2), license with seat use, a count and a page each for live and
-# revoked entitlements (4), and the audit trail.
+# Session, user, permissions (2), license (seats used is a column), the live page's ids and
+# rows (its count is the license's), the revoked count and page, and the audit trail.
 DETAIL_BUDGET = 10
 
 

@@ -17,12 +17,23 @@ admin.site.site_title = "AssetSonar admin"
 admin.site.index_title = "Support tools"
 
 
+class ObjectTypeFilter(admin.AllValuesFieldListFilter):
+    """The object type filter, with a name for events about no object (sign-ins, settings):
+    their empty value was a link with no text."""
+
+    def choices(self, changelist):
+        for choice in super().choices(changelist):
+            if choice["display"] == "" or str(choice["display"]).startswith(" ("):
+                choice = {**choice, "display": f"No object{choice['display']}"}
+            yield choice
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit log. Never added to, changed or deleted by hand."""
 
     list_display = ["at", "who", "action", "object_type", "object_repr", "message", "ip_address"]
-    list_filter = ["action", ("at", admin.DateFieldListFilter), "object_type"]
+    list_filter = ["action", ("at", admin.DateFieldListFilter), ("object_type", ObjectTypeFilter)]
     search_fields = ["actor_name", "object_repr", "object_id", "message"]
     show_full_result_count = False
     fields = [

@@ -31,12 +31,14 @@ def audit_record(
     return AuditEvent.objects.create(
         action=action,
         actor=user,
-        actor_name=actor_name or (user.get_username() if user else ""),
+        # An actor that is no user (a SCIM token) names itself: "SCIM · Okta production".
+        actor_name=actor_name
+        or (user.get_username() if user else getattr(actor, "audit_name", ""))[:150],
         object_type=obj._meta.label_lower if obj is not None else "",
         object_id=str(obj.pk) if obj is not None else "",
         object_repr=str(obj)[:200] if obj is not None else "",
         changes=changes or {},
-        message=message[:500],
+        message=(message or getattr(actor, "audit_message", ""))[:500],
         ip_address=client_ip(request),
     )
 

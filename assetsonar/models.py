@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
@@ -10,13 +12,14 @@ class AuditEvent(models.Model):
     """One security- or business-relevant event: who did what to which object, and what changed.
 
     Written by services in the same transaction as the change they describe, and by the auth
-    receivers for sign-in, failed sign-in and permission refusals. Never edited.
+    receivers for sign-in, failed sign-in, sign-in lockouts and permission refusals. Never edited.
     """
 
     class Action(models.TextChoices):
         SIGN_IN = "auth.sign_in", "Signed in"
         SIGN_IN_FAILED = "auth.sign_in_failed", "Sign-in failed"
         SIGN_OUT = "auth.sign_out", "Signed out"
+        SIGN_IN_LOCKED_OUT = "auth.locked_out", "Sign-in locked out"
         PERMISSION_DENIED = "auth.permission_denied", "Permission refused"
         CREATED = "created", "Created"
         CHANGED = "changed", "Changed"
@@ -58,6 +61,20 @@ class AuditEvent(models.Model):
         return (
             f"{self.at:%Y-%m-%d %H:%M} {self.actor_name or 'system'}: {self.get_action_display()}"
         )
+
+    @property
+    def change_rows(self) -> list[tuple[str, Any, Any, bool]]:
+        """`changes` as (field, before, after, is_change) rows for the audit trails. A change is
+        a [before, after] pair; any other value (rows written before that rule, e.g. the
+        connection name of a PIN reveal) is one value shown whole (is_change False), never
+        indexed: indexing a string showed "connection: D → e"."""
+        rows = []
+        for field, value in (self.changes or {}).items():
+            if isinstance(value, list | tuple) and len(value) == 2:
+                rows.append((field, value[0], value[1], True))
+            else:
+                rows.append((field, value, None, False))
+        return rows
 
 
 class PortalSettings(models.Model):

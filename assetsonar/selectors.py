@@ -16,45 +16,51 @@ from members.selectors import member_holding_filter
 EXPIRY_WARNING_DAYS = 30
 
 
-def dashboard_stats() -> dict:
-    """The dashboard's figures. Totals come from the tallies the services keep (a few rows,
-    not a count over a million members and assets); the deactivated members still holding
-    something from their own counts, through the partial index member_deactivated_holding, with
-    a count that stops at COUNT_LIMIT."""
-    tallies = tally_values("members", "assets")
-    member_tallies, asset_tallies = tallies["members"], tallies["assets"]
-    members = {
-        "active": member_tallies.get(Member.Status.ACTIVE, 0),
-        "deactivated": member_tallies.get(Member.Status.DEACTIVATED, 0),
-    }
-    assets = {
-        "total": sum(asset_tallies.values()),
-        "in_custody": asset_tallies.get(Asset.Status.IN_CUSTODY, 0),
-        "available": asset_tallies.get(Asset.Status.AVAILABLE, 0),
-    }
-    holding = (
-        Member.objects.deactivated()
-        .filter(member_holding_filter())
-        .order_by("-deactivated_at", "-id")
-    )
-    holding_count = CappedPaginator(holding, 10)
+def dashboard_stats(*, sections: frozenset[str]) -> dict:
+    """The dashboard's figures for the sections the viewer may see (see roles.visible_sections):
+    member counts need members, asset counts assets, license expiry and seat use licenses, and
+    the deactivated members still holding something members, assets and entitlements. What is
+    not shown is not queried.
+
+    Totals come from the tallies the services keep (a few rows, not a count over a million
+    members and assets); the deactivated members still holding something from their own
+    counts, through the partial index member_deactivated_holding, with a count that stops at
+    COUNT_LIMIT."""
     today = timezone.localdate()
-    expiring = (
-        licenses_with_seat_use()
-        .filter(
-            expires_on__isnull=False, expires_on__lte=today + timedelta(days=EXPIRY_WARNING_DAYS)
+    stats: dict = {"today": today, "expiry_days": EXPIRY_WARNING_DAYS, "sections": sections}
+    if "members" in sections or "assets" in sections:
+        tallies = tally_values("members", "assets")
+        if "members" in sections:
+            stats["members"] = {
+                "active": tallies["members"].get(Member.Status.ACTIVE, 0),
+                "deactivated": tallies["members"].get(Member.Status.DEACTIVATED, 0),
+            }
+        if "assets" in sections:
+            stats["assets"] = {
+                "total": sum(tallies["assets"].values()),
+                "in_custody": tallies["assets"].get(Asset.Status.IN_CUSTODY, 0),
+                "available": tallies["assets"].get(Asset.Status.AVAILABLE, 0),
+            }
+    if {"members", "assets", "entitlements"} <= sections:
+        holding = (
+            Member.objects.deactivated()
+            .filter(member_holding_filter())
+            .order_by("-deactivated_at", "-id")
         )
-        .order_by("expires_on")
-    )
-    seat_use = licenses_with_seat_use().order_by("-seats_used", "name")[:10]
-    return {
-        "members": members,
-        "assets": assets,
-        "holding_count": holding_count.count,
-        "holding_capped": holding_count.capped,
-        "holding": holding[:10],
-        "expiring": expiring[:10],
-        "seat_use": seat_use,
-        "today": today,
-        "expiry_days": EXPIRY_WARNING_DAYS,
-    }
+        counted = CappedPaginator(holding, 10)
+        stats["show_holding"] = True
+        stats["holding_count"] = counted.count
+        stats["holding_capped"] = counted.capped
+        stats["holding"] = holding[:10]
+    if "licenses" in sections:
+        stats["show_licenses"] = True
+        stats["expiring"] = (
+            licenses_with_seat_use()
+            .filter(
+                expires_on__isnull=False,
+                expires_on__lte=today + timedelta(days=EXPIRY_WARNING_DAYS),
+            )
+            .order_by("expires_on")[:10]
+        )
+        stats["seat_use"] = licenses_with_seat_use().order_by("-seats_used", "name")[:10]
+    return stats

@@ -91,21 +91,26 @@ INSTALLED_APPS = [
     "assets",
     "licenses",
     "automations",
+    "provisioning",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "assetsonar.middleware.no_store_when_signed_in",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
+    # Shown dates in the browser's own format, the one its date inputs use.
+    "assetsonar.locale_dates.date_locale_middleware",
 ]
 
 ROOT_URLCONF = "assetsonar.urls"
@@ -124,6 +129,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "assetsonar.context_processors.portal",
             ],
+            # Dates in the user's locale on every page (assetsonar/locale_dates.py).
+            "builtins": ["assetsonar.templatetags.dates"],
         },
     },
 ]
@@ -285,6 +292,47 @@ OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")
 # Key(s) for encrypting secrets at rest (Fernet). Defaults to one derived from SECRET_KEY.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "AssetSonar")
+
+# After a webhook signing secret is rotated, the old one keeps signing beside the new one for
+# this many hours (a second signature in the webhook-signature header); 0 drops it at once.
+WEBHOOK_SECRET_GRACE_HOURS = env_int("WEBHOOK_SECRET_GRACE_HOURS", 24)
+
+# Permissions-Policy header (django-permissions-policy): the portal uses no camera, microphone,
+# location, payment or device API, so no page (nor anything injected into one) may ask for them;
+# only the "Copy" buttons write to the clipboard.
+PERMISSIONS_POLICY = {
+    "accelerometer": [],
+    "autoplay": [],
+    "bluetooth": [],
+    "browsing-topics": [],
+    "camera": [],
+    "clipboard-read": [],
+    "clipboard-write": ["self"],
+    "display-capture": [],
+    "geolocation": [],
+    "gyroscope": [],
+    "hid": [],
+    "idle-detection": [],
+    "magnetometer": [],
+    "microphone": [],
+    "midi": [],
+    "payment": [],
+    "publickey-credentials-get": [],
+    "screen-wake-lock": [],
+    "serial": [],
+    "usb": [],
+    "xr-spatial-tracking": [],
+}
+
+# SCIM provisioning (/scim/v2/, provisioning/): requests each token may make per window (then
+# 429 with Retry-After), the largest request body accepted (then 413), and the page sizes.
+SCIM_RATE_LIMIT = env_int("SCIM_RATE_LIMIT", 600)
+SCIM_RATE_WINDOW = env_int("SCIM_RATE_WINDOW", 60)
+SCIM_MAX_BODY_BYTES = env_int("SCIM_MAX_BODY_BYTES", 256 * 1024)
+# Days the SCIM request log (the Provisioning page) keeps.
+SCIM_REQUEST_LOG_DAYS = env_int("SCIM_REQUEST_LOG_DAYS", 30)
+SCIM_MAX_RESULTS = 200
+SCIM_DEFAULT_COUNT = 100
 
 # Scale (issue 12). Seconds an MDM request waits for one of its connection's request slots
 # (MDMConnection.max_concurrent_requests, assets/mdm/throttle.py) before it is retried later.

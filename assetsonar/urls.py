@@ -30,5 +30,7 @@ urlpatterns = [
     path("assets/", include("assets.urls")),
     path("licenses/", include("licenses.urls")),
     path("automations/", include("automations.urls")),
+    path("provisioning/", include("provisioning.urls")),
+    path("scim/v2/", include("provisioning.scim_urls")),
     path("admin/", admin.site.urls),
 ]

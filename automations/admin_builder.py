@@ -39,9 +39,14 @@ class ActionInline(ReadOnlyInline):
         if obj.kind == Action.Kind.WEBHOOK:
             names = ", ".join(obj.get_headers()) or "none"
             stopped = f" · stopped {obj.disabled_at:%Y-%m-%d} (410 Gone)" if obj.disabled_at else ""
+            previous = (
+                f" (the previous one also signs until {obj.previous_secret_until:%Y-%m-%d %H:%M})"
+                if obj.previous_secret_signs()
+                else ""
+            )
             return (
                 f"{obj.method} {obj.url} · headers: {names} (values hidden) · "
-                f"signing secret set{stopped}"
+                f"signing secret set{previous}{stopped}"
             )
         if obj.kind == Action.Kind.REVOKE_LICENSES:
             chosen = [

@@ -13,7 +13,14 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from assetsonar.admin_mixins import ReadOnlyAdminMixin
-from automations.models import ActionLog, Event, Execution, MDMCommand, WebhookAttempt
+from automations.models import (
+    ActionLog,
+    Event,
+    Execution,
+    MDMCommand,
+    WebhookAttempt,
+    action_order_key,
+)
 
 MEMBER_SEARCH = ("member__full_name", "member__email")
 
@@ -61,6 +68,10 @@ class ActionLogInline(ReadOnlyAdminMixin, admin.TabularInline):
         "finished_at",
     )
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        # The builder's order of actions (revoke → lock → webhook), as on the execution's page.
+        return super().get_queryset(request).order_by(action_order_key(), "id")
 
 
 @admin.register(Execution)

@@ -159,16 +159,21 @@ def _clean_one(field: Field, value: str) -> Any:
     return value
 
 
-def member_snapshot(member, *, custody_asset_ids: list[int] | None = None) -> dict[str, Any]:
+def member_snapshot(
+    member, *, custody_asset_ids: list[int] | None = None, live_entitlements: int | None = None
+) -> dict[str, Any]:
     """The member's condition fields now (2 count queries, plus the manager if not loaded).
     A caller that has just read the ids of the assets in the member's custody passes them:
-    their number replaces one of the counts."""
+    their number replaces one of the counts; one that counted the live entitlements passes
+    that number too."""
     from licenses.models import Entitlement
 
     if custody_asset_ids is None:
         in_custody = member.assets_in_custody.count()
     else:
         in_custody = len(custody_asset_ids)
+    if live_entitlements is None:
+        live_entitlements = Entitlement.objects.live().filter(member=member).count()
 
     return {
         "id": member.pk,
@@ -183,7 +188,39 @@ def member_snapshot(member, *, custody_asset_ids: list[int] | None = None) -> di
         "employee_id": member.employee_id,
         "status": member.status,
         "assets_in_custody": in_custody,
-        "live_entitlements": Entitlement.objects.live().filter(member=member).count(),
+        "live_entitlements": live_entitlements,
+    }
+
+
+def member_snapshots(member_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """`member_snapshot` of many members at once, in 3 queries whatever their number (the
+    members with their managers, the assets in their custody, their live entitlements)."""
+    from django.db.models import Count
+
+    from assets.models import Asset
+    from licenses.models import Entitlement
+    from members.models import Member
+
+    ids = list(member_ids)
+    members = Member.objects.select_related("manager").filter(pk__in=ids)
+    custody: dict[int, list[int]] = {}
+    for asset_id, custodian_id in Asset.objects.filter(custodian_id__in=ids).values_list(
+        "pk", "custodian_id"
+    ):
+        custody.setdefault(custodian_id, []).append(asset_id)
+    live = dict(
+        Entitlement.objects.live()
+        .filter(member_id__in=ids)
+        .order_by()
+        .values("member_id")
+        .annotate(n=Count("pk"))
+        .values_list("member_id", "n")
+    )
+    return {
+        m.pk: member_snapshot(
+            m, custody_asset_ids=custody.get(m.pk, []), live_entitlements=live.get(m.pk, 0)
+        )
+        for m in members
     }
 
 

@@ -517,6 +517,8 @@ class BuilderForms:
         self.stored = spec_from_automation(automation) if automation else None
         stored = self.stored
         self.non_form_errors: list[str] = []
+        # Also shown in the Actions section, where the missing choice is made.
+        self.actions_errors: list[str] = []
         if stored:
             details = {
                 "name": stored.name,
@@ -585,9 +587,11 @@ class BuilderForms:
         if self.webhook.is_on:
             results.append(self.headers.is_valid())
         if not (self.webhook.is_on or self.revoke.is_on or self.mdm.is_on):
-            self.non_form_errors.append(
-                "Choose at least one action: trigger a webhook, revoke licenses or lock devices."
+            message = (
+                "Choose at least one action: revoke licenses, lock devices or trigger a webhook."
             )
+            self.non_form_errors.append(message)
+            self.actions_errors.append(message)
             results.append(False)
         return all(results)
 
@@ -657,6 +661,8 @@ class BuilderForms:
             return
         for key, errors in exc.message_dict.items():
             form, field = targets.get(key, (None, None))
+            if key == "actions":
+                self.actions_errors.extend(errors)
             if form is None:
                 self.non_form_errors.extend(errors)
             else:

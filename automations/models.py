@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import uuid
 from binascii import unhexlify
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
+from django.utils import timezone
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 from django_otp.plugins.otp_totp.models import TOTPDevice, default_key
 
@@ -107,6 +109,10 @@ class Action(models.Model):
     headers_encrypted = models.TextField(blank=True, editable=False)
     secret_encrypted = models.TextField(blank=True, editable=False)
     secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # After a rotation the previous secret signs too (a second signature in the same header)
+    # until this time, so receivers can switch over without rejecting deliveries.
+    previous_secret_encrypted = models.TextField(blank=True, editable=False)
+    previous_secret_until = models.DateTimeField(null=True, blank=True, editable=False)
     disabled_at = models.DateTimeField(
         null=True, blank=True, help_text="Set when the receiver answered 410 Gone."
     )
@@ -147,6 +153,37 @@ class Action(models.Model):
 
     def set_secret(self, secret: str) -> None:
         self.secret_encrypted = crypto.encrypt(secret)
+
+    def previous_secret_signs(self, now: datetime | None = None) -> bool:
+        """True while the grace period after a rotation lasts."""
+        return bool(
+            self.previous_secret_encrypted
+            and self.previous_secret_until
+            and self.previous_secret_until > (now or timezone.now())
+        )
+
+    def signing_secrets(self, now: datetime | None = None) -> list[str]:
+        """The secrets a delivery is signed with: the current one, and the previous one during
+        the grace period after a rotation."""
+        secrets = [self.get_secret()] if self.secret_encrypted else []
+        if secrets and self.previous_secret_signs(now):
+            secrets.append(crypto.decrypt(self.previous_secret_encrypted))
+        return secrets
+
+
+# The one order of an automation's actions, the builder's, wherever they are run or listed (the
+# engine, the member's Automated actions panel, the execution log): take the licenses back, lock
+# the devices, then tell the outside world.
+ACTION_ORDER = (Action.Kind.REVOKE_LICENSES, Action.Kind.MDM_LOCK, Action.Kind.WEBHOOK)
+
+
+def action_order_key(field: str = "action_kind") -> models.Case:
+    """An ORDER BY expression putting rows in ACTION_ORDER by their action kind column."""
+    return models.Case(
+        *[models.When(**{field: kind}, then=i) for i, kind in enumerate(ACTION_ORDER)],
+        default=len(ACTION_ORDER),
+        output_field=models.IntegerField(),
+    )
 
 
 class AutomationChange(models.Model):

@@ -2,11 +2,12 @@
 
 `check_destination(url)` is called when a URL is saved and again when it is used: every address
 the host resolves to must be global (not loopback, private, link-local, shared, multicast,
-reserved, or cloud metadata), unless it is inside OUTBOUND_ALLOWED_NETWORKS. It returns the
-checked addresses so the sender can connect to exactly those (no DNS rebinding between check and
-connect): `pinned_session(url, address)` is a requests session whose connections go to the checked
-address while the Host header, TLS SNI and certificate checks keep the URL's host name
-(the approach of requests-hardened's IPFilterAdapter, with our allow-list instead of its own).
+reserved), unless it is inside OUTBOUND_ALLOWED_NETWORKS; a cloud metadata endpoint
+(METADATA_ADDRESSES below, the one list of them) is refused always, allow-list or not. It
+returns the checked addresses so the sender can connect to exactly those (no DNS rebinding between
+check and connect): `pinned_session(url, address)` is a requests session whose connections go
+to the checked address while the Host header, TLS SNI and certificate checks keep the URL's host
+name (the approach of requests-hardened's IPFilterAdapter, with our allow-list instead of its own).
 """
 
 from __future__ import annotations
@@ -35,6 +36,39 @@ EXTRA_BLOCKED_NETWORKS = [
         "192.0.0.0/24",  # IETF protocol assignments
     )
 ]
+
+
+# Cloud metadata endpoints: they hand out the instance's credentials, so no webhook or MDM base
+# URL may reach them, whatever OUTBOUND_ALLOWED_NETWORKS says (an allow-listed 169.254.0.0/16 or
+# a public-looking address such as Azure's WireServer must not open them). Also matched when
+# embedded in an IPv6 address (IPv4-mapped, IPv4-compatible, NAT64, 6to4).
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(address)
+    for address in (
+        "169.254.169.254",  # AWS, GCP, Azure IMDS, OpenStack, DigitalOcean, Oracle
+        "168.63.129.16",  # Azure WireServer (public address space)
+        "100.100.100.200",  # Alibaba Cloud
+        "fd00:ec2::254",  # AWS IMDS over IPv6
+    )
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address leads to (mapped, compatible, NAT64 or 6to4), if any."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped:
+        return address.ipv4_mapped
+    if address.sixtofour:
+        return address.sixtofour
+    if address in _NAT64 or int(address) >> 32 == 0:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def is_metadata_address(address: IPAddress) -> bool:
+    return address in METADATA_ADDRESSES or _embedded_ipv4(address) in METADATA_ADDRESSES
 
 
 def _allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -75,6 +109,13 @@ def check_destination(url: str, *, allow_http: bool | None = None) -> list[IPAdd
     addresses = list(
         dict.fromkeys(ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos)
     )
+    metadata = [a for a in addresses if is_metadata_address(a)]
+    if metadata:
+        raise ValidationError(
+            f"“{host}” resolves to {metadata[0]}, a cloud metadata endpoint. Webhooks and MDM "
+            "connections may never reach it.",
+            code="metadata",
+        )
     refused = [a for a in addresses if not address_is_allowed(a)]
     if refused:
         raise ValidationError(

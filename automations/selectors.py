@@ -263,23 +263,99 @@ def automation_summary(
     return f"When {who} {happens}: {doing}"
 
 
-def summary_of(automation: Automation) -> str:
-    """The summary of a stored automation (uses prefetched conditions and actions)."""
+def _action_settings(automation: Automation) -> dict[str, Any]:
+    """The stored actions as the summary's keyword arguments (uses prefetched actions)."""
     actions = {a.kind: a for a in automation.actions.all()}
     revoke = actions.get(Action.Kind.REVOKE_LICENSES)
     webhook = actions.get(Action.Kind.WEBHOOK)
-    return automation_summary(
-        trigger_module=automation.trigger_module,
-        trigger_event=automation.trigger_event,
-        match=automation.match,
-        conditions=[(c.field, c.operator, c.value) for c in automation.conditions.all()],
-        revoke={
+    return {
+        "revoke": {
             "user_based": revoke.revoke_user_based,
             "user_machine": revoke.revoke_user_machine,
             "device_based": revoke.revoke_device_based,
         }
         if revoke
         else None,
-        mdm=Action.Kind.MDM_LOCK in actions,
-        webhook_url=webhook.url if webhook else None,
+        "mdm": Action.Kind.MDM_LOCK in actions,
+        "webhook_url": webhook.url if webhook else None,
+    }
+
+
+def summary_of(automation: Automation) -> str:
+    """The summary of a stored automation (uses prefetched conditions and actions)."""
+    return automation_summary(
+        trigger_module=automation.trigger_module,
+        trigger_event=automation.trigger_event,
+        match=automation.match,
+        conditions=[(c.field, c.operator, c.value) for c in automation.conditions.all()],
+        **_action_settings(automation),
     )
+
+
+# --- What a trigger would run ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """An enabled automation the trigger would run now, for which of the given members, and
+    what it does, in the order it does it (ACTION_ORDER): "revoke user-based licenses",
+    "lock their devices through MDM", "call https://…". A preview of each action's targets can
+    be added here without changing its callers."""
+
+    automation: Automation
+    members: list[Any]
+    actions: list[str]
+
+
+def automations_planned(
+    *, member_ids: Sequence[int], trigger_event: str = triggers.MEMBER_DEACTIVATED
+) -> list[PlannedRun]:
+    """The enabled automations of `trigger_event` that would run for each of the members if the
+    event happened now, matched as the engine matches them (conditions.member_snapshots +
+    conditions.matches, the functions the engine uses on the event's snapshot), by name.
+    At most 6 queries whatever the number of members and automations; 1 when no automation
+    of the trigger is enabled."""
+    automations = list(
+        Automation.objects.filter(enabled=True, trigger_event=trigger_event)
+        .prefetch_related(
+            Prefetch("conditions", queryset=Condition.objects.order_by("position", "id")),
+            Prefetch("actions", queryset=Action.objects.order_by("position", "id")),
+        )
+        .order_by("name", "id")
+    )
+    if not automations or not member_ids:
+        return []
+    snapshots = cond.member_snapshots(member_ids)
+    members = {pk: _SnapshotMember(snapshot) for pk, snapshot in snapshots.items()}
+    planned = []
+    for automation in automations:
+        matched = [
+            members[pk]
+            for pk in member_ids
+            if pk in snapshots
+            and cond.matches(automation.conditions.all(), automation.match, snapshots[pk])
+        ]
+        if matched:
+            planned.append(
+                PlannedRun(
+                    automation=automation,
+                    members=matched,
+                    actions=actions_phrases(**_action_settings(automation)),
+                )
+            )
+    return planned
+
+
+@dataclass(frozen=True)
+class _SnapshotMember:
+    """Who an automation runs for, from the snapshot already read (no further query)."""
+
+    snapshot: dict[str, Any]
+
+    @property
+    def pk(self) -> int:
+        return self.snapshot["id"]
+
+    @property
+    def full_name(self) -> str:
+        return self.snapshot["full_name"]

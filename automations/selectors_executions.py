@@ -9,7 +9,14 @@ from django import forms
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from automations.models import ActionLog, Automation, Event, Execution, WebhookAttempt
+from automations.models import (
+    ActionLog,
+    Automation,
+    Event,
+    Execution,
+    WebhookAttempt,
+    action_order_key,
+)
 from members.models import Member
 
 FINISHED = (
@@ -113,8 +120,9 @@ def execution_get(pk: int) -> Execution:
 
 
 def execution_logs(execution: Execution) -> list[ActionLog]:
-    """The execution's action logs in the order they were recorded, each with its target, its
-    MDM command and its webhook attempts (two queries whatever the number of logs)."""
+    """The execution's action logs in the builder's action order (ACTION_ORDER), each kind's
+    targets in the order they were recorded, each with its target, its MDM command and its
+    webhook attempts (two queries whatever the number of logs)."""
     return list(
         ActionLog.objects.filter(execution=execution)
         .select_related(
@@ -127,15 +135,16 @@ def execution_logs(execution: Execution) -> list[ActionLog]:
         .prefetch_related(
             Prefetch("webhook_attempts", queryset=WebhookAttempt.objects.order_by("number"))
         )
-        .order_by("id")
+        .order_by(action_order_key(), "id")
     )
 
 
 def member_action_logs(
     member: Member, limit: int = MEMBER_PANEL_LIMIT
 ) -> tuple[list[ActionLog], bool]:
-    """The newest `limit` actions taken for a member across all executions, and whether there
-    are more (one row more is read instead of counting them all)."""
+    """The newest `limit` actions taken for a member, newest execution first and each
+    execution's actions in the builder's order (ACTION_ORDER), so the panel can show one heading
+    per execution; and whether there are more (one row more is read instead of counting)."""
     # The member's executions first (index member, -created_at), then their logs by execution
     # id: as a join the planner may walk the whole log newest-first looking for this member's
     # rows, which grows with the log (10 million rows) rather than with the member's history.
@@ -147,7 +156,7 @@ def member_action_logs(
     logs = list(
         ActionLog.objects.filter(execution_id__in=executions)
         .select_related("execution", "asset", "entitlement__license")
-        .order_by("-created_at", "-id")[: limit + 1]
+        .order_by("-execution__created_at", "-execution_id", action_order_key(), "id")[: limit + 1]
     )
     return logs[:limit], len(logs) > limit
 

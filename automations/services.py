@@ -1,10 +1,12 @@
 """Writes of the automation builder. Every write is atomic and leaves, in the same transaction,
 an AutomationChange (the history shown on the automation, with a diff) and an AuditEvent.
 
-The MDM rule is enforced here as well as in the views (defence in depth): adding, changing or
-removing an MDM lock action needs the portal's "MDM management commands" feature and the
-"execute MDM commands" permission; adding or changing one also needs a one-time password that
-the caller verified in the same request (`otp_verified=True`).
+The MDM rule is enforced here as well as in the views (defence in depth): whatever changes
+whom or when an automation locks devices (see `lock_change`: adding or changing the lock, its
+trigger, match or conditions, switching it on, duplicating it with the lock) needs the portal's
+"MDM management commands" feature, the "execute MDM commands" permission and a one-time
+password that the caller verified in the same request (`otp_verified=True`); removing the lock
+needs the feature and permission only.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from __future__ import annotations
 import base64
 import secrets
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -22,11 +26,10 @@ from assetsonar.audit import audit_record
 from assetsonar.models import AuditEvent
 from automations import conditions as cond
 from automations import net, triggers
-from automations.models import Action, Automation, AutomationChange, Condition
+from automations.models import ACTION_ORDER, Action, Automation, AutomationChange, Condition
 from automations.selectors import mdm_availability
 
-# Order the engine runs actions in: take the licenses back, lock the devices, then tell others.
-ACTION_POSITIONS = {Action.Kind.REVOKE_LICENSES: 0, Action.Kind.MDM_LOCK: 1, Action.Kind.WEBHOOK: 2}
+ACTION_POSITIONS = {kind: position for position, kind in enumerate(ACTION_ORDER)}
 MAX_CONDITIONS = 20
 
 
@@ -144,28 +147,65 @@ def mdm_change(before: MDMLockSpec | None, after: MDMLockSpec | None) -> str:
     return "changed"
 
 
-def check_mdm_change(
-    *, actor: Any, before: MDMLockSpec | None, after: MDMLockSpec | None, otp_verified: bool
-) -> str:
-    """Refuse an MDM change the actor may not make; return the kind of change."""
-    change = mdm_change(before, after)
+# What each kind of lock change does, for the OTP and refusal dialogs.
+LOCK_CHANGE_PHRASES = {
+    "added": "adds a device lock through MDM",
+    "changed": "changes the MDM lock-screen message or phone number",
+    "removed": "removes the MDM device lock",
+    "retargeted": "changes whom or when this automation locks devices (its trigger, match or "
+    "conditions)",
+    "switched on": "switches on an automation that locks devices",
+}
+
+
+def _lock_scope(spec: AutomationSpec) -> tuple:
+    """Whom and when an automation acts on: its trigger, match and (cleaned) conditions."""
+
+    def value(c: ConditionSpec) -> Any:
+        try:
+            return cond.clean_value(c.field, c.operator, c.value)
+        except ValidationError:
+            return c.value
+
+    return (
+        spec.trigger_module,
+        spec.trigger_event,
+        spec.match,
+        tuple((c.field, c.operator, value(c)) for c in spec.conditions),
+    )
+
+
+def lock_change(before: AutomationSpec | None, after: AutomationSpec | None) -> str:
+    """What a save does to the devices an automation locks: "added", "changed" (message or
+    phone), "removed", "retargeted" (trigger, match or conditions of an automation that keeps
+    its lock), "switched on" (an automation with a lock), or "" when whom and when it locks stay
+    as they are."""
+    change = mdm_change(before.mdm if before else None, after.mdm if after else None)
+    if change or after is None or after.mdm is None or before is None:
+        return change
+    if _lock_scope(before) != _lock_scope(after):
+        return "retargeted"
+    if after.enabled and not before.enabled:
+        return "switched on"
+    return ""
+
+
+def check_lock_change(*, actor: Any, change: str, otp_verified: bool) -> str:
+    """Refuse a lock change (see `lock_change`) the actor may not make: every one needs the MDM
+    feature and permission, every one but a removal a one-time password."""
     if not change:
         return change
     availability = mdm_availability(actor)
     if not availability.available:
-        raise MDMNotAllowed(" ".join(availability.problems))
-    if change in ("added", "changed") and not otp_verified:
-        raise OTPRequired("Confirm the MDM lock action with a one-time password.")
-    return change
-
-
-def _check_may_switch_on_mdm(actor: Any) -> None:
-    availability = mdm_availability(actor)
-    if not availability.available:
         raise MDMNotAllowed(
-            "This automation locks devices through MDM, so switching it on needs the MDM "
-            "feature and permission. " + " ".join(availability.problems)
+            f"This change {LOCK_CHANGE_PHRASES[change]}, which needs the MDM feature and "
+            "permission. " + " ".join(availability.problems)
         )
+    if change != "removed" and not otp_verified:
+        raise OTPRequired(
+            f"This change {LOCK_CHANGE_PHRASES[change]}: confirm it with a one-time password."
+        )
+    return change
 
 
 # --- Validation shared by every write ------------------------------------------------------------
@@ -404,7 +444,7 @@ def automation_create(
     """Create an automation with its conditions and actions. A webhook gets a new signing
     secret, returned once in the result."""
     _validate(spec, instance=None)
-    check_mdm_change(actor=actor, before=None, after=spec.mdm, otp_verified=otp_verified)
+    check_lock_change(actor=actor, change=lock_change(None, spec), otp_verified=otp_verified)
     automation, new_secret = _create_from_spec(spec, actor=actor)
     change = _record(
         automation=automation,
@@ -433,9 +473,7 @@ def automation_update(
     automation = Automation.objects.select_for_update().get(pk=automation.pk)
     before = spec_from_automation(automation)
     _validate(spec, instance=automation, old_url=before.webhook.url if before.webhook else "")
-    check_mdm_change(actor=actor, before=before.mdm, after=spec.mdm, otp_verified=otp_verified)
-    if spec.enabled and not before.enabled and spec.mdm is not None:
-        _check_may_switch_on_mdm(actor)
+    check_lock_change(actor=actor, change=lock_change(before, spec), otp_verified=otp_verified)
     changes = diff(before, spec)
     if not changes:
         return SaveResult(automation=automation, change=None)
@@ -464,16 +502,21 @@ def automation_update(
 
 @transaction.atomic
 def automation_set_enabled(
-    *, automation: Automation, enabled: bool, actor: Any, request: Any = None
+    *,
+    automation: Automation,
+    enabled: bool,
+    actor: Any,
+    otp_verified: bool = False,
+    request: Any = None,
 ) -> AutomationChange | None:
     """Switch an automation on or off (idempotent: the wanted state, not a flip). Switching on an
-    automation that locks devices needs the MDM feature and permission; switching off never
-    does, so anyone who may edit can stop an automation."""
+    automation that locks devices needs the MDM feature and permission and a one-time password;
+    switching off never does, so anyone who may edit can stop an automation."""
     automation = Automation.objects.select_for_update().get(pk=automation.pk)
     if automation.enabled == enabled:
         return None
     if enabled and automation.actions.filter(kind=Action.Kind.MDM_LOCK).exists():
-        _check_may_switch_on_mdm(actor)
+        check_lock_change(actor=actor, change="switched on", otp_verified=otp_verified)
     automation.enabled = enabled
     automation.updated_by = actor if getattr(actor, "is_authenticated", False) else None
     automation.save(update_fields=["enabled", "updated_by", "updated_at"])
@@ -485,6 +528,7 @@ def automation_set_enabled(
         changes={"Enabled": ["no", "yes"] if enabled else ["yes", "no"]},
         audit_action=AuditEvent.Action.ENABLED if enabled else AuditEvent.Action.DISABLED,
         request=request,
+        otp_verified=otp_verified and enabled,
     )
 
 
@@ -505,13 +549,22 @@ class DuplicateResult:
 
 @transaction.atomic
 def automation_duplicate(
-    *, automation: Automation, actor: Any, request: Any = None
+    *,
+    automation: Automation,
+    actor: Any,
+    with_mdm: bool = True,
+    otp_verified: bool = False,
+    request: Any = None,
 ) -> DuplicateResult:
     """Copy an automation (switched off, so two copies never both fire by surprise). A webhook
     copy gets its own signing secret. The MDM lock action is copied only for an actor who may
-    use MDM; otherwise the copy goes without it (and the result says so)."""
+    use MDM, who asked for it (`with_mdm`) and confirmed it with a one-time password: a copy
+    with the lock is a new lock automation. Otherwise the copy goes without it (and the result
+    says so)."""
     source = spec_from_automation(automation)
-    keep_mdm = source.mdm is not None and mdm_availability(actor).available
+    keep_mdm = source.mdm is not None and with_mdm and mdm_availability(actor).available
+    if keep_mdm:
+        check_lock_change(actor=actor, change="added", otp_verified=otp_verified)
     spec = AutomationSpec(
         name=_copy_name(source.name),
         description=source.description,
@@ -532,7 +585,12 @@ def automation_duplicate(
     copy, new_secret = _create_from_spec(spec, actor=actor)
     changes = {"Duplicated from": ["", automation.name], **diff(None, spec)}
     if source.mdm and not keep_mdm:
-        changes["MDM lock"] = ["", "not copied (no MDM permission or feature off)"]
+        changes["MDM lock"] = [
+            "",
+            "not copied (left out)"
+            if with_mdm is False
+            else "not copied (no MDM permission or feature off)",
+        ]
     _record(
         automation=copy,
         name=copy.name,
@@ -542,6 +600,7 @@ def automation_duplicate(
         audit_action=AuditEvent.Action.CREATED,
         request=request,
         message=f"Automation “{copy.name}” duplicated from “{automation.name}”.",
+        otp_verified=otp_verified and keep_mdm,
     )
     return DuplicateResult(
         automation=copy, new_secret=new_secret, dropped_mdm=bool(source.mdm and not keep_mdm)
@@ -569,7 +628,9 @@ def automation_delete(*, automation: Automation, actor: Any, request: Any = None
 @transaction.atomic
 def automation_rotate_secret(*, automation: Automation, actor: Any, request: Any = None) -> str:
     """Give the automation's webhook a new signing secret and return it (shown once). The old
-    secret stops working at once."""
+    secret keeps signing beside the new one for WEBHOOK_SECRET_GRACE_HOURS (Standard Webhooks
+    allows several signatures in one header), then only the new one signs. The old secret stays
+    encrypted and is never shown."""
     action = (
         Action.objects.select_for_update()
         .filter(automation=automation, kind=Action.Kind.WEBHOOK)
@@ -577,16 +638,35 @@ def automation_rotate_secret(*, automation: Automation, actor: Any, request: Any
     )
     if action is None:
         raise ValidationError("This automation has no webhook, so it has no signing secret.")
+    now = timezone.now()
+    grace = timedelta(hours=settings.WEBHOOK_SECRET_GRACE_HOURS)
     secret = generate_signing_secret()
+    if action.secret_encrypted and grace:
+        action.previous_secret_encrypted = action.secret_encrypted
+        action.previous_secret_until = now + grace
+    else:
+        action.previous_secret_encrypted, action.previous_secret_until = "", None
     action.set_secret(secret)
-    action.secret_rotated_at = timezone.now()
-    action.save(update_fields=["secret_encrypted", "secret_rotated_at"])
+    action.secret_rotated_at = now
+    action.save(
+        update_fields=[
+            "secret_encrypted",
+            "secret_rotated_at",
+            "previous_secret_encrypted",
+            "previous_secret_until",
+        ]
+    )
+    old = (
+        f"previous secret (signs too until {action.previous_secret_until:%Y-%m-%d %H:%M} UTC)"
+        if action.previous_secret_until
+        else "previous secret (no longer signs)"
+    )
     _record(
         automation=automation,
         name=automation.name,
         kind=AutomationChange.Kind.SECRET_ROTATED,
         actor=actor,
-        changes={"Webhook signing secret": ["previous secret", "new secret (shown once)"]},
+        changes={"Webhook signing secret": [old, "new secret (shown once)"]},
         audit_action=AuditEvent.Action.CHANGED,
         request=request,
         message=f"Automation “{automation.name}”: webhook signing secret rotated.",

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from automations.views import builder, executions, mdm, otp
+from automations.views import builder, executions, mdm, otp, preview
 
 app_name = "automations"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/", builder.automation_detail, name="detail"),
     path("<int:pk>/edit/", builder.automation_edit, name="edit"),
     path("<int:pk>/toggle/", builder.automation_toggle, name="toggle"),
+    path("<int:pk>/switch-on/", builder.automation_switch_on, name="switch_on"),
     path("<int:pk>/duplicate/", builder.automation_duplicate, name="duplicate"),
     path("<int:pk>/delete/", builder.automation_delete, name="delete"),
     path("<int:pk>/rotate-secret/", builder.automation_rotate_secret, name="rotate_secret"),
@@ -24,6 +25,8 @@ urlpatterns = [
     path("executions/<int:pk>/", executions.execution_detail, name="execution_detail"),
     path("executions/<int:pk>/retry/", executions.execution_retry, name="execution_retry"),
     path("members/<int:pk>/actions/", executions.member_actions_panel, name="member_actions_panel"),
+    # What deactivating the members ticked on the members list would run
+    path("deactivation-preview/", preview.deactivation_preview, name="deactivation_preview"),
     # MDM
     path("mdm-commands/<int:pk>/pin/", mdm.mdm_command_pin, name="mdm_command_pin"),
 ]

@@ -76,7 +76,8 @@ def steps(n: int, executions: int, logs_per_execution: int) -> list[tuple[str, s
             "members",
             "INSERT INTO members_member (id, full_name, email, employee_id, department, location, "  # noqa: S608
             "title, employment_type, status, deactivated_at, deactivation_reason, created_at, "
-            "updated_at, assets_count, live_entitlements_count) "
+            "updated_at, assets_count, live_entitlements_count, deactivated_by_name, external_id, "
+            "family_name, given_name, scim_user_name) "
             f"SELECT i, {NAME_SQL}, 'm' || i || "
             "'@scale.example', 'S' || lpad(i::text, 8, '0'), a.d[1 + i % 12], "
             "a.loc[1 + (i / 12) % 8], 'Engineer', 'full_time', "
@@ -86,7 +87,8 @@ def steps(n: int, executions: int, logs_per_execution: int) -> list[tuple[str, s
             # The counts the services keep, known from the shape: a holder has its one asset;
             # an active member holds licenses 1 and 2 + i % 15.
             f"now() - ({n} - i) * interval '1 second', now(), "
-            f"CASE WHEN {holds} THEN 1 ELSE 0 END, CASE WHEN i % 10 <> 0 THEN 2 ELSE 0 END "
+            f"CASE WHEN {holds} THEN 1 ELSE 0 END, CASE WHEN i % 10 <> 0 THEN 2 ELSE 0 END, "
+            "'', '', '', '', '' "
             f"FROM generate_series(1, {n}) i, {arrays}",
         ),
         (

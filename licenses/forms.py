@@ -27,9 +27,11 @@ class LicenseForm(forms.ModelForm):
     def __init__(self, *args, seats_used: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         self.seats_used = seats_used
-        self.fields["seats"].validators.append(
-            MinValueValidator(1, "A license needs at least one seat.")
-        )
+        # One rule, one message: the field's own "greater than or equal to 0" (from the
+        # PositiveIntegerField) would otherwise be shown beside it for a negative number.
+        self.fields["seats"].validators = [
+            v for v in self.fields["seats"].validators if not isinstance(v, MinValueValidator)
+        ] + [MinValueValidator(1, "A license needs at least one seat.")]
         self.fields["seats"].widget.attrs["min"] = max(1, seats_used)
         self.fields["cost"].validators.append(
             MinValueValidator(Decimal("0"), "The cost cannot be negative.")

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from assets.models import Asset
 from assetsonar.audit import audit_record, model_changes
+from assetsonar.locale_dates import format_date
 from assetsonar.models import AuditEvent
 from assetsonar.tallies import counted, tally_add
 from licenses.models import Entitlement, License
@@ -97,7 +98,7 @@ def license_entitle(
             {"asset": f"{asset.asset_tag} is {asset.get_status_display().lower()}."}
         )
     if lic.expires_on and lic.expires_on < timezone.localdate():
-        raise ValidationError(f"{lic} expired on {lic.expires_on:%d %b %Y}.")
+        raise ValidationError(f"{lic} expired on {format_date(lic.expires_on)}.")
     used = lic.seats_used  # read under the row lock that every entitle and revoke takes
     if used >= lic.seats:
         raise ValidationError(

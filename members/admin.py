@@ -35,6 +35,7 @@ from members.services import (
 )
 
 # Selected members listed by name on the confirmation page; the rest are counted.
+PREVIEW_LIMIT = 2000
 CONFIRMATION_LIST_LIMIT = 50
 
 
@@ -106,6 +107,12 @@ class MemberAdmin(admin.ModelAdmin):
         "deactivated_at",
         "deactivated_by",
         "deactivation_reason",
+        "deactivated_by_name",
+        "external_id",
+        "scim_user_name",
+        "given_name",
+        "family_name",
+        "scim_hidden_at",
         "created_at",
         "updated_at",
     ]
@@ -115,8 +122,28 @@ class MemberAdmin(admin.ModelAdmin):
         (
             "Status",
             {
-                "fields": ["status", "deactivated_at", "deactivated_by", "deactivation_reason"],
+                "fields": [
+                    "status",
+                    "deactivated_at",
+                    "deactivated_by",
+                    "deactivated_by_name",
+                    "deactivation_reason",
+                ],
                 "description": "Changed with the “Deactivate” and “Reactivate” actions.",
+            },
+        ),
+        (
+            "Identity provider (SCIM)",
+            {
+                "fields": [
+                    "scim_user_name",
+                    "external_id",
+                    "given_name",
+                    "family_name",
+                    "scim_hidden_at",
+                ],
+                "description": "Written by SCIM provisioning (Okta, Entra ID).",
+                "classes": ["collapse"],
             },
         ),
         ("History", {"fields": ["created_at", "updated_at"]}),
@@ -227,6 +254,10 @@ class MemberAdmin(admin.ModelAdmin):
             "inactive_count": queryset.exclude(status=Member.Status.ACTIVE).count(),
             "listed": active.order_by("full_name", "id")[:CONFIRMATION_LIST_LIMIT],
             "more_count": max(0, active_count - CONFIRMATION_LIST_LIMIT),
+            # Which automations will run for them is worked out for this many (3 queries, but
+            # their rows are read: a select-across of the whole table is not read whole).
+            "preview_ids": list(active.values_list("pk", flat=True)[:PREVIEW_LIMIT]),
+            "preview_limit": PREVIEW_LIMIT,
             "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
             "select_across": request.POST.get("select_across", "0"),
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,

@@ -54,6 +54,19 @@ class Member(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     deactivation_reason = models.CharField(max_length=500, blank=True)
+    # Who deactivated the member when it was not a portal user: "SCIM · Okta production". Kept
+    # as text, like AuditEvent.actor_name, so it survives the token's deletion.
+    deactivated_by_name = models.CharField(max_length=150, blank=True)
+    # Identity-provider fields, written by SCIM provisioning (provisioning/): the IdP's own id
+    # for the person, its login name when that is not the email address, and the name parts it
+    # sends (full_name stays the name the portal shows).
+    external_id = models.CharField("external ID", max_length=255, blank=True, db_index=True)
+    scim_user_name = models.CharField("SCIM user name", max_length=254, blank=True)
+    given_name = models.CharField(max_length=150, blank=True)
+    family_name = models.CharField(max_length=150, blank=True)
+    # Set by a SCIM DELETE: the member is deactivated and no longer served over SCIM (404), but
+    # keeps their record, assets and history.
+    scim_hidden_at = models.DateTimeField("hidden from SCIM at", null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Denormalised counts, kept by the services that change them (members/tallies.py) in the
@@ -94,6 +107,12 @@ class Member(models.Model):
             models.CheckConstraint(
                 condition=models.Q(status__in=["active", "deactivated"]), name="member_status_valid"
             ),
+            models.UniqueConstraint(
+                Lower("scim_user_name"),
+                condition=~models.Q(scim_user_name=""),
+                name="member_scim_user_name_unique_ci",
+                violation_error_message="Another member already has this user name.",
+            ),
         ]
         # Also, on PostgreSQL only: trigram GIN indexes on UPPER(full_name) and UPPER(email) for
         # the substring search, created in migration 0002 because SQLite cannot build them.
@@ -119,6 +138,9 @@ class Member(models.Model):
                 condition=Q(status="deactivated")
                 & (Q(assets_count__gt=0) | Q(live_entitlements_count__gt=0)),
             ),
+            # SCIM filters: `name.familyName eq` and `meta.lastModified gt` (incremental sync).
+            models.Index(Lower("family_name"), name="member_family_name_lower"),
+            models.Index(fields=["updated_at", "id"], name="member_updated_at"),
         ]
         permissions = [("deactivate_member", "Can deactivate and reactivate members")]
 

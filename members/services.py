@@ -24,6 +24,8 @@ EDITABLE_FIELDS = [
     "manager",
     "employment_type",
 ]
+# Written by SCIM provisioning only (the portal's forms do not show them).
+IDENTITY_FIELDS = ["external_id", "scim_user_name", "given_name", "family_name"]
 
 
 def _check_manager(member: Member) -> None:
@@ -41,7 +43,7 @@ def _check_manager(member: Member) -> None:
 @transaction.atomic
 def member_create(*, actor: Any, request: Any = None, **fields: Any) -> Member:
     """Create an active member from the editable fields."""
-    unknown = set(fields) - set(EDITABLE_FIELDS)
+    unknown = set(fields) - set(EDITABLE_FIELDS) - set(IDENTITY_FIELDS)
     if unknown:
         raise TypeError(f"Unknown member fields: {sorted(unknown)}")
     member = Member(**fields)
@@ -56,15 +58,16 @@ def member_create(*, actor: Any, request: Any = None, **fields: Any) -> Member:
 @transaction.atomic
 def member_update(*, member: Member, actor: Any, request: Any = None, **fields: Any) -> Member:
     """Change a member's profile fields. Status changes go through deactivate/reactivate."""
-    unknown = set(fields) - set(EDITABLE_FIELDS)
+    unknown = set(fields) - set(EDITABLE_FIELDS) - set(IDENTITY_FIELDS)
     if unknown:
         raise TypeError(f"Unknown member fields: {sorted(unknown)}")
-    before = {name: getattr(member, name) for name in EDITABLE_FIELDS}
+    tracked = EDITABLE_FIELDS + IDENTITY_FIELDS
+    before = {name: getattr(member, name) for name in tracked}
     for name, value in fields.items():
         setattr(member, name, value)
     member.full_clean()
     _check_manager(member)
-    changes = model_changes(member, before, EDITABLE_FIELDS)
+    changes = model_changes(member, before, tracked)
     if changes:
         member.save()
         audit_record(
@@ -105,6 +108,8 @@ def member_deactivate(
     locked.status = Member.Status.DEACTIVATED
     locked.deactivated_at = timezone.now()
     locked.deactivated_by = actor if getattr(actor, "is_authenticated", False) else None
+    # An actor that is not a portal user (a SCIM token) is named by its audit name.
+    locked.deactivated_by_name = getattr(actor, "audit_name", "")[:150]
     locked.deactivation_reason = reason
     locked.save()
     tally_status_change("members", Member.Status.ACTIVE, Member.Status.DEACTIVATED)
@@ -130,6 +135,7 @@ def member_reactivate(
     locked.status = Member.Status.ACTIVE
     locked.deactivated_at = None
     locked.deactivated_by = None
+    locked.deactivated_by_name = ""
     locked.deactivation_reason = ""
     locked.save()
     tally_status_change("members", Member.Status.DEACTIVATED, Member.Status.ACTIVE)

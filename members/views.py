@@ -260,4 +260,6 @@ def member_bulk_deactivate(request: HttpRequest) -> HttpResponse:
             return done(request, back)
     selected = form.cleaned_data.get("ids")
     context = {"bulk_form": form, "selected": selected, "back": back, "action": "bulk"}
+    if _partial_request(request):
+        return render(request, "members/member_list.html#bulk-form", context)
     return render(request, "members/member_confirm.html", context)

@@ -79,8 +79,10 @@ def test_panel_shows_lock_notice_with_time_automation_and_status(locked_asset, i
     assert "This device was locked via MDM" in page
     assert "“Offboard leavers”" in page
     assert command.log.execution.get_absolute_url() in page
-    assert "Acknowledged" in page
-    assert timezone.localtime(command.sent_at).strftime("%d %b %Y") in page
+    # The badge ends the sentence with no space before its full stop ("Acknowledged .").
+    assert "Acknowledged</span>." in page
+    # The portal's own locale (en-us) without an Accept-Language: the US date-input format.
+    assert timezone.localtime(command.sent_at).strftime("%m/%d/%Y %H:%M") in page
     assert "cmd-0001" in page
 
 
@@ -196,8 +198,10 @@ def test_pin_view_shows_the_pin_once_and_records_who_saw_it(client, mdm_operator
     event = AuditEvent.objects.get(action=AuditEvent.Action.PIN_VIEWED)
     assert event.actor == mdm_operator
     assert (event.object_type, event.object_id) == ("assets.asset", str(locked_asset.pk))
-    assert event.changes == {"mdm_command": command.pk, "connection": "Jamf HQ"}
-    assert "AT-MDM-1" in event.message
+    # Nothing changed: the command and connection are named in the message, not as a "change".
+    assert event.changes == {}
+    assert "AT-MDM-1" in event.message and f"#{command.pk}" in event.message
+    assert "Jamf HQ" in event.message
     assert event.ip_address == "10.1.2.3"
     assert "482913" not in str(event.changes) + event.message
 

@@ -176,6 +176,29 @@ def test_sign_in_is_paused_after_too_many_failures_even_with_the_right_password(
 
 
 @pytest.mark.django_db
+def test_a_lockout_is_one_audit_event_of_its_own(client):
+    make_user("ada")
+    limit = settings.AXES_FAILURE_LIMIT
+
+    for _ in range(limit - 1):
+        _sign_in(client, "ada", "not-the-password")
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN_LOCKED_OUT).exists()
+    _sign_in(client, "ada", "not-the-password")
+    # Attempts during the lockout are failed sign-ins, not new lockouts.
+    _sign_in(client, "ada", "pw-ada-Secret1")
+    _sign_in(client, "ada", "again-wrong")
+
+    (event,) = AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN_LOCKED_OUT)
+    assert event.actor_name == "ada"
+    assert event.ip_address == "127.0.0.1"
+    assert event.get_action_display() == "Sign-in locked out"
+    assert event.message == (
+        "Sign-in for user name “ada” paused for 15 minutes after 5 failed attempts from this "
+        "address."
+    )
+
+
+@pytest.mark.django_db
 def test_fewer_failures_than_the_limit_do_not_lock_the_user_out(client):
     make_user("ada")
 

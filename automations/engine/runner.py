@@ -52,17 +52,29 @@ from automations.engine.common import (
     log_begin,
     rows_update,
 )
-from automations.models import Action, ActionLog, Automation, Event, Execution
+from automations.models import (
+    ACTION_ORDER,
+    Action,
+    ActionLog,
+    Automation,
+    Event,
+    Execution,
+    action_order_key,
+)
 from members.models import Member
 
 logger = logging.getLogger(__name__)
 
 # Each takes `items`, a list of Prep (execution, action, event) of its kind in execution order,
 # and prepares them together (one claim INSERT for all, ...); the isolated path passes one.
+# Kinds are prepared in ACTION_ORDER (the builder's), so their logs are recorded in that order.
 PREPARERS = {
-    "webhook": webhook.webhook_prepare_many,
-    "revoke_licenses": licenses.licenses_revoke_many,
-    "mdm_lock": mdm.mdm_prepare_many,
+    kind: {
+        Action.Kind.REVOKE_LICENSES: licenses.licenses_revoke_many,
+        Action.Kind.MDM_LOCK: mdm.mdm_prepare_many,
+        Action.Kind.WEBHOOK: webhook.webhook_prepare_many,
+    }[kind]
+    for kind in ACTION_ORDER
 }
 # Events one task runs together (settings.AUTOMATIONS_EVENT_BATCH overrides it). Large enough
 # that a burst of deactivations is taken in few passes, small enough that one pass stays well
@@ -198,7 +210,7 @@ def _prepare(
     actions: dict[int, list] = {}
     for action in Action.objects.filter(
         automation_id__in=[e.automation_id for e in executions if e.automation_id]
-    ).order_by("position", "pk"):
+    ).order_by(action_order_key("kind"), "pk"):
         actions.setdefault(action.automation_id, []).append(action)
     items: list[Prep] = []
     for execution in executions:

@@ -110,7 +110,7 @@ def webhook_prepare_many(*, items: list[Prep], context: RunContext) -> list[Job]
     )
     jobs = []
     # Each action's secret and headers are decrypted once for the whole batch.
-    decrypted: dict[int, tuple[str, dict] | ValueError] = {}
+    decrypted: dict[int, tuple[list[str], dict] | ValueError] = {}
     for log, interrupted in log_begin(logs, context.now):
         item = by_key[log.key]
         if item.action.pk not in decrypted:
@@ -133,7 +133,7 @@ def webhook_job(
 ):
     """The HTTP attempt of a started delivery, or None when it cannot be sent (the log is then
     closed with the reason). Without action/execution/event they are read (a retry).
-    `decrypted`: the action's (secret, headers) or the ValueError decrypting them gave, when
+    `decrypted`: the action's (secrets, headers) or the ValueError decrypting them gave, when
     the caller decrypted them already."""
     if execution is None:
         execution = log.execution
@@ -163,8 +163,8 @@ def webhook_job(
             log, ActionLog.Status.FAILED, f"{decrypted} Set the webhook's secret and headers again."
         )
         return None
-    secret, custom_headers = decrypted
-    if not secret:
+    secrets, custom_headers = decrypted
+    if not secrets:
         log_finish(
             log,
             ActionLog.Status.FAILED,
@@ -190,17 +190,22 @@ def webhook_job(
             **headers,
             "webhook-id": msg_id,
             "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(secret).sign(msg_id, now, body),
+            # During the grace period after a rotation, one signature per secret, separated by
+            # a space (Standard Webhooks): a receiver with either secret accepts the delivery.
+            "webhook-signature": " ".join(
+                Webhook(secret).sign(msg_id, now, body) for secret in secrets
+            ),
         }
         return send(url=url, method=method, body=body.encode(), headers=signed)
 
     return Job(log=log, perform=perform, record=lambda result: _record(log, action, result))
 
 
-def _decrypt(action: Action) -> tuple[str, dict] | ValueError:
-    """The action's signing secret and custom headers, or the error decrypting them."""
+def _decrypt(action: Action) -> tuple[list[str], dict] | ValueError:
+    """The action's signing secrets (the current one, and the previous one during the grace
+    period after a rotation) and custom headers, or the error decrypting them."""
     try:
-        return action.get_secret(), action.get_headers()
+        return action.signing_secrets(), action.get_headers()
     except ValueError as exc:
         return exc
 

@@ -12,6 +12,7 @@ from django import template
 
 from automations import selectors_executions as selectors
 from automations import triggers
+from automations.selectors import automations_planned
 from members.models import Member
 
 register = template.Library()
@@ -39,6 +40,19 @@ def automated_actions(context: template.Context, member: Member) -> dict:
     user = getattr(request, "user", None)
     can_view = bool(user and user.has_perm("automations.view_execution"))
     return member_actions_context(member, can_view=can_view)
+
+
+@register.inclusion_tag("automations/_deactivation_preview.html")
+def deactivation_preview(members) -> dict:
+    """What deactivating `members` (one member, several, or their ids) sets off: the enabled
+    automations that would run for them and what each does (selectors.automations_planned)."""
+    many = isinstance(members, list | tuple) or hasattr(members, "model")
+    ids = [getattr(m, "pk", m) for m in members] if many else [members.pk]
+    return {
+        "planned": automations_planned(member_ids=ids),
+        "many": many,
+        "count": len(ids),
+    }
 
 
 @register.filter

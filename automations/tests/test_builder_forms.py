@@ -122,7 +122,7 @@ def test_at_least_one_action_is_required():
 
     assert not forms.valid
     assert forms.non_form_errors == [
-        "Choose at least one action: trigger a webhook, revoke licenses or lock devices."
+        "Choose at least one action: revoke licenses, lock devices or trigger a webhook."
     ]
 
 

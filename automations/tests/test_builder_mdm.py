@@ -176,13 +176,18 @@ def test_switching_on_an_automation_that_locks_devices_needs_mdm_access(manager_
     automation = make_automation(name="Lock", enabled=False, mdm={})
     url = reverse("automations:toggle", args=[automation.pk])
 
-    response = manager_client.post(url, {"enabled": "1"}, headers={"HX-Request": "true"})
+    plain = manager_client.post(url, {"enabled": "1"})
+    htmx = manager_client.post(url, {"enabled": "1"}, headers={"HX-Request": "true"})
 
     automation.refresh_from_db()
     assert not automation.enabled
-    assert 'aria-checked="false"' in response.text
-    assert "switching it on needs the MDM feature and permission" in response.text
-    assert AuditEvent.objects.filter(action=AuditEvent.Action.PERMISSION_DENIED).exists()
+    assert plain.status_code == 403
+    assert "switching it on needs the MDM feature and permission" in plain.text
+    # htmx does not show a 403: it is sent to the page that says why.
+    assert htmx.status_code == 403
+    assert htmx["HX-Redirect"].startswith(reverse("automations:switch_on", args=[automation.pk]))
+    assert manager_client.get(htmx["HX-Redirect"]).status_code == 403
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.PERMISSION_DENIED).count() == 3
 
 
 def test_switching_off_is_always_allowed(manager_client):
@@ -204,15 +209,25 @@ def test_duplicating_without_mdm_access_leaves_the_lock_out_and_says_so(manager_
     assert "The MDM lock action was not copied" in response.text
 
 
-def test_duplicating_with_mdm_access_keeps_the_lock(operator_client):
+def test_duplicating_with_mdm_access_keeps_the_lock_after_a_one_time_password(
+    operator_client, mdm_operator
+):
     mdm_feature()
+    device = totp_device(mdm_operator)
     source = make_automation(name="Lock", mdm={"message": "Return"})
+    url = reverse("automations:duplicate", args=[source.pk])
 
-    operator_client.post(reverse("automations:duplicate", args=[source.pk]))
+    asked = operator_client.post(url)
+    assert asked.status_code == 403
+    assert 'name="otp_token"' in asked.text
+    assert not Automation.objects.filter(name="Copy of Lock").exists()
+
+    operator_client.post(url, {"otp_token": totp_code(device)})
 
     copy = Automation.objects.get(name="Copy of Lock")
     assert copy.actions.get(kind="mdm_lock").lock_message == "Return"
     assert not copy.enabled
+    assert copy.changes.get().otp_verified
 
 
 # --- Services (defence in depth) -----------------------------------------------------------------

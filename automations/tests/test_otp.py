@@ -73,7 +73,7 @@ def test_saving_a_new_mdm_lock_opens_the_code_dialog_and_keeps_what_was_typed(
     assert response.status_code == 200
     text = response.text
     assert '<dialog id="otp-dialog"' in text and "data-open-on-load" in text
-    assert "This automation adds a device lock through MDM." in text
+    assert "This change adds a device lock through MDM." in text
     assert 'name="otp_token"' in text
     assert 'value="Lock laptops"' in text
     assert "Return this laptop to IT</textarea>" in text
@@ -256,8 +256,16 @@ def test_without_an_authenticator_the_user_enrols_and_comes_back_to_the_form(
     stash = operator_client.session[otp.STASH_KEY]
     assert "typed-secret" not in stash and "Lock laptops" not in stash  # encrypted
 
+    # The password first: the page shows no key and makes no device before it.
     page = operator_client.get(response.url)
     assert page.status_code == 200
+    assert 'name="password"' in page.text and "data:image/svg+xml" not in page.text
+    assert not AuthenticatorDevice.objects.exists()
+    reauth = operator_client.post(
+        reverse("automations:otp_enroll"), {"next": next_url, "password": PASSWORD}
+    )
+    assert reauth.status_code == 302
+    page = operator_client.get(reauth.url)
     assert 'src="data:image/svg+xml' in page.text
     pending = AuthenticatorDevice.objects.get(user=mdm_operator, confirmed=False)
     assert otp.secret_text(pending) in page.text
@@ -329,6 +337,7 @@ def test_enrol_page_sends_an_enrolled_user_on_and_refuses_foreign_next_urls(
 def test_enrol_page_reuses_the_pending_device_so_a_scanned_code_stays_valid(
     operator_client, mdm_operator
 ):
+    operator_client.post(reverse("automations:otp_enroll"), {"password": PASSWORD})
     first = operator_client.get(reverse("automations:otp_enroll")).text
     second = operator_client.get(reverse("automations:otp_enroll")).text
 

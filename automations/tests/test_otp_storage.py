@@ -57,6 +57,7 @@ def frozen_mid_step(monkeypatch):
 
 def test_the_database_never_holds_the_secret_in_plain_text(client, mdm_operator):
     client.force_login(mdm_operator)
+    client.post(reverse("automations:otp_enroll"), {"password": "pw-operator-Secret1"})
     page = client.get(reverse("automations:otp_enroll")).text
     device = AuthenticatorDevice.objects.get(user=mdm_operator)
     assert otp.secret_text(device) in page  # shown to its owner while enrolling...

@@ -1,10 +1,11 @@
 """Workflows & Automations: the list, the builder (create and edit), the automation page, and
 the htmx partials the builder re-renders (trigger actions, condition rows, live summary).
 
-Every view checks the user's permission itself. Saving an automation that adds or changes an
-MDM lock needs the MDM feature and permission (else an error dialog; nothing saved) and a
-one-time password checked in the same request (a dialog asks for it; without an authenticator
-the user enrols one first and comes back to what they had typed).
+Every view checks the user's permission itself. Whatever changes whom or when an automation
+locks devices (the lock itself, its trigger, match or conditions, switching it on, duplicating
+it with the lock; see services.lock_change) needs the MDM feature and permission (else a 403 and
+nothing saved) and a one-time password checked in the same request (a dialog or a confirmation
+page asks for it; without an authenticator the user enrols one first and comes back).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -126,6 +128,8 @@ def automation_detail(request: HttpRequest, pk: int) -> HttpResponse:
             ],
             "webhook": webhook,
             "webhook_header_names": list(webhook.get_headers()) if webhook else [],
+            "previous_secret_signs": webhook.previous_secret_signs() if webhook else False,
+            "secret_grace_hours": settings.WEBHOOK_SECRET_GRACE_HOURS,
             "revoke": actions.get(Action.Kind.REVOKE_LICENSES),
             "mdm_action": actions.get(Action.Kind.MDM_LOCK),
             "new_secret": new_secret,
@@ -151,7 +155,10 @@ def _render_builder(
     status: int = 200,
     otp_dialog: dict[str, str] | None = None,
     refused: list[str] | None = None,
+    refused_change: str = "",
 ) -> HttpResponse:
+    if otp_dialog is not None:
+        otp_dialog["what"] = services.LOCK_CHANGE_PHRASES.get(otp_dialog["change"], "")
     return render(
         request,
         FORM_TEMPLATE,
@@ -165,6 +172,7 @@ def _render_builder(
             "preview": forms.preview(),
             "otp_dialog": otp_dialog,
             "refused": refused,
+            "refused_what": services.LOCK_CHANGE_PHRASES.get(refused_change, ""),
             "max_conditions": MAX_CONDITIONS,
             "default_field": DEFAULT_FIELD,
         },
@@ -201,13 +209,27 @@ def _submit(
     early_change = services.mdm_change(stored_mdm, wanted)
     if early_change and not availability.available:
         _refuse_mdm(request, availability, early_change)
-        return _render_builder(request, forms, **page, refused=availability.problems, status=403)
+        return _render_builder(
+            request,
+            forms,
+            **page,
+            refused=availability.problems,
+            refused_change=early_change,
+            status=403,
+        )
     if not forms.is_valid():
         return _render_builder(request, forms, **page)
     spec = forms.spec()
-    change = services.mdm_change(stored_mdm, spec.mdm)
+    # Whom or when it locks: the lock itself, and also its trigger, match, conditions and
+    # switching it on (an automation keeping its lock can be retargeted to other members).
+    change = services.lock_change(forms.stored, spec)
+    if change and not availability.available:
+        _refuse_mdm(request, availability, change)
+        return _render_builder(
+            request, forms, **page, refused=availability.problems, refused_change=change, status=403
+        )
     otp_verified = False
-    if change in ("added", "changed"):
+    if change and change != "removed":
         if otp.confirmed_device(request.user) is None:
             otp.stash_form(request, data, path=request.path)
             messages.info(
@@ -248,7 +270,14 @@ def _submit(
             )
     except services.MDMNotAllowed:
         _refuse_mdm(request, availability, change or "changed")
-        return _render_builder(request, forms, **page, refused=availability.problems, status=403)
+        return _render_builder(
+            request,
+            forms,
+            **page,
+            refused=availability.problems,
+            refused_change=change or "changed",
+            status=403,
+        )
     except services.OTPRequired:
         return _render_builder(
             request, forms, **page, otp_dialog={"change": change or "changed", "error": ""}
@@ -303,6 +332,85 @@ def automation_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return _builder(request, automation)
 
 
+# --- Lock confirmation: switching on, or duplicating with, an automation that locks devices -----
+
+CONFIRM_TEMPLATE = "automations/confirm_lock.html"
+
+
+def _confirm_lock(
+    request: HttpRequest,
+    automation: Automation,
+    *,
+    what: str,
+    action_url: str,
+    fields: dict[str, str],
+    error: str = "",
+    without_lock: bool = False,
+) -> HttpResponse:
+    """The page that asks for a one-time password before `what` happens. Answered with 403
+    when it stands for a refused POST (nothing was changed), 200 when asked for by GET."""
+    context = {
+        "automation": automation,
+        "what": what,
+        "action_url": action_url,
+        "fields": fields,
+        "error": error,
+        "without_lock": without_lock,
+        "enrolled": otp.confirmed_device(request.user) is not None,
+        # Back here after enrolling: the switch-on page, or the automation to duplicate again.
+        "enrol_url": f"{reverse('automations:otp_enroll')}?"
+        + urlencode(
+            {
+                "next": automation.get_absolute_url()
+                if without_lock
+                else reverse("automations:switch_on", args=[automation.pk])
+            }
+        ),
+    }
+    response = render(
+        request, CONFIRM_TEMPLATE, context, status=200 if request.method == "GET" else 403
+    )
+    add_never_cache_headers(response)
+    return response
+
+
+def _verified(request: HttpRequest, *, purpose: str) -> tuple[bool, str]:
+    """(True, "") when this POST carries a valid one-time password, else (False, the error)."""
+    token = request.POST.get("otp_token", "")
+    if not token.strip():
+        return False, ""
+    result = otp.verify(user=request.user, token=token, purpose=purpose, request=request)
+    return result.ok, result.message
+
+
+def _may_lock_or_refuse(automation: Automation, request: HttpRequest, what: str) -> None:
+    availability = selectors.mdm_availability(request.user)
+    if not availability.available:
+        raise PermissionDenied(
+            f"“{automation.name}” locks devices through MDM, so {what} needs the MDM feature "
+            "and permission. " + " ".join(availability.problems)
+        )
+
+
+@require_GET
+@login_required
+@permission_required("automations.change_automation", raise_exception=True)
+def automation_switch_on(request: HttpRequest, pk: int) -> HttpResponse:
+    """Asks for the one-time password that switching on a lock automation needs (the toggle
+    sends htmx requests here; a plain POST of the toggle gets the same page)."""
+    automation = get_object_or_404(Automation, pk=pk)
+    if automation.enabled or not automation.actions.filter(kind=Action.Kind.MDM_LOCK).exists():
+        return redirect(automation.get_absolute_url())
+    _may_lock_or_refuse(automation, request, "switching it on")
+    return _confirm_lock(
+        request,
+        automation,
+        what="switch_on",
+        action_url=reverse("automations:toggle", args=[automation.pk]),
+        fields={"enabled": "1", "next": safe_next(request, request.GET.get("next"), "")},
+    )
+
+
 # --- Row actions (list and automation page) -----------------------------------------------------
 
 
@@ -312,27 +420,57 @@ def automation_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def automation_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     automation = get_object_or_404(Automation, pk=pk)
     wanted = request.POST.get("enabled", "") in ("1", "true", "on", "yes")
+    next_url = safe_next(request, request.POST.get("next"), automation.get_absolute_url())
+    otp_verified, error = False, ""
+    locks = wanted and not automation.enabled
+    locks = locks and automation.actions.filter(kind=Action.Kind.MDM_LOCK).exists()
+    if locks:
+        # Refused with 403 without the MDM permission, and without a one-time password (the
+        # page asks for it); htmx is sent to the same page, as it does not show a 403.
+        confirm_url = reverse("automations:switch_on", args=[automation.pk])
+        if request.htmx:
+            confirm_url += "?" + urlencode({"next": request.htmx.current_url_abs_path or ""})
+        availability = selectors.mdm_availability(request.user)
+        if not availability.available and not request.htmx:
+            _may_lock_or_refuse(automation, request, "switching it on")
+        if availability.available:
+            otp_verified, error = _verified(
+                request, purpose=f"switching on automation “{automation.name}”"
+            )
+        if not otp_verified:
+            if request.htmx:
+                if not availability.available:
+                    _refuse_mdm(request, availability, "switched on")
+                response = HttpResponse(status=403)
+                response["HX-Redirect"] = confirm_url
+                return response
+            return _confirm_lock(
+                request,
+                automation,
+                what="switch_on",
+                action_url=reverse("automations:toggle", args=[automation.pk]),
+                fields={"enabled": "1", "next": next_url},
+                error=error,
+            )
     try:
         change = services.automation_set_enabled(
-            automation=automation, enabled=wanted, actor=request.user, request=request
-        )
-    except services.MDMNotAllowed as exc:
-        audit_record(
-            action=AuditEvent.Action.PERMISSION_DENIED,
+            automation=automation,
+            enabled=wanted,
             actor=request.user,
-            message=f"POST {request.path}: {exc}",
+            otp_verified=otp_verified,
             request=request,
         )
-        messages.error(request, str(exc))
-    else:
-        automation.refresh_from_db(fields=["enabled"])
-        if change is not None:
-            messages.success(
-                request,
-                f"“{automation.name}” is now {'enabled' if automation.enabled else 'disabled'}.",
-            )
+    except services.MDMNotAllowed as exc:
+        # The feature was switched off between the check above and the write.
+        raise PermissionDenied(str(exc)) from None
+    automation.refresh_from_db(fields=["enabled"])
+    if change is not None:
+        messages.success(
+            request,
+            f"“{automation.name}” is now {'enabled' if automation.enabled else 'disabled'}.",
+        )
     if not request.htmx:
-        return redirect(safe_next(request, request.POST.get("next"), automation.get_absolute_url()))
+        return redirect(next_url)
     return render(
         request,
         "automations/list.html#toggle",
@@ -344,11 +482,37 @@ def automation_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @permission_required("automations.add_automation", raise_exception=True)
 def automation_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
+    """A copy with the MDM lock is a new lock automation: it needs the MDM permission and a
+    one-time password (the page asks for it, or copies without the lock); without the
+    permission the copy leaves the lock out."""
     automation = get_object_or_404(selectors.automation_detail_qs(), pk=pk)
+    has_lock = any(a.kind == Action.Kind.MDM_LOCK for a in automation.actions.all())
+    with_mdm = request.POST.get("without_mdm", "") != "1"
+    otp_verified, error = False, ""
+    if has_lock and with_mdm and selectors.mdm_availability(request.user).available:
+        otp_verified, error = _verified(
+            request, purpose=f"duplicating automation “{automation.name}” with its device lock"
+        )
+        if not otp_verified:
+            return _confirm_lock(
+                request,
+                automation,
+                what="duplicate",
+                action_url=reverse("automations:duplicate", args=[automation.pk]),
+                fields={},
+                error=error,
+                without_lock=True,
+            )
     try:
         result = services.automation_duplicate(
-            automation=automation, actor=request.user, request=request
+            automation=automation,
+            actor=request.user,
+            with_mdm=with_mdm,
+            otp_verified=otp_verified,
+            request=request,
         )
+    except services.MDMNotAllowed as exc:
+        raise PermissionDenied(str(exc)) from None
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return done(request, automation.get_absolute_url())
@@ -359,7 +523,11 @@ def automation_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
         "review it, then switch it on."
     )
     if result.dropped_mdm:
-        text += " The MDM lock action was not copied: you may not use MDM commands."
+        text += (
+            " The MDM lock action was not copied."
+            if not with_mdm
+            else " The MDM lock action was not copied: you may not use MDM commands."
+        )
     messages.success(request, text)
     return done(request, result.automation.get_absolute_url())
 
@@ -393,7 +561,14 @@ def automation_rotate_secret(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(exc.messages))
     else:
         _remember_secret(request, automation.pk, secret)
-        messages.success(request, "New signing secret generated. The old one no longer works.")
+        hours = settings.WEBHOOK_SECRET_GRACE_HOURS
+        messages.success(
+            request,
+            f"New signing secret generated. The old one keeps signing beside it for {hours} h, "
+            "then only the new one signs."
+            if hours
+            else "New signing secret generated. The old one no longer signs.",
+        )
     return done(request, automation.get_absolute_url())
 
 

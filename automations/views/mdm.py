@@ -34,7 +34,6 @@ def mdm_command_pin(request: HttpRequest, pk: int) -> HttpResponse:
                 action=AuditEvent.Action.PIN_VIEWED,
                 actor=request.user,
                 obj=command.asset,
-                changes={"mdm_command": command.pk, "connection": command.connection.name},
                 message=f"Unlock PIN of {command.asset.asset_tag} viewed "
                 f"(MDM command #{command.pk}, {command.connection.name}).",
                 request=request,

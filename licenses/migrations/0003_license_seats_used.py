@@ -27,7 +27,7 @@ def count_existing(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("licenses", "0002_entitlement_partial_indexes"),
-        ("members", "0003_member_counts_and_list_indexes"),
+        ("members", "0004_member_counts_and_list_indexes"),
         ("assets", "0001_initial"),
     ]
 

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('assets', '0002_mdmconnection_max_concurrent_requests'),
         ('licenses', '0003_license_seats_used'),
-        ('members', '0003_member_counts_and_list_indexes'),
+        ('members', '0004_member_counts_and_list_indexes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -46,6 +46,15 @@ def test_license_form_refuses_seats_that_are_not_a_positive_number(seats):
     assert "seats" in form.errors
 
 
+@pytest.mark.parametrize("seats", ["0", "-1", "-3"])
+def test_zero_or_negative_seats_get_one_clear_message(seats):
+    form = LicenseForm(license_data(seats=seats))
+
+    assert not form.is_valid()
+    # Not also Django's "greater than or equal to 0" beside it (issue 7, item 8).
+    assert form.errors["seats"] == ["A license needs at least one seat."]
+
+
 def test_license_form_refuses_seats_below_those_in_use():
     lic = make_license(seats=10)
 

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from assets.services import asset_check_in
 from assetsonar.models import AuditEvent
+from automations.tests.builder_factories import make_automation
 from conftest import make_asset, make_entitlement, make_license, make_member
 from licenses.services import license_unentitle
 from members import services
@@ -17,8 +18,11 @@ HTMX = {"HX-Request": "true"}
 
 # Session, user, user permissions, group permissions, then the page's own queries.
 LIST_QUERY_BUDGET = 8  # + count (capped), page, departments, locations (counts are columns)
-DETAIL_QUERY_BUDGET = 12  # + member, assets, entitlements, custody, revoked, audit trail,
-# and the Automated actions panel (its action list and the "still running?" check)
+DETAIL_QUERY_BUDGET = 19  # + member, assets, entitlements, custody, revoked, audit trail,
+# the Automated actions panel (the member's execution ids, their action list and the "still
+# running?" check), and the deactivate dialog's planned automations (automations, their
+# conditions and actions, the member's snapshot: member, custody, live entitlements; 1 query when
+# none is enabled)
 
 
 def _messages(response) -> list[str]:
@@ -548,6 +552,8 @@ def test_the_detail_page_stays_within_its_query_budget_whatever_the_data_size(
 ):
     member = make_member()
     license = make_license(seats=1000)
+    for _ in range(size // 20 + 1):  # the deactivate dialog says what each would do
+        make_automation(mdm={}, webhook={})
     for n in range(size):
         make_member(manager=member)
         asset = make_asset(custodian=member)

@@ -10,6 +10,9 @@
   function openDialog(dialog) {
     if (!dialog || dialog.open || typeof dialog.showModal !== "function") return;
     dialog.showModal();
+    // Parts of a dialog that load when it opens listen for this (hx-trigger="dialog-opened
+    // from:closest dialog"), e.g. what deactivating the ticked members would run.
+    dialog.dispatchEvent(new CustomEvent("dialog-opened"));
     const first = dialog.querySelector("[autofocus], textarea, input:not([type=hidden]), select");
     if (first) first.focus();
   }
@@ -77,6 +80,22 @@
   }
   document.addEventListener("htmx:load", syncSelection);
   document.addEventListener("DOMContentLoaded", syncSelection);
+
+  // Flash messages float in a corner (app.css): each gets a button to dismiss it.
+  function addCloseButtons(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll(".messages .alert").forEach(function (alert) {
+      if (alert.querySelector(".toast-close")) return;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "toast-close";
+      button.setAttribute("aria-label", "Dismiss this message");
+      button.textContent = "×";
+      button.addEventListener("click", function () { alert.remove(); });
+      alert.appendChild(button);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { addCloseButtons(document); });
+  document.addEventListener("htmx:load", function () { addCloseButtons(document); });
 
   // A server response can ask to open a dialog: HX-Trigger: {"open-dialog": "dialog-id"}.
   document.body && document.body.addEventListener("open-dialog", function (event) {

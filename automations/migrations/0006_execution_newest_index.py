@@ -6,8 +6,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automations', '0004_authenticatordevice'),
-        ('members', '0003_member_counts_and_list_indexes'),
+        ('automations', '0005_webhook_previous_secret'),
+        ('members', '0004_member_counts_and_list_indexes'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("members", "0002_member_search_trigram_indexes"),
+        ("members", "0003_member_scim_identity"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -18,9 +18,9 @@ def count_existing(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("members", "0003_member_counts_and_list_indexes"),
+        ("members", "0004_member_counts_and_list_indexes"),
         ("assets", "0002_mdmconnection_max_concurrent_requests"),
-        ("assetsonar", "0002_roles"),
+        ("assetsonar", "0003_audit_sign_in_locked_out"),
     ]
 
     operations = [

@@ -44,7 +44,20 @@ class MDMConnectionAdmin(admin.ModelAdmin):
         js = ["assets/admin_mdm.js"]
 
     def get_fieldsets(self, request: HttpRequest, obj=None):
-        fieldsets = [(None, {"fields": ["name", "provider", "base_url", "is_active"]})]
+        fieldsets = [
+            (
+                None,
+                {
+                    "fields": [
+                        "name",
+                        "provider",
+                        "base_url",
+                        "is_active",
+                        "max_concurrent_requests",
+                    ]
+                },
+            )
+        ]
         for provider, fields in CREDENTIAL_FIELDS.items():
             if fields:
                 fieldsets.append(

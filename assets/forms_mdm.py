@@ -67,7 +67,7 @@ class MDMConnectionForm(forms.ModelForm):
 
     class Meta:
         model = MDMConnection
-        fields = ["name", "provider", "base_url", "is_active"]
+        fields = ["name", "provider", "base_url", "is_active", "max_concurrent_requests"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -83,6 +83,15 @@ class MDMConnectionForm(forms.ModelForm):
                     if is_set
                     else "Not set."
                 )
+        if "max_concurrent_requests" in self.fields:  # absent from a read-only admin form
+            self.fields["max_concurrent_requests"].required = False
+
+    def clean_max_concurrent_requests(self) -> int:
+        # Left empty (or absent from an older form): the model's default, Jamf's guidance of 5.
+        value = self.cleaned_data.get("max_concurrent_requests")
+        if value is None:
+            return MDMConnection._meta.get_field("max_concurrent_requests").default
+        return value
 
     def _stored(self) -> dict[str, str]:
         try:

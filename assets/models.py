@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
@@ -36,6 +37,13 @@ class MDMConnection(models.Model):
     last_tested_at = models.DateTimeField(null=True, blank=True)
     last_test_ok = models.BooleanField(null=True, blank=True)
     last_test_message = models.CharField(max_length=500, blank=True)
+    max_concurrent_requests = models.PositiveSmallIntegerField(
+        "simultaneous requests",
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(64)],
+        help_text="The most requests in flight to this MDM at once, over all workers "
+        "(assets/mdm/throttle.py). Jamf Pro asks for at most 5.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from assets.models import Asset, CustodyRecord
 from assetsonar.audit import audit_record, model_changes
 from assetsonar.models import AuditEvent
+from assetsonar.tallies import tally_add, tally_status_change
 from members.models import Member
 
 EDITABLE_FIELDS = [
@@ -43,6 +44,7 @@ def asset_create(*, actor: Any, request: Any = None, **fields: Any) -> Asset:
     asset = Asset(**fields)
     asset.full_clean()
     asset.save()
+    tally_status_change("assets", None, asset.status)
     audit_record(action=AuditEvent.Action.CREATED, actor=actor, obj=asset, request=request)
     return asset
 
@@ -66,6 +68,7 @@ def asset_update(*, asset: Asset, actor: Any, request: Any = None, **fields: Any
     changes = model_changes(locked, before, EDITABLE_FIELDS)
     if changes:
         locked.save()
+        tally_status_change("assets", before["status"], locked.status)
         audit_record(
             action=AuditEvent.Action.CHANGED,
             actor=actor,
@@ -95,6 +98,8 @@ def asset_check_out(
     locked.status = Asset.Status.IN_CUSTODY
     locked.custodian = member
     locked.save(update_fields=["status", "custodian", "updated_at"])
+    tally_add(Member, "assets_count", {member.pk: 1})
+    tally_status_change("assets", Asset.Status.AVAILABLE, Asset.Status.IN_CUSTODY)
     record = CustodyRecord.objects.create(
         asset=locked,
         member=member,
@@ -139,6 +144,8 @@ def asset_check_in(
     locked.status = status
     locked.custodian = None
     locked.save(update_fields=["status", "custodian", "updated_at"])
+    tally_add(Member, "assets_count", {record.member_id: -1})
+    tally_status_change("assets", Asset.Status.IN_CUSTODY, status)
     audit_record(
         action=AuditEvent.Action.CHECKED_IN,
         actor=actor,

@@ -23,6 +23,7 @@ from assets.models import Asset
 from assetsonar.audit import audit_for
 from assetsonar.forms import add_service_errors
 from assetsonar.http import done, resolve_sort
+from assetsonar.paging import AFTER_PARAM, paginate
 
 PAGE_SIZE = 50
 HISTORY_PAGE_SIZE = 20
@@ -44,7 +45,13 @@ ASSET_COLUMNS = {
 def asset_list(request: HttpRequest) -> HttpResponse:
     filterset = AssetFilter(request.GET or None, queryset=selectors.asset_list())
     sort, order_by, headers = resolve_sort(request, ASSET_COLUMNS, "tag")
-    page = Paginator(filterset.qs.order_by(*order_by), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = paginate(
+        filterset.qs,
+        ordering=order_by,
+        per_page=PAGE_SIZE,
+        number=request.GET.get("page"),
+        after=request.GET.get(AFTER_PARAM),
+    )
     template = "assets/asset_list.html"
     if request.htmx and request.htmx.target == "asset-results":
         template += "#results"

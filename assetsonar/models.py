@@ -101,3 +101,16 @@ class PortalSettings(models.Model):
     def load(cls) -> PortalSettings:
         obj, _ = cls.objects.get_or_create(pk=1)
         return obj
+
+
+class Tally(models.Model):
+    """A count of rows kept up to date by the services that add, remove or move them (members
+    by status, assets by status), so the dashboard reads a few rows instead of counting a
+    million. Keys: "members.<status>", "assets.<status>". See assetsonar/tallies.py;
+    `manage.py recount` recomputes them."""
+
+    key = models.CharField(max_length=60, primary_key=True)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key} = {self.value}"

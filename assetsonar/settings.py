@@ -368,6 +368,14 @@ if LOCAL_DEMO and not DEBUG and not TESTING:
 # Microsoft's sign-in host for Intune connections: login.microsoftonline.us (US Government),
 # login.chinacloudapi.cn (China, 21Vianet); the Graph host is each connection's base URL.
 MDM_INTUNE_LOGIN_URL = os.environ.get("MDM_INTUNE_LOGIN_URL", "https://login.microsoftonline.com")
+# Scale (issue 12). Seconds an MDM request waits for one of its connection's request slots
+# (MDMConnection.max_concurrent_requests, assets/mdm/throttle.py) before it is retried later.
+MDM_THROTTLE_WAIT = env_int("MDM_THROTTLE_WAIT", 30)
+# The django-q2 cluster's name: clusters with the same name and broker share one queue (several
+# hosts); a different name keeps a second installation on the same Redis apart.
+Q_CLUSTER["name"] = os.environ.get("Q_CLUSTER_NAME", Q_CLUSTER["name"])
+# Task results kept (django-q2 save_limit; 0 keeps all, -1 none): benchmarks count them.
+Q_CLUSTER["save_limit"] = env_int("Q_SAVE_LIMIT", Q_CLUSTER["save_limit"])
 
 LOGGING = {
     "version": 1,

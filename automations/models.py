@@ -289,6 +289,8 @@ class Execution(models.Model):
             models.Index(fields=["status", "-created_at"]),
             models.Index(fields=["member", "-created_at"]),
             models.Index(fields=["automation", "-created_at"]),
+            # The Executions list, and its keyset pages past the counted ones.
+            models.Index(fields=["-created_at", "-id"], name="execution_newest"),
         ]
 
     def __str__(self) -> str:

@@ -28,30 +28,44 @@ RETRYABLE = (Execution.Status.FAILED, Execution.Status.PARTIALLY_FAILED)
 UNFINISHED_EVENTS = (Event.Status.PENDING, Event.Status.PROCESSING)
 UNFINISHED_EXECUTIONS = (Execution.Status.PENDING, Execution.Status.RUNNING)
 MEMBER_PANEL_LIMIT = 50
+# Executions whose logs the panel reads: a member is offboarded a few times at most, so the
+# newest 200 hold far more than the panel's 50 rows.
+MEMBER_PANEL_EXECUTIONS = 200
+
+
+EXECUTION_ORDERING = ["-created_at", "-id"]  # the index execution_newest
 
 
 def execution_list() -> QuerySet[Execution]:
-    """Every execution, newest first, with its member and its action counts by outcome
-    (one aggregate query, no per-row lookups)."""
-    return (
-        Execution.objects.select_related("member")
-        .annotate(
-            succeeded_count=Count("logs", filter=Q(logs__status=ActionLog.Status.SUCCEEDED)),
-            failed_count=Count("logs", filter=Q(logs__status=ActionLog.Status.FAILED)),
-            skipped_count=Count("logs", filter=Q(logs__status=ActionLog.Status.SKIPPED)),
-            open_count=Count(
-                "logs",
-                filter=Q(
-                    logs__status__in=[
-                        ActionLog.Status.PENDING,
-                        ActionLog.Status.RUNNING,
-                        ActionLog.Status.RETRYING,
-                    ]
-                ),
-            ),
+    """Every execution, newest first, with its member. The action counts are read for one page
+    at a time (execution_attach_counts): counted in this query they would aggregate the whole
+    log (10 million rows) before the page is cut."""
+    return Execution.objects.select_related("member").order_by(*EXECUTION_ORDERING)
+
+
+OPEN_LOG_STATUSES = (ActionLog.Status.PENDING, ActionLog.Status.RUNNING, ActionLog.Status.RETRYING)
+
+
+def execution_attach_counts(executions: list[Execution]) -> list[Execution]:
+    """Set succeeded_count, failed_count, skipped_count and open_count on the executions of one
+    page: one grouped query over their logs (the execution_id index)."""
+    counts: dict[int, dict[str, int]] = {e.pk: {} for e in executions}
+    if counts:
+        rows = (
+            ActionLog.objects.filter(execution_id__in=counts)
+            .order_by()
+            .values_list("execution_id", "status")
+            .annotate(n=Count("pk"))
         )
-        .order_by("-created_at", "-id")
-    )
+        for execution_id, status, n in rows:
+            counts[execution_id][status] = n
+    for execution in executions:
+        by_status = counts[execution.pk]
+        execution.succeeded_count = by_status.get(ActionLog.Status.SUCCEEDED, 0)
+        execution.failed_count = by_status.get(ActionLog.Status.FAILED, 0)
+        execution.skipped_count = by_status.get(ActionLog.Status.SKIPPED, 0)
+        execution.open_count = sum(by_status.get(s, 0) for s in OPEN_LOG_STATUSES)
+    return executions
 
 
 class ExecutionFilter(django_filters.FilterSet):
@@ -131,8 +145,16 @@ def member_action_logs(
     """The newest `limit` actions taken for a member, newest execution first and each
     execution's actions in the builder's order (ACTION_ORDER), so the panel can show one heading
     per execution; and whether there are more (one row more is read instead of counting)."""
+    # The member's executions first (index member, -created_at), then their logs by execution
+    # id: as a join the planner may walk the whole log newest-first looking for this member's
+    # rows, which grows with the log (10 million rows) rather than with the member's history.
+    executions = list(
+        Execution.objects.filter(member=member)
+        .order_by("-created_at", "-id")
+        .values_list("pk", flat=True)[:MEMBER_PANEL_EXECUTIONS]
+    )
     logs = list(
-        ActionLog.objects.filter(execution__member=member)
+        ActionLog.objects.filter(execution_id__in=executions)
         .select_related("execution", "asset", "entitlement__license")
         .order_by("-execution__created_at", "-execution_id", action_order_key(), "id")[: limit + 1]
     )

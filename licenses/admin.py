@@ -59,8 +59,8 @@ class LicenseAdmin(admin.ModelAdmin):
 
     @admin.display(description="seats used", ordering="seats_used")
     def seats_used(self, obj: License) -> int | None:
-        # Annotated by get_queryset; absent only on the add form's unsaved license.
-        return getattr(obj, "seats_used", None)
+        # The stored count; None on the add form's unsaved license.
+        return obj.seats_used if obj.pk else None
 
     @admin.display(description="entitlements")
     def entitlements_link(self, obj: License) -> str:

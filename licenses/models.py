@@ -26,6 +26,12 @@ class License(models.Model):
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Live entitlements, kept by the services that give and revoke them (licenses/tallies.py)
+    # in the same transaction, under this row's lock: the biggest license has as many as there
+    # are members. A plain save() never writes it; `manage.py recount` recomputes it.
+    seats_used = models.IntegerField(default=0, editable=False)
+
+    COUNTER_FIELDS = ("seats_used",)
 
     class Meta:
         ordering = ["name", "id"]
@@ -42,6 +48,16 @@ class License(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs):
+        # As Member.save(): a stale instance must not overwrite the count.
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name not in self.COUNTER_FIELDS
+            ]
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("licenses:detail", args=[self.pk])
@@ -126,8 +142,10 @@ class Entitlement(models.Model):
                 condition=models.Q(revoked_at__isnull=True),
                 name="entitlement_live_by_license",
             ),
+            # The license page's revoked history, newest first: the id settles rows revoked in
+            # the same instant (a bulk revocation) without sorting them.
             models.Index(
-                fields=["license", "-revoked_at"],
+                fields=["license", "-revoked_at", "-id"],
                 condition=models.Q(revoked_at__isnull=False),
                 name="entitlement_revoked_by_license",
             ),

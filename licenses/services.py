@@ -12,6 +12,7 @@ from assets.models import Asset
 from assetsonar.audit import audit_record, model_changes
 from assetsonar.locale_dates import format_date
 from assetsonar.models import AuditEvent
+from assetsonar.tallies import counted, tally_add
 from licenses.models import Entitlement, License
 from members.models import Member
 
@@ -43,7 +44,7 @@ def license_update(*, license: License, actor: Any, request: Any = None, **field
     for name, value in fields.items():
         setattr(locked, name, value)
     locked.full_clean()
-    used = locked.entitlements.live().count()
+    used = locked.seats_used  # read under the row lock that every entitle and revoke takes
     if locked.seats < used:
         raise ValidationError(
             {"seats": f"{used} seats are in use; revoke entitlements before going below {used}."}
@@ -98,7 +99,7 @@ def license_entitle(
         )
     if lic.expires_on and lic.expires_on < timezone.localdate():
         raise ValidationError(f"{lic} expired on {format_date(lic.expires_on)}.")
-    used = lic.entitlements.live().count()
+    used = lic.seats_used  # read under the row lock that every entitle and revoke takes
     if used >= lic.seats:
         raise ValidationError(
             f"All {lic.seats} seats of {lic} are in use. Revoke an entitlement or add seats first."
@@ -112,6 +113,9 @@ def license_entitle(
     )
     entitlement.full_clean()
     entitlement.save()
+    tally_add(License, "seats_used", {lic.pk: 1})
+    if member is not None:
+        tally_add(Member, "live_entitlements_count", {member.pk: 1})
     audit_record(
         action=AuditEvent.Action.ENTITLED,
         actor=actor,
@@ -120,6 +124,19 @@ def license_entitle(
         request=request,
     )
     return entitlement
+
+
+def entitlements_revoked_tally(revoked: list[tuple[int, int | None]]) -> None:
+    """Take revoked entitlements, as (license id, member id or None), off the seats used of their
+    licenses and the live counts of their members. Call it in the revoking transaction, after the
+    entitlement rows are updated (locks: entitlements, then licenses, then members, the order
+    every service takes them in)."""
+    tally_add(License, "seats_used", {pk: -n for pk, n in counted(r[0] for r in revoked).items()})
+    tally_add(
+        Member,
+        "live_entitlements_count",
+        {pk: -n for pk, n in counted(r[1] for r in revoked).items()},
+    )
 
 
 @transaction.atomic
@@ -135,6 +152,7 @@ def license_unentitle(
     locked.revoked_by = actor if getattr(actor, "is_authenticated", False) else None
     locked.revoked_reason = (reason or "Revoked by hand").strip()[:500]
     locked.save(update_fields=["revoked_at", "revoked_by", "revoked_reason"])
+    entitlements_revoked_tally([(locked.license_id, locked.member_id)])
     audit_record(
         action=AuditEvent.Action.REVOKED,
         actor=actor,

@@ -22,6 +22,7 @@ from django_htmx.http import trigger_client_event
 from assetsonar.audit import audit_for
 from assetsonar.forms import add_service_errors
 from assetsonar.http import done, resolve_sort
+from assetsonar.paging import ByIds, CappedPaginator
 from assetsonar.selectors import EXPIRY_WARNING_DAYS
 from licenses import selectors, services
 from licenses.filters import LicenseFilter
@@ -30,6 +31,9 @@ from licenses.models import License
 
 PAGE_SIZE = 50
 ENTITLEMENT_PAGE_SIZE = 50
+# The revoked history is the page's second table: its latest rows, paged, so the license page
+# renders 60 rows rather than 100 (rendering, not SQL, is most of its time).
+REVOKED_PAGE_SIZE = 10
 
 LICENSE_COLUMNS = {
     "name": ("Name", ("name",)),
@@ -77,9 +81,12 @@ def _detail_context(
     request: HttpRequest, lic: License, entitle_form: EntitleForm | None = None
 ) -> dict:
     def page(queryset, param: str, count: int | None = None):
-        paginator = Paginator(queryset, ENTITLEMENT_PAGE_SIZE)
         if count is not None:
+            paginator = Paginator(queryset, ENTITLEMENT_PAGE_SIZE)
             paginator.count = count  # already known: no second COUNT over the same rows
+        else:
+            # Revoked rows only accumulate: their count stops at COUNT_LIMIT ("10,000+").
+            paginator = CappedPaginator(queryset, REVOKED_PAGE_SIZE)
         return paginator.get_page(request.GET.get(param))
 
     if entitle_form is None and request.user.has_perm("licenses.add_entitlement"):
@@ -87,7 +94,9 @@ def _detail_context(
     return {
         "license": lic,
         "live_entitlements": page(
-            selectors.license_entitlements(lic, live=True), "live_page", count=lic.seats_used
+            ByIds(selectors.license_entitlements(lic, live=True)),
+            "live_page",
+            count=lic.seats_used,
         ),
         "revoked_entitlements": page(
             selectors.license_entitlements(lic, live=False), "revoked_page"

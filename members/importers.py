@@ -26,6 +26,7 @@ import copy
 import csv
 import functools
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -38,6 +39,7 @@ from django.utils import timezone
 from assetsonar.audit import audit_build, model_changes
 from assetsonar.bulk import rows_update
 from assetsonar.models import AuditEvent
+from assetsonar.tallies import tally_move
 from members.models import Member
 from members.services import member_bulk_deactivate, member_reactivate
 
@@ -455,6 +457,9 @@ def _write(rows: list[_Row], checker: _Checker, actor: Any, progress: Progress |
     audits: list[AuditEvent] = []
     new = [row for row in rows if row.existing is None]
     Member.objects.bulk_create([row.member for row in new], batch_size=1000)
+    # The dashboard's member tallies, as member_create keeps them (assetsonar/tallies.py).
+    created = Counter(row.member.status for row in new)
+    tally_move(**{f"members__{status}": count for status, count in created.items()})
     pks: dict[int | str, int] = {m.pk: m.pk for m in checker.members.values()}
     for row in new:
         row.outcome.add("created")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 
@@ -68,8 +69,16 @@ class Member(models.Model):
     scim_hidden_at = models.DateTimeField("hidden from SCIM at", null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Denormalised counts, kept by the services that change them (members/tallies.py) in the
+    # same transaction, under the row lock of what changed: the list, its `holding=1` filter and
+    # the dashboard read them instead of counting assets and entitlements per member. A plain
+    # save() never writes them (see save()); `manage.py recount` recomputes them.
+    assets_count = models.IntegerField(default=0, editable=False)
+    live_entitlements_count = models.IntegerField(default=0, editable=False)
 
     objects = MemberQuerySet.as_manager()
+
+    COUNTER_FIELDS = ("assets_count", "live_entitlements_count")
 
     # The status the row had when it was read (see from_db); None for a new, unsaved member.
     loaded_status: str | None = None
@@ -111,6 +120,24 @@ class Member(models.Model):
             models.Index(fields=["status", "full_name"]),
             models.Index(Lower("email"), name="member_email_lower"),
             models.Index(Lower("full_name"), name="member_name_lower"),
+            # One per ?sort= of the list (members/selectors.SORTS): the page, a keyset page beyond
+            # the counted ones and a filter on the leading column are all range scans.
+            models.Index(F("department"), Lower("full_name"), F("id"), name="member_dept_name"),
+            models.Index(F("location"), Lower("full_name"), F("id"), name="member_loc_name"),
+            models.Index(fields=["created_at", "id"], name="member_created"),
+            # ?holding=1 and the dashboard's "deactivated but still holding" (a small share).
+            models.Index(
+                Lower("full_name"),
+                F("id"),
+                name="member_holding_name",
+                condition=Q(assets_count__gt=0) | Q(live_entitlements_count__gt=0),
+            ),
+            models.Index(
+                F("deactivated_at").desc(),
+                name="member_deactivated_holding",
+                condition=Q(status="deactivated")
+                & (Q(assets_count__gt=0) | Q(live_entitlements_count__gt=0)),
+            ),
             # SCIM filters: `name.familyName eq` and `meta.lastModified gt` (incremental sync).
             models.Index(Lower("family_name"), name="member_family_name_lower"),
             models.Index(fields=["updated_at", "id"], name="member_updated_at"),
@@ -119,6 +146,17 @@ class Member(models.Model):
 
     def __str__(self) -> str:
         return self.full_name
+
+    def save(self, *args, **kwargs):
+        # An instance read before a check-out or a revocation holds stale counts; saving it
+        # whole would overwrite the fresh ones. Counts are only ever written by F() updates.
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key and f.name not in self.COUNTER_FIELDS
+            ]
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("members:detail", args=[self.pk])

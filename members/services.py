@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from assetsonar.audit import audit_build, audit_record, model_changes
 from assetsonar.models import AuditEvent
+from assetsonar.tallies import tally_status_change
 from members.models import Member
 
 EDITABLE_FIELDS = [
@@ -49,6 +50,7 @@ def member_create(*, actor: Any, request: Any = None, **fields: Any) -> Member:
     member.email = member.email.strip()
     member.full_clean()
     member.save()
+    tally_status_change("members", None, member.status)
     audit_record(action=AuditEvent.Action.CREATED, actor=actor, obj=member, request=request)
     return member
 
@@ -112,6 +114,7 @@ def _deactivate_locked(
     locked.deactivated_by_name = getattr(actor, "audit_name", "")[:150]
     locked.deactivation_reason = reason
     locked.save(update_fields=[*DEACTIVATION_FIELDS, "updated_at"])
+    tally_status_change("members", Member.Status.ACTIVE, Member.Status.DEACTIVATED)
     return audit_build(
         action=AuditEvent.Action.DEACTIVATED,
         actor=actor,
@@ -154,6 +157,7 @@ def member_reactivate(
     locked.deactivated_by_name = ""
     locked.deactivation_reason = ""
     locked.save()
+    tally_status_change("members", Member.Status.DEACTIVATED, Member.Status.ACTIVE)
     audit_record(action=AuditEvent.Action.REACTIVATED, actor=actor, obj=locked, request=request)
     return locked, True
 
@@ -221,4 +225,6 @@ def member_delete(*, member: Member, actor: Any, request: Any = None) -> None:
         )
     audit_record(action=AuditEvent.Action.DELETED, actor=actor, obj=member, request=request)
     member.reports.update(manager=None)
+    status = Member.objects.filter(pk=member.pk).values_list("status", flat=True).first()
     member.delete()
+    tally_status_change("members", status, None)

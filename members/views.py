@@ -9,7 +9,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -19,6 +18,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from assetsonar.forms import add_service_errors
 from assetsonar.http import done, safe_next
+from assetsonar.paging import AFTER_PARAM, paginate
 from members import selectors, services
 from members.filters import MemberFilter
 from members.forms import BulkDeactivateForm, DeactivateForm, MemberForm
@@ -48,9 +48,13 @@ def member_list(request: HttpRequest) -> HttpResponse:
     sort = request.GET.get("sort", "")
     if sort not in selectors.member_sort_keys():
         sort = selectors.DEFAULT_SORT
-    members = filterset.qs.order_by(*selectors.member_ordering(sort))
-    page = Paginator(members, PAGE_SIZE).get_page(request.GET.get("page"))
-    page.object_list = selectors.member_attach_counts(list(page.object_list))
+    page = paginate(
+        filterset.qs,
+        ordering=selectors.member_ordering(sort),
+        per_page=PAGE_SIZE,
+        number=request.GET.get("page"),
+        after=request.GET.get(AFTER_PARAM),
+    )
     context = {
         "filterset": filterset,
         "page_obj": page,

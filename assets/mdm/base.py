@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.views.decorators.debug import sensitive_variables
 
+from assets.mdm import throttle
 from automations.net import check_destination, pinned_session
 
 # The longest Retry-After we honour; a vendor asking for more gets retried after an hour anyway.
@@ -384,7 +385,8 @@ class Connector:
         # Connects to the checked address only; Host, SNI and certificates keep the host name.
         session = pinned_session(url, addresses[0])
         try:
-            with session:
+            # At most `max_concurrent_requests` in flight per connection, over all workers.
+            with throttle.request_slot(self.connection), session:
                 response = session.request(
                     method,
                     url,

@@ -26,6 +26,7 @@ from assetsonar.models import AuditEvent
 from automations.engine.common import Prep, log_key, write_create
 from automations.models import ActionLog
 from licenses.models import Entitlement, License
+from licenses.services import entitlements_revoked_tally
 
 REVOKED_INSIGHT = "Revoked; the seat is free again."
 ALREADY_REVOKED_INSIGHT = "Already revoked by someone else before the automation reached it."
@@ -85,6 +86,10 @@ def licenses_revoke(*, execution, action, event, context=None) -> list:
                 Entitlement.objects.filter(
                     pk__in=entitlement_ids, revoked_at=now, revoked_reason=reason
                 ).values_list("pk", flat=True)
+            )
+        if ours:  # seats used and members' live counts, in this transaction
+            entitlements_revoked_tally(
+                list(Entitlement.objects.filter(pk__in=ours).values_list("license_id", "member_id"))
             )
         for status, insight, log_ids in (
             (ActionLog.Status.SUCCEEDED, REVOKED_INSIGHT, [pk for pk, e in claims if e in ours]),

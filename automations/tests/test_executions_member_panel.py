@@ -149,8 +149,9 @@ def test_panel_query_budget(manager_client, django_assert_max_num_queries, size)
         make_log(execution, Action.Kind.WEBHOOK)
         make_log(execution, Action.Kind.REVOKE_LICENSES)
 
-    # Session, user, user and group permissions, member, logs, "still running?".
-    with django_assert_max_num_queries(7):
+    # Session, user, user and group permissions, member, its execution ids, logs, "still
+    # running?".
+    with django_assert_max_num_queries(8):
         panel(manager_client, member)
 
 

@@ -408,8 +408,9 @@ def test_retrying_a_dead_lettered_execution_that_locks_devices_needs_the_mdm_gat
 
 # --- Query budgets -----------------------------------------------------------------------------
 
-# Session, user, user and group permissions, the automation filter's choices, count, page.
-LIST_BUDGET = 7
+# Session, user, user and group permissions, the automation filter's choices, count (capped),
+# page, the page's action counts.
+LIST_BUDGET = 8
 # Session, user, user and group permissions, the execution, its logs, their webhook attempts.
 DETAIL_BUDGET = 7
 

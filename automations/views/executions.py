@@ -9,7 +9,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
@@ -17,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseLocation
 
 from assetsonar.models import PortalSettings
+from assetsonar.paging import AFTER_PARAM, paginate
 from automations import otp
 from automations import selectors_executions as selectors
 from automations.engine.retry import execution_retry_failed
@@ -34,7 +34,14 @@ RETRY_PERMISSION = "automations.change_automation"
 @permission_required("automations.view_execution", raise_exception=True)
 def execution_list(request: HttpRequest) -> HttpResponse:
     filterset = selectors.ExecutionFilter(request.GET or None, queryset=selectors.execution_list())
-    page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = paginate(
+        filterset.qs,
+        ordering=selectors.EXECUTION_ORDERING,
+        per_page=PAGE_SIZE,
+        number=request.GET.get("page"),
+        after=request.GET.get(AFTER_PARAM),
+    )
+    selectors.execution_attach_counts(page.object_list)
     filtered_member = None
     if (
         filterset.is_bound

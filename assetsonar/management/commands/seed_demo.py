@@ -574,11 +574,20 @@ def seed_licenses(seed: Seed) -> None:
     seed.counts["entitlements"] = insert(Entitlement, entitlements())
 
 
+def seed_counts(seed: Seed) -> None:
+    """The counts the services keep (members' assets and live entitlements, seats used, the
+    dashboard's tallies), which bulk_create does not: recomputed once over the seeded rows."""
+    from assetsonar.tallies import tallies_recount
+
+    tallies_recount()
+
+
 STEPS: list[Callable[[Seed], None]] = [
     seed_members,
     seed_mdm_connections,
     seed_assets,
     seed_licenses,
+    seed_counts,
 ]
 
 # Emptied by --reset (with the audit log); the portal settings and the sign-in users stay.

@@ -1,0 +1,235 @@
+"""The members list at any size: a count that stops, keyset pages past it that neither repeat nor
+skip a member, filter options from a loose index scan, the holding filter from the kept counts,
+fixed query counts at two sizes, and (PostgreSQL) plans that use the indexes made for them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from assetsonar import paging
+from conftest import make_asset, make_entitlement, make_license
+from members import selectors
+from members.filters import MemberFilter
+from members.models import Member
+
+pytestmark = pytest.mark.django_db
+
+NAMES = ["ada", "Bob", "carol", "Dan", "erin", "Finn", "gus", "Hana", "ivy", "Jo"]
+
+
+def bulk_members(count: int, **fields) -> list[Member]:
+    """Members straight into the table (as an import would), several sharing each name."""
+    now = timezone.now()
+    rows = [
+        Member(
+            full_name=f"{NAMES[n % len(NAMES)]} {n // 7}",
+            email=f"m{n}@example.com",
+            employee_id=f"S{n:06d}",
+            department=f"Dept {n % 4}",
+            location=f"City {n % 3}",
+            status="deactivated" if n % 5 == 0 else "active",
+            deactivated_at=now if n % 5 == 0 else None,
+            **fields,
+        )
+        for n in range(count)
+    ]
+    return Member.objects.bulk_create(rows)
+
+
+def walk(client, query: dict) -> tuple[list[int], int]:
+    """Every member id the list shows, following its own links page by page (numbered, then
+    keyset); and how many pages that took."""
+    seen, pages = [], 0
+    response = client.get(reverse("members:list"), query)
+    while True:
+        pages += 1
+        page = response.context["page_obj"]
+        seen += [m.pk for m in page.object_list]
+        links = re.findall(r'href="([^"]*)" rel="next"', response.content.decode())
+        if not links:
+            return seen, pages
+        response = client.get(reverse("members:list") + links[0].replace("&amp;", "&"))
+        assert response.status_code == 200
+
+
+@pytest.mark.parametrize("sort", ["name", "-name", "department", "-location", "status", "created"])
+def test_keyset_pages_past_the_count_show_every_member_once_in_order(
+    manager_client, monkeypatch, sort
+):
+    monkeypatch.setattr(paging, "COUNT_LIMIT", 200)
+    monkeypatch.setattr(paging, "OFFSET_LIMIT", 120)
+    bulk_members(333)
+    expected = list(
+        Member.objects.order_by(*selectors.member_ordering(sort)).values_list("pk", flat=True)
+    )
+
+    seen, pages = walk(manager_client, {"sort": sort})
+
+    assert seen == expected  # neither repeated nor skipped, in the sort's order
+    # 3 numbered pages (OFFSET_LIMIT 120 rows: pages of 50 up to it), 150 rows, then 4 keyset
+    # pages of 50 for the other 183.
+    assert pages == 7
+
+
+def test_the_count_stops_at_the_limit_and_says_so(manager_client, monkeypatch):
+    monkeypatch.setattr(paging, "COUNT_LIMIT", 100)
+    monkeypatch.setattr(paging, "OFFSET_LIMIT", 100)
+    bulk_members(130)
+
+    first = manager_client.get(reverse("members:list"))
+    last = manager_client.get(reverse("members:list"), {"page": "999"})
+
+    html = first.content.decode()
+    assert "100+ members" in html
+    assert "Page 1 · 100+ total" in html
+    assert last.context["page_obj"].number == 2
+    assert last.context["page_obj"].next_after  # the way on past the counted rows
+    keyset = manager_client.get(
+        reverse("members:list"), {"after": last.context["page_obj"].next_after}
+    )
+    assert "Past the first 100" in keyset.content.decode()
+    assert len(keyset.context["page_obj"]) == 30
+
+
+def test_a_token_that_does_not_decode_shows_the_first_page(manager_client):
+    bulk_members(5)
+    for token in ("not-base64!", "W10", "WyJ4Il0"):  # garbage, [], ["x"] (too few keys)
+        response = manager_client.get(reverse("members:list"), {"after": token})
+        assert response.status_code == 200
+        assert response.context["page_obj"].number == 1
+
+
+def test_filter_options_are_the_distinct_values_in_order():
+    bulk_members(40)
+    Member.objects.filter(pk=Member.objects.first().pk).update(department="")
+    expected = sorted(
+        set(Member.objects.exclude(department="").values_list("department", flat=True))
+    )
+
+    assert selectors.member_departments() == expected
+    assert selectors.member_locations() == ["City 0", "City 1", "City 2"]
+    assert MemberFilter({}).form.fields["department"].choices[1:] == [(d, d) for d in expected]
+
+
+def test_holding_reads_the_kept_counts(manager_client, it_manager):
+    _deactivated, holder, seat_holder, _clean = bulk_members(4)
+    make_asset(custodian=holder)
+    make_entitlement(license=make_license(), member=seat_holder)
+
+    response = manager_client.get(reverse("members:list"), {"holding": "1"})
+
+    assert {m.pk for m in response.context["page_obj"]} == {holder.pk, seat_holder.pk}
+
+
+@pytest.mark.parametrize("size", [60, 400])
+def test_query_count_of_every_list_variant_is_fixed(
+    manager_client, django_assert_max_num_queries, monkeypatch, size
+):
+    monkeypatch.setattr(paging, "COUNT_LIMIT", 100)
+    monkeypatch.setattr(paging, "OFFSET_LIMIT", 100)
+    bulk_members(size)
+    after = manager_client.get(reverse("members:list"), {"page": "2"}).context["page_obj"]
+    variants = [
+        {},
+        {"holding": "1"},
+        {"status": "deactivated", "holding": "1"},
+        {"department": "Dept 1", "status": "active"},
+        {"q": "carol"},
+        {"sort": "-created"},
+        {"page": "2"},
+    ]
+    if after.next_after:
+        variants.append({"after": after.next_after})
+    for query in variants:
+        # Session, user, permissions (2), count, page, departments, locations.
+        with django_assert_max_num_queries(8):
+            response = manager_client.get(reverse("members:list"), query)
+        assert response.status_code == 200
+
+
+# --- PostgreSQL plans -----------------------------------------------------------------------------
+
+postgres_only = pytest.mark.skipif(
+    "connection.vendor != 'postgresql'", reason="the planner's choices are PostgreSQL's"
+)
+
+
+def plan(queryset) -> str:
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.fixture
+def many_members():
+    members = bulk_members(20_000)
+    # A tenth hold something (the counts as the services keep them).
+    Member.objects.filter(pk__in=[m.pk for m in members[::10]]).update(assets_count=1)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE members_member")
+    return members
+
+
+@postgres_only
+@pytest.mark.parametrize("sort", ["name", "-name", "department", "-location", "created"])
+def test_each_sort_reads_its_index_not_a_sort_of_the_table(many_members, sort):
+    queryset = Member.objects.order_by(*selectors.member_ordering(sort))[:50]
+    text = plan(queryset)
+    assert "Index Scan" in text, text
+    assert "Seq Scan" not in text, text
+
+
+@postgres_only
+def test_a_keyset_page_seeks_the_index(many_members, rf, monkeypatch):
+    ordering = selectors.member_ordering("department")
+    first = paging.paginate(Member.objects.all(), ordering=ordering, per_page=50, number=20)
+    values = paging._decode(first.next_after, 3)
+    names = ["keyset_0", "keyset_1", "keyset_2"]
+    queryset = (
+        Member.objects.annotate(
+            **dict(zip(names, (e for e, _ in paging._keys(ordering)), strict=True))
+        )
+        .filter(keyset_0__gte=values[0])
+        .order_by(*names)[:51]
+    )
+    text = plan(queryset)
+    assert "member_dept_name" in text, text
+    assert "Seq Scan" not in text, text
+
+
+@postgres_only
+def test_holding_is_a_condition_on_the_row_not_a_hashed_subplan(many_members):
+    queryset = Member.objects.filter(selectors.member_holding_filter()).order_by(
+        *selectors.member_ordering("name")
+    )[:50]
+    text = plan(queryset)
+    assert "SubPlan" not in text and "Hash" not in text, text
+    assert "member_holding_name" in text, text
+    deactivated = plan(
+        Member.objects.deactivated()
+        .filter(selectors.member_holding_filter())
+        .order_by("-deactivated_at", "-id")[:10]
+    )
+    assert "member_deactivated_holding" in deactivated, deactivated
+
+
+@postgres_only
+def test_filter_options_are_index_probes_not_a_scan(many_members):
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = on")
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        selectors.member_departments()
+    sql = captured.captured_queries[0]["sql"]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + sql)
+        text = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Seq Scan" not in text, text
+    assert "Index Only Scan" in text or "Index Scan" in text, text

@@ -338,7 +338,7 @@ SCIM_DEFAULT_COUNT = 100
 # --- Worker shutdown (assetsonar/worker.py, `manage.py worker`) ---
 # Seconds from a stop signal to the last cluster process gone: fetched tasks are handed back,
 # running ones get until 2 s before it. Under 10 s, before systemd's and Docker's own kill.
-WORKER_STOP_TIMEOUT = env_int("WORKER_STOP_TIMEOUT", 8)
+WORKER_STOP_TIMEOUT = env_int("WORKER_STOP_TIMEOUT", 6)
 # --- Serving, the `make run` demo, MDM sign-in host (issue 7) -------------------------------------
 # `manage.py serve` (waitress). Behind a TLS-terminating proxy (BEHIND_PROXY), waitress takes
 # TRUSTED_PROXY_HEADERS only from a peer at TRUSTED_PROXY ("*": any peer; only where nothing but the

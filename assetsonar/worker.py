@@ -14,7 +14,7 @@ Two processes here fix both:
 
 - The supervisor (`manage.py worker`, the process systemd, Docker or `make run` starts) starts
   the cluster in a session of its own. On SIGTERM, SIGINT or SIGHUP it asks the cluster to stop
-  (SIGTERM to the cluster's main process alone) and, WORKER_STOP_TIMEOUT seconds later (8 by
+  (SIGTERM to the cluster's main process alone) and, WORKER_STOP_TIMEOUT seconds later (6 by
   default), SIGKILLs whatever is left of the cluster's process group. When the cluster ends on
   its own it clears the group too (no orphaned workers beside a restarted cluster) and exits
   with the cluster's code, so the service manager restarts it. Should the supervisor itself be
@@ -56,7 +56,7 @@ from django_q.status import Stat
 logger = logging.getLogger("assetsonar.worker")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-DEFAULT_STOP_TIMEOUT = 8.0
+DEFAULT_STOP_TIMEOUT = 6.0
 
 
 def stop_timeout() -> float:

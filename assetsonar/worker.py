@@ -59,6 +59,21 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 DEFAULT_STOP_TIMEOUT = 6.0
 
 
+class SignalFlag:
+    """Set by a signal handler, read by the loop that polls it.
+
+    Not a threading.Event: its set() takes a lock that the interrupted main thread may already
+    hold inside Event.wait(), and a stop to the process group delivers several signals in a
+    row, so a handler calling Event.set() deadlocks the process for good (seen under load).
+    Assigning a bool takes no lock."""
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    def raise_(self, signum=None, frame=None) -> None:
+        self.raised = True
+
+
 def stop_timeout() -> float:
     """Seconds from a stop signal to the cluster's last process gone (settings
     WORKER_STOP_TIMEOUT). Kept under 10 s: systemd's and Docker's own kill comes at 10 s."""
@@ -70,13 +85,9 @@ def stop_timeout() -> float:
 
 def supervise() -> int:
     """Run the cluster until a stop signal or its own end; returns the exit code."""
-    stopping = threading.Event()
-
-    def request_stop(signum, frame) -> None:
-        stopping.set()
-
+    stopping = SignalFlag()
     for sig in STOP_SIGNALS:
-        signal.signal(sig, request_stop)
+        signal.signal(sig, stopping.raise_)
     manage = Path(settings.BASE_DIR) / "manage.py"
     child = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
         [sys.executable, str(manage), "worker", "--cluster"],
@@ -84,8 +95,8 @@ def supervise() -> int:
         start_new_session=True,  # a group of its own: cleared as a whole, signalled on purpose
     )
     logger.info("Worker supervisor %s started cluster %s", os.getpid(), child.pid)
-    while child.poll() is None and not stopping.is_set():
-        stopping.wait(0.2)
+    while child.poll() is None and not stopping.raised:
+        time.sleep(0.2)  # a signal cuts the sleep short
     if child.poll() is None:
         started = time.monotonic()
         with contextlib.suppress(ProcessLookupError):
@@ -118,7 +129,7 @@ def _clear_group(pgid: int) -> None:
 # --- The cluster ----------------------------------------------------------------------------------
 
 _main_pid = 0
-_stop_requested = threading.Event()
+_stop_requested = SignalFlag()
 
 
 def _tell_main(signum, frame) -> None:
@@ -130,7 +141,7 @@ def _tell_main(signum, frame) -> None:
 def _request_stop(signum, frame) -> None:
     """In the main process: only a flag. django-q2's handler does the whole stop inside the
     handler, which deadlocks when the sentinel died meanwhile or a second signal comes."""
-    _stop_requested.set()
+    _stop_requested.raise_()
 
 
 def run_cluster() -> int:
@@ -144,13 +155,13 @@ def run_cluster() -> int:
     supervisor = os.getppid()
     try:
         cluster.start()
-        while not _stop_requested.is_set() and cluster.sentinel.is_alive():
+        while not _stop_requested.raised and cluster.sentinel.is_alive():
             if os.getppid() != supervisor:
                 # The supervisor was killed (SIGKILL): stop rather than run on unsupervised
                 # beside the cluster a restarted supervisor starts.
                 logger.warning("The worker supervisor is gone; stopping the cluster.")
                 break
-            _stop_requested.wait(0.2)
+            time.sleep(0.2)
         deadline = time.monotonic() + stop_timeout() - 1
         if cluster.sentinel.is_alive():
             logger.info("Q Cluster %s stopping.", cluster.name)

@@ -46,7 +46,8 @@ class ReceivedMessage:
 
     def header(self, name: str) -> str | None:
         value = self.message[name]
-        return None if value is None else str(value)
+        # Django folds a long encoded header right after the colon: the fold is not the value.
+        return None if value is None else str(value).strip()
 
     def part(self, content_type: str) -> str | None:
         for part in self.message.walk():
@@ -125,7 +126,10 @@ class _Handler:
                 mail_from=envelope.mail_from,
                 rcpt_tos=list(envelope.rcpt_tos),
                 raw=raw,
-                message=email.message_from_bytes(raw, policy=email.policy.default),
+                # Parts as the recipient's mail program shows them: lines end in \n.
+                message=email.message_from_bytes(
+                    raw.replace(b"\r\n", b"\n"), policy=email.policy.default
+                ),
             )
         )
         return "250 2.0.0 OK: queued"

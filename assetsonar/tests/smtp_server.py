@@ -21,6 +21,7 @@ import email
 import email.policy
 import logging
 import socket
+import ssl
 import struct
 import threading
 from dataclasses import dataclass, field
@@ -135,10 +136,60 @@ class _Handler:
         return "250 2.0.0 OK: queued"
 
 
-class SMTPTestServer:
-    """An SMTP server on 127.0.0.1 and a free port, run in a thread; `start()`, then `stop()`."""
+def _self_signed_context() -> ssl.SSLContext:
+    """A server TLS context with a fresh self-signed certificate for 127.0.0.1 (no client trusts
+    it: what a mail server with a certificate of its own making looks like)."""
+    import datetime
+    import ipaddress
+    import tempfile
 
-    def __init__(self):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "smtp.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as directory:
+        cert_path, key_path = f"{directory}/cert.pem", f"{directory}/key.pem"
+        with open(cert_path, "wb") as out:
+            out.write(cert.public_bytes(serialization.Encoding.PEM))
+        with open(key_path, "wb") as out:
+            out.write(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+        context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+class SMTPTestServer:
+    """An SMTP server on 127.0.0.1 and a free port, run in a thread; `start()`, then `stop()`.
+
+    `starttls=True` offers STARTTLS with a self-signed certificate.
+    """
+
+    def __init__(self, *, starttls: bool = False):
+        self._tls_context = _self_signed_context() if starttls else None
         self.messages: list[ReceivedMessage] = []
         # (stage, address, what the server did) for every MAIL, RCPT and DATA it answered.
         self.commands: list[tuple[str, str, str]] = []
@@ -207,6 +258,7 @@ class SMTPTestServer:
             loop=self._loop,
             auth_require_tls=False,
             authenticator=self._authenticate,
+            tls_context=self._tls_context,
         )
 
     def start(self) -> SMTPTestServer:

@@ -157,6 +157,19 @@ def test_every_attempt_with_one_key_has_one_message_id(smtp_server):
             "The mail server answered 421 4.4.2 Timeout, closing (temporary): will retry.",
         ),
         (
+            "rcpt",
+            "450 4.2.1 Mailbox temporarily unavailable",
+            Outcome.TEMPORARY,
+            "The mail server answered 450 4.2.1 Mailbox temporarily unavailable (temporary): "
+            "will retry.",
+        ),
+        (
+            "data",
+            "554 5.7.0 Transaction failed",
+            Outcome.PERMANENT,
+            "The mail server refused it permanently: 554 5.7.0 Transaction failed.",
+        ),
+        (
             "data",
             "550 5.7.1 Message rejected as spam",
             Outcome.PERMANENT,
@@ -261,6 +274,33 @@ def test_starttls_asked_of_a_server_without_it_is_permanent(smtp_server, setting
         "(STARTTLS extension not supported by server.): check EMAIL_USE_TLS, EMAIL_PORT and "
         "EMAIL_HOST_USER."
     )
+
+
+def test_tls_on_a_port_that_speaks_plain_smtp_is_permanent(smtp_server, settings):
+    settings.EMAIL_USE_SSL = True
+    result = _send()
+    assert result.outcome is Outcome.PERMANENT
+    assert result.insight == (
+        f"TLS with the mail server at 127.0.0.1:{smtp_server.port} failed (WRONG_VERSION_NUMBER): "
+        "check EMAIL_PORT, EMAIL_USE_TLS and EMAIL_USE_SSL."
+    )
+
+
+def test_a_certificate_that_cannot_be_trusted_is_permanent(settings):
+    server = SMTPTestServer(starttls=True).start()
+    try:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+        settings.EMAIL_USE_TLS, settings.EMAIL_USE_SSL = True, False
+        result = _send()
+    finally:
+        server.stop()
+    assert result.outcome is Outcome.PERMANENT
+    assert result.insight == (
+        f"The mail server at 127.0.0.1:{server.port} has a certificate that cannot be trusted "
+        "(self-signed certificate): check EMAIL_HOST."
+    )
+    assert server.messages == []
 
 
 def test_sign_in_with_the_right_password_sends(smtp_server, settings):

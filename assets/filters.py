@@ -21,7 +21,9 @@ class AssetFilter(django_filters.FilterSet):
             attrs={"type": "search", "placeholder": "Tag, serial number or name"}
         ),
     )
-    status = django_filters.ChoiceFilter(choices=Asset.Status.choices, empty_label="Any status")
+    status = django_filters.ChoiceFilter(
+        choices=Asset.Status.choices, empty_label="Any status", method="filter_status"
+    )
     category = django_filters.ChoiceFilter(
         choices=Asset.Category.choices, empty_label="Any category"
     )
@@ -60,6 +62,12 @@ class AssetFilter(django_filters.FilterSet):
             | Q(serial_number__istartswith=value)
             | Q(name__istartswith=value)
         )
+
+    def filter_status(self, queryset: QuerySet[Asset], name: str, value: str) -> QuerySet[Asset]:
+        # "In custody" means held: a device whose return is requested is still in custody.
+        if value == Asset.Status.IN_CUSTODY:
+            return queryset.filter(status__in=Asset.CUSTODY_STATUSES)
+        return queryset.filter(status=value) if value else queryset
 
     def filter_mdm(self, queryset: QuerySet[Asset], name: str, value: str) -> QuerySet[Asset]:
         enrolled = Q(mdm_connection__isnull=False) & ~Q(mdm_device_id="")

@@ -72,7 +72,7 @@ def _detail_context(request: HttpRequest, asset: Asset) -> dict:
     can_check_out = asset.status == Asset.Status.AVAILABLE and user.has_perms(
         ["assets.change_asset", "assets.add_custodyrecord"]
     )
-    can_check_in = asset.status == Asset.Status.IN_CUSTODY and user.has_perms(
+    can_check_in = asset.is_held and user.has_perms(
         ["assets.change_asset", "assets.change_custodyrecord"]
     )
     return {

@@ -38,7 +38,7 @@ def dashboard_stats(*, sections: frozenset[str]) -> dict:
         if "assets" in sections:
             stats["assets"] = {
                 "total": sum(tallies["assets"].values()),
-                "in_custody": tallies["assets"].get(Asset.Status.IN_CUSTODY, 0),
+                "in_custody": sum(tallies["assets"].get(s, 0) for s in Asset.CUSTODY_STATUSES),
                 "available": tallies["assets"].get(Asset.Status.AVAILABLE, 0),
             }
     if {"members", "assets", "entitlements"} <= sections:

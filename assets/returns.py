@@ -106,6 +106,11 @@ class Opened:
     note: str = ""
 
 
+def clock() -> datetime:
+    """The time the services go by when given none: the tests move it (no sleeping)."""
+    return timezone.now()
+
+
 def _actor_name(actor: Any) -> str:
     if getattr(actor, "is_authenticated", False):
         return actor.get_username()[:150]
@@ -147,8 +152,9 @@ def _check_settings(
             continue
         for part, template in (("subject", subject), ("body", body)):
             errors["messages"] += [f"{key} {part}: {e}" for e in placeholders.validate(template)]
+    errors = {field: problems for field, problems in errors.items() if problems}
     if errors:
-        raise ValidationError(dict(errors))
+        raise ValidationError(errors)
     return addresses
 
 
@@ -190,7 +196,7 @@ def return_requests_open(
         escalate_to_role=escalate_to_role,
         messages=messages,
     )
-    now = now or timezone.now()
+    now = now or clock()
     pks = sorted({a.pk if isinstance(a, Asset) else a for a in assets})
     results: list[Opened] = []
     mail_ids: list[int] = []
@@ -349,7 +355,7 @@ def return_request_close(
     req = ReturnRequest.objects.select_for_update().get(pk=pk)
     if req.closed_at is None:
         _close_locked(
-            req, asset=asset, reason=reason, actor=actor, now=timezone.now(), request=http_request
+            req, asset=asset, reason=reason, actor=actor, now=clock(), request=http_request
         )
     return req
 
@@ -364,7 +370,7 @@ def return_request_close_for_checked_in(*, asset: Asset, actor: Any, request: An
             asset=asset,
             reason=ReturnRequest.ClosedReason.CHECKED_IN,
             actor=actor,
-            now=timezone.now(),
+            now=clock(),
             request=request,
         )
 
@@ -386,7 +392,7 @@ def return_requests_cancel_for_member(
     assets = {
         a.pk: a for a in Asset.objects.select_for_update().filter(pk__in=asset_ids).order_by("pk")
     }
-    now = timezone.now()
+    now = clock()
     count = 0
     for req in ReturnRequest.objects.select_for_update().filter(
         asset_id__in=asset_ids, member_id=pk, closed_at=None
@@ -412,7 +418,7 @@ def returns_remind_due(*, now: datetime | None = None, batch: int = REMIND_BATCH
     locked with SKIP LOCKED (two sweeps share the work, never do it twice), at most `batch`;
     the emails go out after the commit, with any left from earlier sweeps. One email per member,
     kind and number lists all their devices due together. Returns counts for the task's log."""
-    now = now or timezone.now()
+    now = now or clock()
     counts = {"reminders": 0, "escalations": 0, "mails": 0}
     with transaction.atomic():
         due = list(
@@ -552,7 +558,7 @@ def returns_send_pending(
     conditional UPDATE so two workers never both send one; a claim older than STALE_CLAIM (a
     worker that died mid-send) is taken over, with the same key and Message-ID. An email whose
     devices all came back meanwhile is not sent. Returns the rows handled."""
-    now = now or timezone.now()
+    now = now or clock()
     stale = now - STALE_CLAIM
     claimable = Q(status=ReturnMail.Status.PENDING) | Q(
         status=ReturnMail.Status.SENDING, claimed_at__lt=stale

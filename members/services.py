@@ -159,6 +159,9 @@ def member_reactivate(
     locked.save()
     tally_status_change("members", Member.Status.DEACTIVATED, Member.Status.ACTIVE)
     audit_record(action=AuditEvent.Action.REACTIVATED, actor=actor, obj=locked, request=request)
+    from assets.returns import return_requests_cancel_for_member  # assets imports members
+
+    return_requests_cancel_for_member(member=locked, actor=actor, request=request)
     return locked, True
 
 

@@ -285,9 +285,7 @@ class ReturnRequest(models.Model):
     reminder_every_days = models.PositiveSmallIntegerField(
         default=7, validators=[MinValueValidator(1), MaxValueValidator(365)]
     )
-    max_reminders = models.PositiveSmallIntegerField(
-        default=3, validators=[MaxValueValidator(50)]
-    )
+    max_reminders = models.PositiveSmallIntegerField(default=3, validators=[MaxValueValidator(50)])
     escalate_to_emails = models.JSONField(default=list, blank=True)
     escalate_to_role = models.CharField(max_length=150, blank=True)
     # Subject and body templates that replace the defaults, by "<kind>.<recipient>" (e.g.

@@ -202,8 +202,7 @@ def return_requests_open(
     mail_ids: list[int] = []
     with transaction.atomic():
         locked = {
-            a.pk: a
-            for a in Asset.objects.select_for_update().filter(pk__in=pks).order_by("pk")
+            a.pk: a for a in Asset.objects.select_for_update().filter(pk__in=pks).order_by("pk")
         }
         keys = {pk: _asset_key(source_key, pk) if source_key else "" for pk in pks}
         known = {
@@ -225,12 +224,16 @@ def return_requests_open(
             if asset.pk in open_by_asset:
                 existing = open_by_asset[asset.pk]
                 results.append(
-                    Opened(pk, existing, False, f"Return already requested {existing.requested_at:%d %b %Y}.")
+                    Opened(
+                        pk, existing, False, f"Already requested {existing.requested_at:%d %b %Y}."
+                    )
                 )
                 continue
             if asset.custodian_id != member.pk or not asset.is_held:
                 results.append(
-                    Opened(pk, None, False, f"{asset.asset_tag} is no longer in {member}'s custody.")
+                    Opened(
+                        pk, None, False, f"{asset.asset_tag} is no longer in {member}'s custody."
+                    )
                 )
                 continue
             req = ReturnRequest.objects.create(

@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from assets import returns
 from assets.models import Asset, CustodyRecord, ReturnMail, ReturnRequest
-from assetsonar.tests.smtp_server import smtp_server  # noqa: F401 - a pytest fixture, used by name
 from assets.returns import (
     return_request_close,
     return_request_open,
@@ -106,8 +105,12 @@ def test_opening_twice_with_the_same_source_key_opens_one_request_and_mails_once
     leaver, smtp_server, django_capture_on_commit_callbacks
 ):
     laptop = make_asset(custodian=leaver)
-    first = open_return(leaver, [laptop], send_now=django_capture_on_commit_callbacks, source_key="k")
-    again = open_return(leaver, [laptop], send_now=django_capture_on_commit_callbacks, source_key="k")
+    first = open_return(
+        leaver, [laptop], send_now=django_capture_on_commit_callbacks, source_key="k"
+    )
+    again = open_return(
+        leaver, [laptop], send_now=django_capture_on_commit_callbacks, source_key="k"
+    )
 
     assert [o.created for o in again] == [False]
     assert again[0].request == first[0].request
@@ -213,7 +216,10 @@ def test_a_temporary_failure_is_sent_by_the_next_sweep(
     returns_remind_due(now=days(0.01))
     returns_remind_due(now=days(0.02))
 
-    assert sorted(r for r, _ in sent(smtp_server)) == ["alex.chen@example.com", "jordan@example.com"]
+    assert sorted(r for r, _ in sent(smtp_server)) == [
+        "alex.chen@example.com",
+        "jordan@example.com",
+    ]
     waiting.refresh_from_db()
     assert (waiting.status, waiting.attempts) == (ReturnMail.Status.SENT, 2)
 
@@ -252,7 +258,11 @@ def test_a_returning_device_is_still_held_by_its_custodian(leaver):
 
     laptop = make_asset(custodian=leaver)
     return_request_open(
-        asset=laptop, member=leaver, actor=None, reminder_every_days=N, max_reminders=1,
+        asset=laptop,
+        member=leaver,
+        actor=None,
+        reminder_every_days=N,
+        max_reminders=1,
         escalate_to=[],
     )
     member_deactivate(member=leaver, actor=None, reason="Left")
@@ -275,7 +285,11 @@ def test_a_returning_device_is_still_held_by_its_custodian(leaver):
 def test_cancelling_puts_the_device_back_in_custody(leaver):
     laptop = make_asset(custodian=leaver)
     request = return_request_open(
-        asset=laptop, member=leaver, actor=None, reminder_every_days=N, max_reminders=1,
+        asset=laptop,
+        member=leaver,
+        actor=None,
+        reminder_every_days=N,
+        max_reminders=1,
         escalate_to=[],
     )
 
@@ -289,7 +303,11 @@ def test_cancelling_puts_the_device_back_in_custody(leaver):
     assert returns_remind_due(now=days(10))["reminders"] == 0
     # A new request may follow the closed one.
     again = return_request_open(
-        asset=laptop, member=leaver, actor=None, reminder_every_days=N, max_reminders=1,
+        asset=laptop,
+        member=leaver,
+        actor=None,
+        reminder_every_days=N,
+        max_reminders=1,
         escalate_to=[],
     )
     assert again.pk != request.pk
@@ -345,13 +363,17 @@ def test_bad_settings_are_refused_with_what_is_wrong(leaver):
     assert laptop.status == Asset.Status.IN_CUSTODY
 
 
-def test_custom_messages_replace_the_defaults(leaver, smtp_server, django_capture_on_commit_callbacks):
+def test_custom_messages_replace_the_defaults(
+    leaver, smtp_server, django_capture_on_commit_callbacks
+):
     laptop = make_asset(custodian=leaver, asset_tag="AT-7")
     open_return(
         leaver,
         [laptop],
         send_now=django_capture_on_commit_callbacks,
-        messages={"notice.member": ("Devices for {{ member.full_name }}", "Send back:\n{{ devices }}")},
+        messages={
+            "notice.member": ("Devices for {{ member.full_name }}", "Send back:\n{{ devices }}")
+        },
     )
     to_member = next(m for m in smtp_server.messages if m.rcpt_tos == ["jordan@example.com"])
     assert to_member.header("Subject") == "Devices for Jordan Rivera"

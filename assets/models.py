@@ -332,6 +332,13 @@ class ReturnRequest(models.Model):
                 condition=models.Q(closed_at__isnull=True),
                 name="return_open_by_requested",
             ),
+            # The Returns view's "overdue" filter and the dashboard's count of overdue returns.
+            models.Index(
+                fields=["-requested_at", "-id"],
+                condition=models.Q(closed_at__isnull=True)
+                & (models.Q(reminders_sent__gt=0) | models.Q(escalated_at__isnull=False)),
+                name="return_overdue_by_requested",
+            ),
             models.Index(fields=["member", "-requested_at"], name="return_by_member"),
         ]
 
@@ -341,6 +348,11 @@ class ReturnRequest(models.Model):
     @property
     def is_open(self) -> bool:
         return self.closed_at is None
+
+    # Open and past its first reminder, or escalated: as a query (selectors, dashboard).
+    OVERDUE = models.Q(closed_at__isnull=True) & (
+        models.Q(reminders_sent__gt=0) | models.Q(escalated_at__isnull=False)
+    )
 
     @property
     def is_overdue(self) -> bool:

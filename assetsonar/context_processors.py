@@ -12,6 +12,7 @@ NAV = [
     ("dashboard", "Dashboard", "dashboard", None),
     ("members", "Members", "members:list", "members"),
     ("assets", "Assets", "assets:list", "assets"),
+    ("returns", "Returns", "assets:returns", "assets"),
     ("licenses", "Licenses", "licenses:list", "licenses"),
     ("automations", "Workflows & Automations", "automations:list", "automations"),
     ("provisioning", "Provisioning", "provisioning:page", "provisioning"),
@@ -30,7 +31,12 @@ def portal(request: HttpRequest) -> dict:
             for key, label, urlname, needs in NAV
             if (needs in sections if needs else bool(sections))
         ],
-        "nav_section": (request.resolver_match.namespace or request.resolver_match.url_name)
-        if request.resolver_match
-        else "",
+        "nav_section": _section(request.resolver_match) if request.resolver_match else "",
     }
+
+
+def _section(match) -> str:
+    # The Returns view lives in the assets app but has a navigation entry of its own.
+    if match.view_name == "assets:returns":
+        return "returns"
+    return match.namespace or match.url_name

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
+from assets.selectors_returns import returns_open_for_member
 from assetsonar.forms import add_service_errors
 from assetsonar.http import done, safe_next
 from assetsonar.paging import AFTER_PARAM, paginate
@@ -90,6 +91,7 @@ def member_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "member": member,
         "assets": list(selectors.member_assets_in_custody(member)),
+        "open_returns": returns_open_for_member(member) if member.assets_count else [],
         "entitlements": list(selectors.member_live_entitlements(member)),
         "custody_history": selectors.member_custody_history(member),
         "revoked_entitlements": selectors.member_revoked_entitlements(member),

@@ -88,6 +88,7 @@ def test_every_role_sees_the_whole_navigation(client, request, fixture):
         "Dashboard",
         "Members",
         "Assets",
+        "Returns",
         "Licenses",
         "Workflows &amp; Automations",
         *provisioning,

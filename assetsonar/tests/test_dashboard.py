@@ -18,8 +18,8 @@ pytestmark = pytest.mark.django_db
 
 # Session, user, the user's and their groups' permissions (what the page and the navigation may
 # show depends on them), then one query each: the tallies (member and asset counts), holding
-# count, holding rows, expiring licenses, seat use.
-QUERY_BUDGET = 9
+# count, holding rows, expiring licenses, seat use, overdue device returns.
+QUERY_BUDGET = 10
 
 
 def _deactivate(member):

@@ -441,3 +441,62 @@ def test_a_returning_device_is_still_locked_by_its_custodians_offboarding(
     assert request.closed_reason == ReturnRequest.ClosedReason.CHECKED_IN
     device.refresh_from_db()
     assert device.status == Asset.Status.AVAILABLE
+
+
+def test_one_reminder_per_recipient_lists_every_device_due_together(
+    leaver, smtp_server, django_capture_on_commit_callbacks
+):
+    laptop = make_asset(custodian=leaver, asset_tag="AT-1")
+    phone = make_asset(custodian=leaver, asset_tag="AT-2")
+    open_return(leaver, [laptop, phone], send_now=django_capture_on_commit_callbacks)
+    smtp_server.messages.clear()
+
+    returns_remind_due(now=days(N))
+
+    assert sorted(r for r, _ in sent(smtp_server)) == [
+        "alex.chen@example.com",
+        "jordan@example.com",
+    ]
+    for message in smtp_server.messages:
+        assert "AT-1" in message.text and "AT-2" in message.text
+
+
+def test_an_email_a_dead_worker_was_sending_is_sent_again_after_a_while(
+    leaver, smtp_server, django_capture_on_commit_callbacks
+):
+    laptop = make_asset(custodian=leaver)
+    open_return(leaver, [laptop], send_now=django_capture_on_commit_callbacks)
+    returns_remind_due(now=days(N))
+    key_of = {m.header("X-AssetSonar-Key"): m for m in smtp_server.messages}
+    smtp_server.messages.clear()
+    # A worker claimed the member's reminder, then died before recording the outcome.
+    row = ReturnMail.objects.get(kind="reminder", recipient="member")
+    ReturnMail.objects.filter(pk=row.pk).update(status="sending", claimed_at=days(N))
+
+    returns_remind_due(now=days(N) + returns.STALE_CLAIM - timedelta(seconds=1))
+    assert smtp_server.messages == []  # maybe still being sent: not yet
+    returns_remind_due(now=days(N) + returns.STALE_CLAIM + timedelta(seconds=1))
+
+    (again,) = smtp_server.messages
+    assert again.header("X-AssetSonar-Key") == row.key
+    assert again.header("Message-ID") == key_of[row.key].header("Message-ID")
+    row.refresh_from_db()
+    assert row.status == ReturnMail.Status.SENT
+
+
+def test_the_asset_list_counts_a_returning_device_as_in_custody(leaver, manager_client):
+    from django.urls import reverse
+
+    from assetsonar.tallies import tallies_recount
+
+    returning, kept = make_asset(custodian=leaver), make_asset(custodian=leaver)
+    make_asset()
+    return_request_open(asset=returning, member=leaver, actor=None)
+
+    def tags(status):
+        response = manager_client.get(reverse("assets:list"), {"status": status})
+        return {a.asset_tag for a in response.context["page_obj"]}
+
+    assert tags("in_custody") == {returning.asset_tag, kept.asset_tag}
+    assert tags("return_requested") == {returning.asset_tag}
+    assert set(tallies_recount(fix=False).values()) == {0}

@@ -65,7 +65,7 @@ DEFAULT_MESSAGES: dict[str, tuple[str, str]] = {
         "Please return your company devices",
         "Hello {{ member.first_name }},\n\n"
         "please return these devices to IT:\n\n{{ devices }}\n\n"
-        "Contact IT or your manager, {{ member.manager.full_name }}, to arrange the return. "
+        "Contact IT to arrange the return. "
         "You will get a reminder until the devices are back.\n\nThank you,\nIT",
     ),
     "notice.manager": (
@@ -260,8 +260,10 @@ def return_requests_open(
                 actor=actor,
                 obj=asset,
                 changes={"status": [before, asset.get_status_display()]},
-                message=f"Return requested from {member}"
-                + (f" by {source_label}" if source_label else "")[:400],
+                message=(
+                    f"Return requested from {member}"
+                    + (f" by {source_label}" if source_label else "")
+                )[:500],
                 request=request,
             )
             created.append(req)

@@ -280,7 +280,7 @@ def _duration(delta: timedelta) -> str:
 
 
 def last_day_reason(day: date, time_zone: str, late: timedelta) -> str:
-    """"Last working day (13 Dec 2026) ended at 23:59 Europe/Berlin", and how late if it is."""
+    """ "Last working day (13 Dec 2026) ended at 23:59 Europe/Berlin", and how late if it is."""
     reason = f"Last working day ({_when(day)}) ended at 23:59 {time_zone}"
     if late > LATE_AFTER:
         reason += f"; deactivated {_duration(late)} late (no worker ran the schedule then)"

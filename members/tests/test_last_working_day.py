@@ -85,7 +85,9 @@ def test_a_member_without_a_zone_ends_the_day_in_the_company_zone_and_one_with_a
     berlin.refresh_from_db()
     new_york.refresh_from_db()
     assert not berlin.is_active
-    assert berlin.deactivation_reason == "Last working day (13 Dec 2026) ended at 23:59 Europe/Berlin"
+    assert berlin.deactivation_reason == (
+        "Last working day (13 Dec 2026) ended at 23:59 Europe/Berlin"
+    )
     assert new_york.is_active
 
     assert services.members_deactivate_due(now=at("2026-12-14T05:00")) == 1

@@ -219,6 +219,41 @@ def member_bulk_deactivate(
 
 
 @transaction.atomic
+def members_schedule_last_day(
+    *, member_ids: Iterable[int], day: date, actor: Any, message: str = ""
+) -> int:
+    """Give active members a last working day and turn "deactivate on the last working day" on,
+    so members_deactivate_due deactivates them when that day ends in their time zone. One
+    transaction; each member that changes gets its audit row. Returns how many changed."""
+    pks = sorted(set(member_ids))
+    changed = 0
+    for start in range(0, len(pks), BULK_BATCH):
+        locked = (
+            Member.objects.select_for_update()
+            .filter(pk__in=pks[start : start + BULK_BATCH], status=Member.Status.ACTIVE)
+            .order_by("pk")
+        )
+        for member in locked:
+            fields = ["last_working_day", "deactivate_on_last_day"]
+            before = {name: getattr(member, name) for name in fields}
+            member.last_working_day = day
+            member.deactivate_on_last_day = True
+            changes = model_changes(member, before, fields)
+            if not changes:
+                continue
+            member.save(update_fields=[*fields, "updated_at"])
+            audit_record(
+                action=AuditEvent.Action.CHANGED,
+                actor=actor,
+                obj=member,
+                changes=changes,
+                message=message,
+            )
+            changed += 1
+    return changed
+
+
+@transaction.atomic
 def member_delete(*, member: Member, actor: Any, request: Any = None) -> None:
     """Hard-delete a member who has no devices, no live licenses and no history.
 

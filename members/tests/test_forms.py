@@ -144,7 +144,8 @@ def test_the_bulk_form_refuses_an_empty_selection_and_unknown_members():
         (
             {"time_zone": "Europe/Atlantis"},
             "time_zone",
-            "“Europe/Atlantis” is not a time zone name; use an IANA name such as Europe/Berlin or America/New_York.",
+            "“Europe/Atlantis” is not a time zone name; use an IANA name such as Europe/Berlin "
+            "or America/New_York.",
         ),
         (
             {"personal_email": "grace@example.com"},

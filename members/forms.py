@@ -190,3 +190,58 @@ class BulkDeactivateForm(DeactivateForm):
                 "Select at most %(max)d members at a time.", params={"max": MAX_BULK}
             )
         return members
+
+
+class UpcomingFilterForm(forms.Form):
+    """The Upcoming offboardings filters: the next N days, or a date range, department, location.
+    Invalid input shows its message and the page falls back to the next 30 days."""
+
+    days = forms.IntegerField(
+        label="Next days",
+        required=False,
+        min_value=1,
+        max_value=366,
+        error_messages={
+            "min_value": "Enter a number of days from 1 to 366.",
+            "max_value": "Enter a number of days from 1 to 366.",
+            "invalid": "Enter a whole number of days, e.g. 30.",
+        },
+    )
+    start = forms.DateField(
+        label="From",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter the date as YYYY-MM-DD, e.g. 2026-12-13."},
+    )
+    end = forms.DateField(
+        label="To",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter the date as YYYY-MM-DD, e.g. 2026-12-13."},
+    )
+    department = forms.ChoiceField(label="Department", required=False)
+    location = forms.ChoiceField(label="Location", required=False)
+
+    def __init__(self, *args, departments=(), locations=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["department"].choices = [("", "Any department")] + [(v, v) for v in departments]
+        self.fields["location"].choices = [("", "Any location")] + [(v, v) for v in locations]
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end and end < start:
+            self.add_error("end", "The end date is before the start date.")
+        return cleaned
+
+    def window(self, today):
+        """(start, end, department, location): what the page lists."""
+        from datetime import timedelta
+
+        from members.selectors import UPCOMING_DEFAULT_DAYS
+
+        data = self.cleaned_data if self.is_bound and self.is_valid() else {}
+        days = data.get("days") or UPCOMING_DEFAULT_DAYS
+        start = data.get("start") or today
+        end = data.get("end") or start + timedelta(days=days)
+        return start, end, data.get("department", ""), data.get("location", "")

@@ -164,7 +164,9 @@ def member_reactivate(
     if locked.status == Member.Status.ACTIVE:
         return locked, False
     changes = {}
-    ends = locked.last_day_ends_at(PortalSettings.load().company_time_zone)
+    from members.selectors import company_time_zone
+
+    ends = locked.last_day_ends_at(company_time_zone())
     if ends is not None and ends <= timezone.now():
         changes["last_working_day"] = [str(locked.last_working_day), None]
         locked.last_working_day = None
@@ -349,7 +351,9 @@ def members_deactivate_due(*, now: datetime) -> int:
     option whose day has ended at least in UTC+14, so a run reads the due members and those
     whose day ends within the next day, never the table. A run after downtime deactivates
     everyone who became due meanwhile, and each reason says how late."""
-    company = PortalSettings.load().company_time_zone
+    from members.selectors import company_time_zone
+
+    company = company_time_zone()
     due = []
     for pk, day, own_zone in last_day_candidates(now=now):
         time_zone = own_zone or company

@@ -302,6 +302,16 @@ class UpcomingRow:
     def company_last_minute(self) -> datetime:
         return self.company_ends_at - timedelta(minutes=1)
 
+    # Formatted here: the template's date filter would show them in the request's zone.
+    @property
+    def ends_label(self) -> str:
+        return f"{self.last_minute:%H:%M} {self.time_zone}"
+
+    @property
+    def company_ends_label(self) -> str:
+        moment = self.company_last_minute
+        return f"{moment.day} {moment:%b %H:%M}"
+
 
 def upcoming_rows(members: list[Member], *, company_zone: str, today: date) -> list[UpcomingRow]:
     """The rows of a page of members: when each one's day ends, and the enabled deactivation

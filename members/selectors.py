@@ -340,3 +340,26 @@ def upcoming_rows(members: list[Member], *, company_zone: str, today: date) -> l
             )
         )
     return rows
+
+
+@dataclass
+class Offboarding:
+    """The member page's view of the last working day."""
+
+    time_zone: str
+    own_zone: bool
+    ends_label: str  # "23:59 Europe/Berlin", or "" without a day
+    days_left: int | None  # negative once past; None without a day
+
+
+def member_offboarding(member: Member, *, company_zone: str, today: date) -> Offboarding:
+    time_zone = member.effective_time_zone(company_zone)
+    if member.last_working_day is None:
+        return Offboarding(time_zone, bool(member.time_zone), "", None)
+    last_minute = member.last_day_ends_at(company_zone) - timedelta(minutes=1)
+    return Offboarding(
+        time_zone,
+        bool(member.time_zone),
+        f"{last_minute:%H:%M} {time_zone}",
+        (member.last_working_day - today).days,
+    )

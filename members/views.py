@@ -89,8 +89,12 @@ def _sort_columns(current: str) -> dict[str, dict[str, str]]:
 @permission_required("members.view_member", raise_exception=True)
 def member_detail(request: HttpRequest, pk: int) -> HttpResponse:
     member = _get_member(pk)
+    company = selectors.company_time_zone()
     context = {
         "member": member,
+        "offboarding": selectors.member_offboarding(
+            member, company_zone=company, today=selectors.company_today(company)
+        ),
         "assets": list(selectors.member_assets_in_custody(member)),
         "entitlements": list(selectors.member_live_entitlements(member)),
         "custody_history": selectors.member_custody_history(member),

@@ -205,3 +205,26 @@ def test_the_page_and_the_csv_have_a_fixed_query_budget(
     with django_assert_max_num_queries(16):
         response = manager_client.get(EXPORT)
     assert len(response.content.decode().splitlines()) == count + 1
+
+
+def test_the_member_page_shows_the_last_working_day_its_end_the_zone_and_the_option(
+    manager_client, today
+):
+    leaver = make_member(
+        last_working_day=today + timedelta(days=3),
+        time_zone="America/New_York",
+        personal_email="sam@home.example",
+    )
+    stayer = make_member(deactivate_on_last_day=False)
+
+    html = manager_client.get(leaver.get_absolute_url()).content.decode()
+    day = leaver.last_working_day
+    assert f"{day:%a} {day.day} {day:%b %Y}</time>, ends 23:59 America/New_York" in html
+    assert "(in 3 days)" in html
+    assert "Yes, when the last working day ends" in html
+    assert "sam@home.example" in html
+
+    html = manager_client.get(stayer.get_absolute_url()).content.decode()
+    assert "<dt>Last working day</dt><dd>—</dd>" in html
+    assert 'Europe/Berlin <span class="muted">(the company's)</span>' in html
+    assert "<dt>Deactivated automatically</dt><dd>No</dd>" in html

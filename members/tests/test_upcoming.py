@@ -226,5 +226,5 @@ def test_the_member_page_shows_the_last_working_day_its_end_the_zone_and_the_opt
 
     html = manager_client.get(stayer.get_absolute_url()).content.decode()
     assert "<dt>Last working day</dt><dd>—</dd>" in html
-    assert 'Europe/Berlin <span class="muted">(the company's)</span>' in html
+    assert 'Europe/Berlin <span class="muted">(the company\'s)</span>' in html
     assert "<dt>Deactivated automatically</dt><dd>No</dd>" in html

@@ -270,3 +270,39 @@ def test_the_schedule_exists_every_5_minutes_and_runs_the_service():
     assert tasks.deactivate_due() == 1
     member.refresh_from_db()
     assert not member.is_active
+
+
+@pytest.mark.django_db
+def test_django_q2s_scheduler_runs_the_schedule_when_due_and_moves_it_5_minutes_on(
+    monkeypatch, settings
+):
+    """The real django-q2 path: its scheduler (what the cluster runs every 30 s) finds the due
+    schedule and runs the task (sync mode: in this process), then schedules the next run."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_q.conf import Conf
+    from django_q.scheduler import scheduler
+
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
+    monkeypatch.setattr(Conf, "SYNC", True)
+    member = make_member(last_working_day=date(2020, 1, 1))
+    schedule = Schedule.objects.get(name=tasks.DEACTIVATE_DUE_SCHEDULE_NAME)
+    Schedule.objects.filter(pk=schedule.pk).update(
+        next_run=timezone.now() - timedelta(hours=3)  # the workers were down for 3 hours
+    )
+
+    scheduler()
+
+    member.refresh_from_db()
+    assert not member.is_active
+    assert member.deactivation_reason.startswith(
+        "Last working day (1 Jan 2020) ended at 23:59 UTC; deactivated "
+    )
+    schedule.refresh_from_db()
+    assert schedule.next_run > timezone.now()
+    assert schedule.next_run <= timezone.now() + timedelta(minutes=5)
+    # Catch-up is off: the next run is 5 minutes from now, not 5 minutes after the missed one;
+    # running the scheduler again deactivates nobody twice.
+    scheduler()
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.DEACTIVATED).count() == 1

@@ -228,3 +228,15 @@ def test_the_member_page_shows_the_last_working_day_its_end_the_zone_and_the_opt
     assert "<dt>Last working day</dt><dd>—</dd>" in html
     assert 'Europe/Berlin <span class="muted">(the company\'s)</span>' in html
     assert "<dt>Deactivated automatically</dt><dd>No</dd>" in html
+
+
+def test_the_csv_stops_at_its_limit_and_says_so(manager_client, today, monkeypatch):
+    from members import views
+
+    monkeypatch.setattr(views, "UPCOMING_EXPORT_LIMIT", 2)
+    for n in range(3):
+        make_member(full_name=f"L{n}", last_working_day=today + timedelta(days=n))
+
+    rows = list(csv.reader(io.StringIO(manager_client.get(EXPORT).content.decode())))
+
+    assert [r[0] for r in rows[1:]] == ["L0", "L1", "Only the first 2 rows; narrow the dates."]

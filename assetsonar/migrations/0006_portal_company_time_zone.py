@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('assetsonar', '0004_tally'),
+        ('assetsonar', '0005_audit_marked_unlocked'),
     ]
 
     operations = [

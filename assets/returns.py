@@ -477,8 +477,7 @@ def returns_remind_due(*, now: datetime | None = None, batch: int = REMIND_BATCH
 def _member_and_manager(member: Member) -> list[tuple[str, str]]:
     """(recipient kind, address): the member at their personal email when recorded (a leaver's
     work mailbox may be closed), else the work one, and their manager if they have one."""
-    # personal_email comes with another branch's Member fields: read it defensively until then.
-    out = [(ReturnMail.Recipient.MEMBER, getattr(member, "personal_email", "") or member.email)]
+    out = [(ReturnMail.Recipient.MEMBER, member.personal_email or member.email)]
     if member.manager_id and member.manager.email:
         out.append((ReturnMail.Recipient.MANAGER, member.manager.email))
     return out

@@ -415,22 +415,20 @@ def _register_defaults() -> None:
         "When the member was deactivated (date and time, portal time zone).",
         lambda c: _text(c.member.deactivated_at),
     )
-    # last_working_day, time_zone and personal_email are being added to Member on another
-    # branch: read defensively until that lands (then plain attribute reads).
     register(
         m + "last_working_day",
         "The member's last working day (empty when not recorded).",
-        lambda c: _text(getattr(c.member, "last_working_day", None)),
+        lambda c: _text(c.member.last_working_day),
     )
     register(
         m + "time_zone",
-        "The member's time zone, e.g. Europe/Berlin (empty when not recorded).",
-        lambda c: _text(getattr(c.member, "time_zone", "")),
+        "The member's time zone, e.g. Europe/Berlin (empty: the company's).",
+        lambda c: _text(c.member.time_zone),
     )
     register(
         m + "personal_email",
         "The member's personal email address (empty when not recorded).",
-        lambda c: _text(getattr(c.member, "personal_email", "")),
+        lambda c: _text(c.member.personal_email),
     )
     register(
         m + "url",

@@ -500,3 +500,18 @@ def test_the_asset_list_counts_a_returning_device_as_in_custody(leaver, manager_
     assert tags("in_custody") == {returning.asset_tag, kept.asset_tag}
     assert tags("return_requested") == {returning.asset_tag}
     assert set(tallies_recount(fix=False).values()) == {0}
+
+
+def test_the_member_is_written_to_at_their_personal_email_when_recorded(
+    leaver, smtp_server, django_capture_on_commit_callbacks
+):
+    leaver.personal_email = "jordan.home@example.net"
+    leaver.save(update_fields=["personal_email"])
+    laptop = make_asset(custodian=leaver)
+
+    open_return(leaver, [laptop], send_now=django_capture_on_commit_callbacks)
+
+    assert sorted(r for r, _ in sent(smtp_server)) == [
+        "alex.chen@example.com",
+        "jordan.home@example.net",
+    ]

@@ -175,3 +175,22 @@ def test_admin_lists_return_requests_read_only_for_support_staff(client, support
     assert listing.status_code == 200 and request.asset.asset_tag in listing.content.decode()
     assert page.status_code == 200
     assert client.get(admin_url("assets", "returnrequest", "add")).status_code == 403
+
+
+@pytest.mark.parametrize("size", [1, 30])
+def test_member_and_asset_pages_with_open_returns_stay_within_budget(
+    manager_client, django_assert_max_num_queries, size
+):
+    from assets.tests.test_query_budget import DETAIL_BUDGET
+    from members.tests.test_views import DETAIL_QUERY_BUDGET
+
+    member = make_member()
+    requests = request_returns(member, size, overdue=True)
+
+    # One query more than the page without returns: the member's open requests.
+    with django_assert_max_num_queries(DETAIL_QUERY_BUDGET + 1):
+        response = manager_client.get(reverse("members:detail", args=[member.pk]))
+    assert len(response.context["open_returns"]) == size
+    with django_assert_max_num_queries(DETAIL_BUDGET):
+        response = manager_client.get(requests[-1].asset.get_absolute_url())
+    assert response.context["open_return"] == requests[-1]

@@ -5,4 +5,5 @@ class AutomationsConfig(AppConfig):
     name = "automations"
 
     def ready(self) -> None:
-        from automations import signals  # noqa: F401 - connects the member trigger
+        # The action kinds register themselves and their system check (automations.E001).
+        from automations import actions, signals  # noqa: F401 - connects the member trigger

@@ -48,30 +48,33 @@ def make_engine_automation(
     if webhook_url:
         action = Action(
             automation=automation,
-            kind=Action.Kind.WEBHOOK,
+            kind="webhook",
             position=0,
-            url=webhook_url,
-            method=method,
+            config={"url": webhook_url, "method": method},
         )
         action.set_secret(SECRET)
-        action.set_headers(headers or {})
+        action.set_secret_config({"headers": headers} if headers else {})
         action.save()
     if user_based or user_machine or device_based:
         Action.objects.create(
             automation=automation,
-            kind=Action.Kind.REVOKE_LICENSES,
+            kind="revoke_licenses",
             position=1,
-            revoke_user_based=user_based,
-            revoke_user_machine=user_machine,
-            revoke_device_based=device_based,
+            config={
+                "user_based": user_based,
+                "user_machine": user_machine,
+                "device_based": device_based,
+            },
         )
     if mdm:
         Action.objects.create(
             automation=automation,
-            kind=Action.Kind.MDM_LOCK,
+            kind="mdm_lock",
             position=2,
-            lock_message="This device belongs to Example Corp. Call IT.",
-            lock_phone="+1 555 0100",
+            config={
+                "message": "This device belongs to Example Corp. Call IT.",
+                "phone": "+1 555 0100",
+            },
         )
     return automation
 

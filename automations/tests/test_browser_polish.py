@@ -14,10 +14,10 @@ import pytest
 from django.apps import apps
 from django.urls import reverse
 
-from assets.models import Asset
+from assets.models import Asset, MDMCommand
 from assetsonar import roles
 from assetsonar.tests.test_browser_axe import AXE, axe_violations
-from automations.models import ActionLog, Automation, MDMCommand
+from automations.models import ActionLog, Automation
 from automations.tests.browser import needs_chromium, settled
 from automations.tests.builder_factories import mdm_feature
 from automations.tests.engine_factories import make_connection, make_device, make_engine_automation

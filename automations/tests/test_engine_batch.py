@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from standardwebhooks import Webhook
 
-from assets.models import Asset
+from assets.models import Asset, MDMCommand
 from automations import tasks
-from automations.models import ActionLog, Event, Execution, MDMCommand
+from automations.models import ActionLog, Event, Execution
 from automations.tests.engine_factories import (
     SECRET,
     make_connection,

@@ -9,10 +9,10 @@ import pytest
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from assets.models import Asset
+from assets.models import Asset, MDMCommand
 from automations import tasks
 from automations.engine import runner
-from automations.models import ActionLog, Event, Execution, MDMCommand
+from automations.models import ActionLog, Event, Execution
 from automations.tests.engine_factories import (
     SECRET,
     make_connection,
@@ -352,7 +352,7 @@ def test_a_retry_does_not_settle_an_execution_whose_event_run_is_unfinished(
 def test_a_crash_while_recording_one_outcome_keeps_the_others(
     receiver, leaver, deactivate, monkeypatch
 ):
-    from automations.engine import webhook
+    from automations.actions import webhook
 
     make_engine_automation(webhook_url=receiver.url(), user_based=True, mdm=True)
 

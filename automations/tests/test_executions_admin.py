@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from assets.tests.factories import make_mdm_connection
-from automations.models import Action, ActionLog
+from automations.models import ActionLog
 from automations.tests.execution_factories import (
     make_execution,
     make_log,
@@ -26,13 +26,11 @@ def _populate(size: int):
     for n in range(size):
         member = make_member(full_name=f"Leaver {n}")
         execution = make_execution(member, status="partially_failed")
-        webhook = make_log(execution, Action.Kind.WEBHOOK, status=ActionLog.Status.FAILED)
+        webhook = make_log(execution, "webhook", status=ActionLog.Status.FAILED)
         make_webhook_attempt(webhook, 1, status_code=503)
-        make_log(execution, Action.Kind.REVOKE_LICENSES)
+        make_log(execution, "revoke_licenses")
         asset = make_asset(custodian=member, mdm_connection=connection, mdm_device_id=f"a-{n}")
-        command = make_mdm_command(
-            make_log(execution, Action.Kind.MDM_LOCK, asset=asset), pin="975310"
-        )
+        command = make_mdm_command(make_log(execution, "mdm_lock", asset=asset), pin="975310")
     return command
 
 

@@ -11,7 +11,9 @@ from django.utils import timezone
 from django_otp.oath import TOTP
 
 from assetsonar.models import PortalSettings
+from automations.actions import ActionSpec
 from automations.models import Action, AuthenticatorDevice, Automation, Condition, Event, Execution
+from automations.services import AutomationSpec
 from conftest import make_member
 
 _seq = itertools.count(1)
@@ -227,3 +229,37 @@ def totp_code(device: AuthenticatorDevice, *, steps: int = 0) -> str:
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, 0)
     totp.time = time.time() + steps * device.step
     return f"{totp.token():0{device.digits}d}"
+
+
+def webhook_spec(url: str, method: str = "POST", headers: dict | None = None) -> ActionSpec:
+    return ActionSpec("webhook", {"url": url, "method": method, "headers": dict(headers or {})})
+
+
+def revoke_spec(
+    user_based: bool = False, user_machine: bool = False, device_based: bool = False
+) -> ActionSpec:
+    return ActionSpec(
+        "revoke_licenses",
+        {"user_based": user_based, "user_machine": user_machine, "device_based": device_based},
+    )
+
+
+def mdm_spec(message: str, phone: str) -> ActionSpec:
+    return ActionSpec("mdm_lock", {"message": message, "phone": phone})
+
+
+def automation_spec(
+    *,
+    webhook: ActionSpec | None = None,
+    revoke: ActionSpec | None = None,
+    mdm: ActionSpec | None = None,
+    **fields: Any,
+) -> AutomationSpec:
+    """An AutomationSpec with the seed's actions, in the seed's order (revoke, lock, webhook)."""
+    actions = tuple(a for a in (revoke, mdm, webhook) if a is not None)
+    return AutomationSpec(**{"actions": actions, **fields})
+
+
+def card(forms: Any, kind: str, nth: int = 0) -> Any:
+    """The settings form of the builder's nth action of `kind`."""
+    return [row.settings for row in forms.actions.rows() if row.kind_def.key == kind][nth]

@@ -9,7 +9,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from automations.models import ACTION_ORDER, ActionLog, Execution
+from automations.models import ActionLog, Execution
 from automations.selectors_executions import execution_logs, member_action_logs
 from automations.tests.engine_factories import (
     make_connection,

@@ -11,11 +11,14 @@ from django.urls import reverse
 from assetsonar.models import AuditEvent
 from automations import services
 from automations.models import Action, Automation
-from automations.services import AutomationSpec, MDMLockSpec, RevokeSpec
+from automations.services import AutomationSpec
 from automations.tests.builder_factories import (
+    automation_spec,
     builder_data,
     make_automation,
     mdm_feature,
+    mdm_spec,
+    revoke_spec,
     totp_code,
     totp_device,
 )
@@ -37,16 +40,16 @@ def operator_client(client, mdm_operator):
     return client
 
 
-def spec(**kwargs) -> AutomationSpec:
+def spec(**kwargs) -> AutomationSpec:  # the seed's revoke and lock by default
     fields = {
         "name": "Lock laptops",
         "trigger_module": "members",
         "trigger_event": "member.deactivated",
-        "revoke": RevokeSpec(user_based=True),
-        "mdm": MDMLockSpec(message="Return to IT", phone="+1 555 0100"),
+        "revoke": revoke_spec(user_based=True),
+        "mdm": mdm_spec(message="Return to IT", phone="+1 555 0100"),
     }
     fields.update(kwargs)
-    return AutomationSpec(**fields)
+    return automation_spec(**fields)
 
 
 # --- The page says what is missing ---------------------------------------------------------------
@@ -255,7 +258,7 @@ def test_service_refuses_a_new_or_changed_mdm_action_without_otp(mdm_operator):
     automation = services.automation_create(
         actor=mdm_operator, spec=spec(), otp_verified=True
     ).automation
-    changed = spec(mdm=MDMLockSpec(message="Changed", phone="+1 555 0100"))
+    changed = spec(mdm=mdm_spec(message="Changed", phone="+1 555 0100"))
     with pytest.raises(services.OTPRequired):
         services.automation_update(automation=automation, actor=mdm_operator, spec=changed)
     assert isinstance(services.OTPRequired(), PermissionDenied)

@@ -138,7 +138,7 @@ def test_a_batch_that_fails_runs_the_task_event_alone_and_leaves_the_others_pend
         raise RuntimeError("database went away")
 
     with monkeypatch.context() as patched:
-        patched.setitem(runner.PREPARERS, "revoke_licenses", broken)
+        patched.setattr(runner.REGISTRY["revoke_licenses"], "prepare", broken)
         with pytest.raises(runner.ActionCrashed):
             tasks.process_event(str(first.pk))
 

@@ -252,7 +252,7 @@ def test_crashing_action_leaves_the_others_done_and_the_event_for_another_run(
         raise RuntimeError("database went away")
 
     with monkeypatch.context() as patched:
-        patched.setitem(runner.PREPARERS, "revoke_licenses", broken)
+        patched.setattr(runner.REGISTRY["revoke_licenses"], "prepare", broken)
         event = deactivate(leaver)
 
     event.refresh_from_db()
@@ -335,7 +335,7 @@ def test_a_retry_does_not_settle_an_execution_whose_event_run_is_unfinished(
         raise RuntimeError("database went away")
 
     with monkeypatch.context() as patched:
-        patched.setitem(runner.PREPARERS, "revoke_licenses", broken)
+        patched.setattr(runner.REGISTRY["revoke_licenses"], "prepare", broken)
         event = deactivate(leaver)
         run_due_schedules()  # the webhook's retry succeeds meanwhile
 

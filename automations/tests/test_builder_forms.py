@@ -127,9 +127,7 @@ def test_at_least_one_action_is_required():
     forms = bound(revoke=None)
 
     assert not forms.valid
-    assert forms.non_form_errors == [
-        "Choose at least one action: add one from the list below."
-    ]
+    assert forms.non_form_errors == ["Choose at least one action: add one from the list below."]
 
 
 def test_revoke_needs_at_least_one_kind():

@@ -393,7 +393,7 @@ def test_retrying_a_dead_lettered_execution_that_locks_devices_needs_the_mdm_gat
 
     member = make_member()
     automation = make_automation()
-    Action.objects.create(automation=automation, kind="mdm_lock", lock_message="x")
+    Action.objects.create(automation=automation, kind="mdm_lock", config={"message": "x"})
     execution = make_execution(member, automation, status=Execution.Status.FAILED)
     Event.objects.filter(pk=execution.event_id).update(status=Event.Status.DEAD)
     # The lock was never claimed: no MDM log, yet a retry would claim and send it.

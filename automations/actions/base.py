@@ -205,12 +205,12 @@ def get_kind(key: str) -> ActionKind | None:
 
 def kind_choices() -> list[tuple[str, str]]:
     """(key, log label) of every kind: the choices of Action.kind and ActionLog.action_kind."""
-    return [(k.key, k.log_label) for k in REGISTRY.values()]
+    return [(key, getattr(k, "log_label", key)) for key, k in REGISTRY.items()]
 
 
 def log_label(key: str) -> str:
     kind = REGISTRY.get(key)
-    return kind.log_label if kind else key
+    return getattr(kind, "log_label", key) if kind else key
 
 
 @register_check()

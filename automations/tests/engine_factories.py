@@ -33,7 +33,7 @@ def make_engine_automation(
     trigger_event: str = MEMBER_DEACTIVATED,
     **fields,
 ) -> Automation:
-    """An automation with the actions asked for (position order: webhook, revoke, MDM lock)."""
+    """An automation with the actions asked for, in the seed's order: revoke, MDM lock, webhook."""
     n = next(_seq)
     automation = Automation.objects.create(
         name=fields.pop("name", f"Engine offboarding {n}"),
@@ -49,7 +49,7 @@ def make_engine_automation(
         action = Action(
             automation=automation,
             kind="webhook",
-            position=0,
+            position=2,
             config={"url": webhook_url, "method": method},
         )
         action.set_secret(SECRET)
@@ -59,7 +59,7 @@ def make_engine_automation(
         Action.objects.create(
             automation=automation,
             kind="revoke_licenses",
-            position=1,
+            position=0,
             config={
                 "user_based": user_based,
                 "user_machine": user_machine,
@@ -70,7 +70,7 @@ def make_engine_automation(
         Action.objects.create(
             automation=automation,
             kind="mdm_lock",
-            position=2,
+            position=1,
             config={
                 "message": "This device belongs to Example Corp. Call IT.",
                 "phone": "+1 555 0100",

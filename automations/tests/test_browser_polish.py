@@ -300,8 +300,10 @@ def test_a_lock_notice_reads_acknowledged_with_no_stray_space(polish):
 def test_the_payload_preview_is_reached_with_the_keyboard(polish):
     page = polish["page"]
     page.goto(f"{polish['url']}{reverse('automations:create')}")
-    page.check("#id_webhook-enabled")
-    page.fill("#id_webhook-url", "https://hr.example.com/hooks")
+    page.click('button[value="add:webhook"]')
+    page.wait_for_selector("#id_actions-0-url")
+    settled(page)
+    page.fill("#id_actions-0-url", "https://hr.example.com/hooks")
     page.click("#id_name")
     settled(page)
     page.click(".payload-preview summary")

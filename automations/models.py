@@ -91,6 +91,16 @@ def _kind_choices() -> list[tuple[str, str]]:
     return kind_choices()
 
 
+def _target_type_choices() -> list[tuple[str, str]]:
+    # ActionLog.TargetType, and the target types action kinds add (ActionKind.target_types).
+    from automations.actions import REGISTRY
+
+    choices = dict(ActionLog.TargetType.choices)
+    for kind in REGISTRY.values():
+        choices.update(getattr(kind, "target_types", {}))
+    return list(choices.items())
+
+
 class Action(models.Model):
     """One action of an automation: a kind from `automations.actions.REGISTRY` and its settings.
 
@@ -333,7 +343,7 @@ class ActionLog(models.Model):
         Action, null=True, blank=True, on_delete=models.SET_NULL, related_name="logs"
     )
     action_kind = models.CharField(max_length=40, choices=_kind_choices)
-    target_type = models.CharField(max_length=20, choices=TargetType.choices)
+    target_type = models.CharField(max_length=20, choices=_target_type_choices)
     target_label = models.CharField(max_length=300)
     entitlement = models.ForeignKey(
         "licenses.Entitlement",

@@ -67,6 +67,9 @@ class ActionKind:
     detail_template: ClassVar[str] = "automations/actions/_detail.html"
     # Extra rows under a log on the execution page (`log`); "" for none.
     log_template: ClassVar[str] = ""
+    # Target types of its logs beyond ActionLog.TargetType's (value → label), e.g. an email
+    # kind's {"recipient": "Recipient"}.
+    target_types: ClassVar[dict[str, str]] = {}
     # Fixed texts of its logs' insights (named, so tests and docs can refer to them).
     insights: ClassVar[dict[str, str]] = {}
     # Engine behaviour.

@@ -20,14 +20,22 @@ One pass has three steps, so it costs two commits whatever the number of actions
 A worker killed during step 2 leaves its logs running; once their lease is over (longer than the
 worker timeout) the next run takes them over: a webhook is sent again with the same webhook-id
 (receivers deduplicate on it), a lock is first looked up at the vendor and only sent if absent
-(mdm.py).
+(actions/mdm_lock.py).
 
 A run that finds the event processing by a run started less than a lease ago leaves it alone
 (that worker is alive); an older one is taken over. The run after MAX_ATTEMPTS moves the event to
 the dead-letter state and its executions to failed, with the insight saying so.
 
-Actions are independent: each is prepared in its own savepoint and each target is sent and
-recorded on its own, and an unexpected error in one neither stops the others nor is swallowed:
+Order (issue 9). An automation's actions are prepared in its order (Action.position, the
+builder's), and the execution log shows them in that order. Device locks (`ActionKind.urgent`)
+are then sent first, in a pool of their own, wherever they stand in the list (issue 8: a slow
+webhook receiver must never delay a lock); the other actions of one execution are sent one after
+the other in their order, executions side by side. An action set to stop the remaining ones if it
+fails (`continue_on_error` off) holds the actions after it, locks included, until it finished
+(see `_prepare`); that is the IT manager's explicit choice.
+
+Actions are otherwise independent: each is prepared in its own savepoint and each target is sent
+and recorded on its own, and an unexpected error in one neither stops the others nor is swallowed:
 the event stays processing and the error is raised, so the task fails and the event is run
 again (the sweeper or django-q2's redelivery), up to the dead letter.
 """
@@ -685,7 +693,7 @@ def log_resume(*, log_id: int) -> None:
     then settle its execution: started in one transaction, sent outside, recorded in another."""
     with transaction.atomic():
         # A device lock: the device's row first, then the log's, the order a run takes them in
-        # (mdm.py), so a retry and a run on the same device never deadlock.
+        # (actions/mdm_lock.py), so a retry and a run on the same device never deadlock.
         Asset.objects.select_for_update().filter(
             pk__in=ActionLog.objects.filter(
                 pk=log_id, target_type=ActionLog.TargetType.ASSET

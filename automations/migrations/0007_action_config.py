@@ -97,6 +97,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AlterField(
             model_name="actionlog",
+            name="target_type",
+            field=models.CharField(choices=automations.models._target_type_choices, max_length=20),
+        ),
+        migrations.AlterField(
+            model_name="actionlog",
             name="action_kind",
             field=models.CharField(choices=automations.models._kind_choices, max_length=40),
         ),

@@ -240,3 +240,53 @@ def test_a_failing_action_that_continues_on_error_leaves_the_others_running(
         ActionLog.Status.FAILED,
         ActionLog.Status.SUCCEEDED,
     ]
+
+
+def test_retrying_a_failed_stopping_action_runs_the_ones_it_held(
+    monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    from automations.engine.retry import execution_retry_failed
+
+    use_sync_q(monkeypatch, settings)
+    member = make_member()
+    entitlement = make_entitlement(license=make_license(), member=member)
+    with WebhookReceiver() as receiver:
+        receiver.answer(400)
+        automation = Automation.objects.create(name="Tell HR first")
+        webhook(automation, 0, receiver.url("/hr"), continue_on_error=False)
+        revoke(automation, 1)
+        deactivate(member, django_capture_on_commit_callbacks)
+        execution = Execution.objects.get()
+        assert execution.status == Execution.Status.FAILED
+
+        with django_capture_on_commit_callbacks(execute=True):
+            execution_retry_failed(execution=execution, actor=None)
+
+    execution.refresh_from_db()
+    assert execution.status == Execution.Status.SUCCEEDED
+    assert [r.path for r in receiver.requests] == ["/hr", "/hr"]
+    assert [(log.action_kind, log.status) for log in execution_logs(execution)] == [
+        ("webhook", ActionLog.Status.SUCCEEDED),
+        ("revoke_licenses", ActionLog.Status.SUCCEEDED),
+    ]
+    entitlement.refresh_from_db()
+    assert entitlement.revoked_at is not None
+
+
+def test_each_webhook_has_its_own_secret_rotated_on_its_own(manager_client):
+    automation = Automation.objects.create(name="Two secrets")
+    hr = webhook(automation, 0, "https://127.0.0.1/hr")
+    ticketing = webhook(automation, 1, "https://127.0.0.1/ticketing")
+
+    response = manager_client.post(
+        reverse("automations:rotate_secret", args=[automation.pk]), {"action": ticketing.pk}
+    )
+
+    assert response.status_code == 302
+    hr.refresh_from_db()
+    ticketing.refresh_from_db()
+    assert hr.get_secret() == SECRET and hr.secret_rotated_at is None
+    assert ticketing.get_secret() != SECRET and ticketing.secret_rotated_at is not None
+    assert ticketing.previous_secret_signs()
+    page = manager_client.get(automation.get_absolute_url()).text
+    assert f'id="rotate-dialog-{hr.pk}"' in page and f'id="rotate-dialog-{ticketing.pk}"' in page

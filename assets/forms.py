@@ -140,3 +140,16 @@ class CheckInForm(forms.Form):
         initial=Asset.Status.AVAILABLE,
     )
     note = forms.CharField(max_length=500, required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class MarkUnlockedForm(forms.Form):
+    """How a locked device was unlocked: the audit trail keeps it."""
+
+    prefix = "unlocked"
+    note = forms.CharField(
+        label="How was it unlocked?",
+        max_length=500,
+        help_text="For example: returned to IT and unlocked at the desk with its PIN.",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": "Say how the device was unlocked (for the audit trail)."},
+    )

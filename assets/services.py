@@ -155,3 +155,31 @@ def asset_check_in(
         request=request,
     )
     return record
+
+
+@transaction.atomic
+def asset_mark_unlocked(*, asset: Asset | int, actor: Any, note: str, request: Any = None) -> Asset:
+    """Record that a locked device was unlocked (at the desk, with its PIN, or in the vendor's
+    console). Until then the device's lock is in force and every later deactivation, retry or
+    automation reuses it and its PIN (issue 8: one lock per device until it is unlocked); after
+    it, the next offboarding of its custodian sends a new lock with a new PIN. Sends nothing to
+    the vendor: unlocking happens on the device."""
+    note = (note or "").strip()
+    if not note:
+        raise ValidationError({"note": "Say how the device was unlocked (for the audit trail)."})
+    pk = asset.pk if isinstance(asset, Asset) else asset
+    locked = Asset.objects.select_for_update().get(pk=pk)
+    if locked.lock_state == Asset.LockState.UNLOCKED:
+        raise ValidationError(f"{locked.asset_tag} is not locked.")
+    before = locked.get_lock_state_display()
+    locked.lock_state, locked.locked_at = Asset.LockState.UNLOCKED, None
+    locked.save(update_fields=["lock_state", "locked_at", "updated_at"])
+    audit_record(
+        action=AuditEvent.Action.MARKED_UNLOCKED,
+        actor=actor,
+        obj=locked,
+        changes={"lock_state": [before, locked.get_lock_state_display()]},
+        message=note[:500],
+        request=request,
+    )
+    return locked

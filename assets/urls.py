@@ -11,4 +11,5 @@ urlpatterns = [
     path("<int:pk>/edit/", views.asset_edit, name="edit"),
     path("<int:pk>/check-out/", views.asset_check_out, name="check_out"),
     path("<int:pk>/check-in/", views.asset_check_in, name="check_in"),
+    path("<int:pk>/mark-unlocked/", views.asset_mark_unlocked, name="mark_unlocked"),
 ]

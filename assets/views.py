@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from assets import selectors, services
 from assets.filters import AssetFilter
-from assets.forms import AssetForm, CheckInForm, CheckOutForm
+from assets.forms import AssetForm, CheckInForm, CheckOutForm, MarkUnlockedForm
 from assets.models import Asset
 from assetsonar.audit import audit_for
 from assetsonar.forms import add_service_errors
@@ -183,6 +183,30 @@ def asset_check_in(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"{asset.asset_tag} checked in.")
             return done(request, asset.get_absolute_url())
     template = "assets/asset_check_in.html"
+    if request.htmx:
+        template += "#form"
+    return render(request, template, {"asset": asset, "form": form})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+@permission_required(["assets.change_asset", "assets.execute_mdm_commands"], raise_exception=True)
+def asset_mark_unlocked(request: HttpRequest, pk: int) -> HttpResponse:
+    """Record that a locked device was unlocked, so that its next offboarding locks it anew.
+    The MDM permission, because it decides whether the device's lock is still in force."""
+    asset = selectors.asset_get(pk)
+    form = MarkUnlockedForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
+        try:
+            services.asset_mark_unlocked(
+                asset=asset, note=form.cleaned_data["note"], actor=request.user, request=request
+            )
+        except ValidationError as error:
+            add_service_errors(form, error)
+        else:
+            messages.success(request, f"{asset.asset_tag} marked as unlocked.")
+            return done(request, asset.get_absolute_url())
+    template = "assets/asset_mark_unlocked.html"
     if request.htmx:
         template += "#form"
     return render(request, template, {"asset": asset, "form": form})

@@ -36,6 +36,7 @@ class AuditEvent(models.Model):
         OTP_FAILED = "otp.failed", "One-time password refused"
         OTP_ENROLLED = "otp.enrolled", "Authenticator enrolled"
         PIN_VIEWED = "mdm.pin_viewed", "Unlock PIN viewed"
+        MARKED_UNLOCKED = "mdm.marked_unlocked", "Device marked unlocked"
         SETTINGS_CHANGED = "settings.changed", "Settings changed"
 
     at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -377,6 +377,38 @@ Q_CLUSTER["name"] = os.environ.get("Q_CLUSTER_NAME", Q_CLUSTER["name"])
 # Task results kept (django-q2 save_limit; 0 keeps all, -1 none): benchmarks count them.
 Q_CLUSTER["save_limit"] = env_int("Q_SAVE_LIMIT", Q_CLUSTER["save_limit"])
 
+# --- Email (issue 9; assetsonar/mail.py) ----------------------------------------------------------
+# SMTP when EMAIL_HOST is set; otherwise the console backend, so the demo's mails are printed to
+# the worker's log instead of sent. Port 587 with STARTTLS by default; implicit TLS (port 465) is
+# EMAIL_USE_SSL=true with EMAIL_USE_TLS=false. EMAIL_TIMEOUT bounds each wait on the server.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "AssetSonar <assetsonar@localhost>")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured(
+        "EMAIL_USE_TLS (STARTTLS, port 587) and EMAIL_USE_SSL (implicit TLS, port 465) are both "
+        "true: set one of them, e.g. EMAIL_USE_SSL=true with EMAIL_USE_TLS=false."
+    )
+if EMAIL_TIMEOUT <= 0:
+    raise ImproperlyConfigured("EMAIL_TIMEOUT must be a number of seconds above 0.")
+# The portal's address, for the links in emails ({{ portal_url }}, {{ member.url }}).
+PORTAL_URL = os.environ.get("PORTAL_URL", "http://localhost:8000").rstrip("/")
+if not PORTAL_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(
+        f"PORTAL_URL must start with https:// (or http://), e.g. https://assets.example.com; "
+        f"it is {PORTAL_URL!r}."
+    )
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -105,6 +105,7 @@ def _portal_fillers():
         "assets:edit": lambda: {"pk": _first(Asset).pk},
         "assets:check_out": lambda: {"pk": _first(Asset, custodian__isnull=True).pk},
         "assets:check_in": lambda: {"pk": _first(Asset, custodian__isnull=False).pk},
+        "assets:mark_unlocked": lambda: {"pk": _first(Asset, mdm_commands__isnull=False).pk},
         "licenses:detail": lambda: {"pk": _first(Entitlement).license_id},
         "licenses:edit": lambda: {"pk": _first(Entitlement).license_id},
         "licenses:entitle": lambda: {"pk": _first(Entitlement).license_id},

@@ -15,6 +15,7 @@ import pytest
 
 from assets.mdm.base import token_cache
 from assets.models import Asset, MDMCommand
+from assets.services import asset_mark_unlocked
 from assets.tests.mdm_servers import IntuneServer, JamfServer, KandjiServer
 from automations.actions.mdm_lock import NOT_ENROLLED
 from automations.models import ActionLog, Execution
@@ -309,7 +310,9 @@ def test_a_device_unlocked_since_gets_a_new_lock_and_a_new_pin(deactivate):
     laptop = make_device(member, make_connection())
     make_engine_automation(mdm=True)
     deactivate(member)
-    Asset.objects.filter(pk=laptop.pk).update(lock_state=Asset.LockState.UNLOCKED)  # unlocked
+    member_reactivate(member=member, actor=None)
+    assert deactivate(member).logs.get().status == ActionLog.Status.SKIPPED  # still locked: kept
+    asset_mark_unlocked(asset=laptop, note="Unlocked at the desk", actor=None)
     member_reactivate(member=member, actor=None)
 
     second = deactivate(member)

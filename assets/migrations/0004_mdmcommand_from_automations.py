@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("assets", "0003_mdmconnection_max_concurrent_requests"),
-        ("automations", "0007_action_config"),
+        ("automations", "0009_action_kind_columns_removed"),
     ]
 
     operations = [

@@ -61,7 +61,12 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class PortalSettingsAdmin(admin.ModelAdmin):
     """The one settings row: the list goes straight to it, and every change is audited."""
 
-    fields = ["mdm_commands_enabled", "updated_at"]
+    fields = [
+        "mdm_commands_enabled",
+        "company_time_zone",
+        "deactivate_on_last_day_default",
+        "updated_at",
+    ]
     readonly_fields = ["updated_at"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -11,6 +11,7 @@ from assetsonar.roles import visible_sections
 NAV = [
     ("dashboard", "Dashboard", "dashboard", None),
     ("members", "Members", "members:list", "members"),
+    ("offboardings", "Upcoming offboardings", "members:upcoming", "members"),
     ("assets", "Assets", "assets:list", "assets"),
     ("licenses", "Licenses", "licenses:list", "licenses"),
     ("automations", "Workflows & Automations", "automations:list", "automations"),
@@ -30,7 +31,17 @@ def portal(request: HttpRequest) -> dict:
             for key, label, urlname, needs in NAV
             if (needs in sections if needs else bool(sections))
         ],
-        "nav_section": (request.resolver_match.namespace or request.resolver_match.url_name)
-        if request.resolver_match
-        else "",
+        "nav_section": _section(request),
     }
+
+
+def _section(request: HttpRequest) -> str:
+    """The nav entry of this page: one whose URL name is this view's (Upcoming offboardings,
+    inside members), else the app's namespace."""
+    match = request.resolver_match
+    if match is None:
+        return ""
+    for key, _label, urlname, _needs in NAV:
+        if urlname == match.view_name:
+            return key
+    return match.namespace or match.url_name

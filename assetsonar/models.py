@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -78,6 +79,10 @@ class AuditEvent(models.Model):
         return rows
 
 
+def default_company_time_zone() -> str:
+    return settings.TIME_ZONE
+
+
 class PortalSettings(models.Model):
     """Singleton row of portal-wide switches an administrator controls in the Django admin."""
 
@@ -85,6 +90,19 @@ class PortalSettings(models.Model):
         "MDM management commands",
         default=False,
         help_text="Allow automations to send lock commands to devices through a connected MDM.",
+    )
+    company_time_zone = models.CharField(
+        "company time zone",
+        max_length=64,
+        default=default_company_time_zone,
+        help_text="IANA name, e.g. Europe/Berlin. A member without a time zone of their own "
+        "ends their last working day at midnight here.",
+    )
+    deactivate_on_last_day_default = models.BooleanField(
+        "deactivate on the last working day, by default",
+        default=True,
+        help_text="For members added from now on (form, HR import, SCIM): deactivate them "
+        "automatically when their last working day ends. Each member can be changed.",
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -97,6 +115,16 @@ class PortalSettings(models.Model):
 
     def __str__(self) -> str:
         return "Portal settings"
+
+    def clean(self) -> None:
+        from members.models import validate_time_zone
+
+        try:
+            validate_time_zone(self.company_time_zone)
+        except ValidationError as error:
+            raise ValidationError({"company_time_zone": error}) from None
+        if not self.company_time_zone:
+            raise ValidationError({"company_time_zone": "Enter the company's time zone."})
 
     @classmethod
     def load(cls) -> PortalSettings:

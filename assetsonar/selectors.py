@@ -11,7 +11,13 @@ from assetsonar.paging import CappedPaginator
 from assetsonar.tallies import tally_values
 from licenses.selectors import licenses_with_seat_use
 from members.models import Member
-from members.selectors import member_holding_filter
+from members.selectors import (
+    DASHBOARD_UPCOMING_DAYS,
+    company_time_zone,
+    company_today,
+    member_holding_filter,
+    upcoming_offboardings_count,
+)
 
 EXPIRY_WARNING_DAYS = 30
 
@@ -35,6 +41,11 @@ def dashboard_stats(*, sections: frozenset[str]) -> dict:
                 "active": tallies["members"].get(Member.Status.ACTIVE, 0),
                 "deactivated": tallies["members"].get(Member.Status.DEACTIVATED, 0),
             }
+            # Through the partial index member_last_day: a range of two weeks of leavers.
+            stats["upcoming_days"] = DASHBOARD_UPCOMING_DAYS
+            stats["upcoming_offboardings"] = upcoming_offboardings_count(
+                today=company_today(company_time_zone())
+            )
         if "assets" in sections:
             stats["assets"] = {
                 "total": sum(tallies["assets"].values()),

@@ -120,6 +120,17 @@ class MemberAdmin(admin.ModelAdmin):
         (None, {"fields": ["full_name", "email", "employee_id", "title"]}),
         ("Organisation", {"fields": ["department", "location", "manager", "employment_type"]}),
         (
+            "Offboarding",
+            {
+                "fields": [
+                    "last_working_day",
+                    "time_zone",
+                    "deactivate_on_last_day",
+                    "personal_email",
+                ]
+            },
+        ),
+        (
             "Status",
             {
                 "fields": [
@@ -150,6 +161,16 @@ class MemberAdmin(admin.ModelAdmin):
     ]
     inlines = [CustodyRecordInline, EntitlementInline]
     actions = ["deactivate_selected", "reactivate_selected", "delete_selected"]
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict:
+        # A new member's option comes from the portal setting, as in the portal's form.
+        from assetsonar.models import PortalSettings
+
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault(
+            "deactivate_on_last_day", PortalSettings.load().deactivate_on_last_day_default
+        )
+        return initial
 
     def has_deactivate_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("members.deactivate_member")

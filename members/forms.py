@@ -7,7 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import Value
 from django.db.models.functions import Lower
 
-from members.models import Member
+from assetsonar.models import PortalSettings
+from members.models import Member, time_zone_choices
 
 # The manager chain is short in practice; a guard stops a walk through bad data.
 MAX_MANAGER_DEPTH = 100
@@ -49,8 +50,22 @@ class MemberForm(forms.ModelForm):
             "title",
             "manager",
             "employment_type",
+            "personal_email",
+            "last_working_day",
+            "time_zone",
+            "deactivate_on_last_day",
         ]
+        labels = {
+            "last_working_day": "Last working day",
+            "time_zone": "Time zone",
+            "deactivate_on_last_day": "Deactivate automatically at the end of the last working day",
+            "personal_email": "Personal email",
+        }
+        error_messages = {
+            "last_working_day": {"invalid": "Enter the date as YYYY-MM-DD, e.g. 2026-12-13."},
+        }
         widgets = {
+            "last_working_day": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
             "department": forms.TextInput(
                 attrs={"list": "department-options", "autocomplete": "off"}
             ),
@@ -61,6 +76,31 @@ class MemberForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if not self.is_bound and self.instance.manager_id:
             self.initial["manager"] = self.instance.manager.email
+        portal = PortalSettings.load()
+        if self.instance.pk is None and not self.is_bound:
+            self.initial["deactivate_on_last_day"] = portal.deactivate_on_last_day_default
+        # A select, not free text: one of the IANA names zoneinfo knows, or the company's.
+        self.fields["time_zone"].widget = forms.Select(
+            choices=[("", f"The company's ({portal.company_time_zone})")]
+            + [(name, name) for name in time_zone_choices()]
+        )
+        self.fields["time_zone"].help_text = (
+            "Their last working day ends at midnight in this zone. Leave it on the company's "
+            "unless the member works elsewhere."
+        )
+        self.fields[
+            "last_working_day"
+        ].help_text = "When the member leaves. Leave empty when no date is known."
+
+    def clean_personal_email(self) -> str:
+        personal = self.cleaned_data["personal_email"].strip()
+        work = (self.cleaned_data.get("email") or "").strip()
+        if personal and work and personal.lower() == work.lower():
+            raise ValidationError(
+                "This is the work email; enter a private address or leave it empty.",
+                code="same_as_work",
+            )
+        return personal
 
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip()
@@ -150,3 +190,58 @@ class BulkDeactivateForm(DeactivateForm):
                 "Select at most %(max)d members at a time.", params={"max": MAX_BULK}
             )
         return members
+
+
+class UpcomingFilterForm(forms.Form):
+    """The Upcoming offboardings filters: the next N days, or a date range, department, location.
+    Invalid input shows its message and the page falls back to the next 30 days."""
+
+    days = forms.IntegerField(
+        label="Next days",
+        required=False,
+        min_value=1,
+        max_value=366,
+        error_messages={
+            "min_value": "Enter a number of days from 1 to 366.",
+            "max_value": "Enter a number of days from 1 to 366.",
+            "invalid": "Enter a whole number of days, e.g. 30.",
+        },
+    )
+    start = forms.DateField(
+        label="From",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter the date as YYYY-MM-DD, e.g. 2026-12-13."},
+    )
+    end = forms.DateField(
+        label="To",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        error_messages={"invalid": "Enter the date as YYYY-MM-DD, e.g. 2026-12-13."},
+    )
+    department = forms.ChoiceField(label="Department", required=False)
+    location = forms.ChoiceField(label="Location", required=False)
+
+    def __init__(self, *args, departments=(), locations=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["department"].choices = [("", "Any department")] + [(v, v) for v in departments]
+        self.fields["location"].choices = [("", "Any location")] + [(v, v) for v in locations]
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and end and end < start:
+            self.add_error("end", "The end date is before the start date.")
+        return cleaned
+
+    def window(self, today):
+        """(start, end, department, location): what the page lists."""
+        from datetime import timedelta
+
+        from members.selectors import UPCOMING_DEFAULT_DAYS
+
+        data = self.cleaned_data if self.is_bound and self.is_valid() else {}
+        days = data.get("days") or UPCOMING_DEFAULT_DAYS
+        start = data.get("start") or today
+        end = data.get("end") or start + timedelta(days=days)
+        return start, end, data.get("department", ""), data.get("location", "")

@@ -3,8 +3,9 @@ in one short transaction, or nothing.
 
 Members are matched by email, case-insensitively. A column left out of the file leaves that field
 alone; a column present sets it, and a blank cell clears an optional field (department, location,
-title, employee_id, manager_email). A blank employment_type or status keeps the current value (new
-members get the defaults).
+title, employee_id, manager_email, personal_email, last_working_day as YYYY-MM-DD, time_zone as an
+IANA name). A blank employment_type, status or deactivate_on_last_day (yes/no) keeps the current
+value (new members get the defaults; the option's is the portal setting).
 
 Two phases, so that a file of many thousand rows holds the database's write lock (SQLite has one
 for the whole database) for seconds, not for as long as checking it takes:
@@ -29,6 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, TextIO
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -38,7 +40,7 @@ from django.utils import timezone
 
 from assetsonar.audit import audit_build, model_changes
 from assetsonar.bulk import rows_update
-from assetsonar.models import AuditEvent
+from assetsonar.models import AuditEvent, PortalSettings
 from assetsonar.tallies import tally_move
 from members.models import Member
 from members.services import member_bulk_deactivate, member_reactivate
@@ -55,9 +57,26 @@ COLUMNS = [
     "manager_email",
     "status",
     "deactivation_reason",
+    "personal_email",
+    "last_working_day",
+    "time_zone",
+    "deactivate_on_last_day",
 ]
 # Profile columns that map one to one onto Member fields (manager_email and status are resolved).
-PROFILE_COLUMNS = ["full_name", "employee_id", "department", "location", "title", "employment_type"]
+PROFILE_COLUMNS = [
+    "full_name",
+    "employee_id",
+    "department",
+    "location",
+    "title",
+    "employment_type",
+    "personal_email",
+    "last_working_day",
+    "time_zone",
+    "deactivate_on_last_day",
+]
+YES = {"yes", "y", "true", "1", "on"}
+NO = {"no", "n", "false", "0", "off"}
 DEFAULT_DEACTIVATION_REASON = "Deactivated by HR import"
 
 
@@ -249,6 +268,26 @@ def _profile(header: list[str], values: dict[str, str], errors: dict) -> dict[st
                 errors[name] = [f"Use one of {labels}."]
                 continue
             value = stored
+        elif name == "last_working_day":
+            if value:
+                try:
+                    if len(value) != 10:
+                        raise ValueError
+                    value = date.fromisoformat(value)
+                except ValueError:
+                    errors[name] = [
+                        f"Enter the date as YYYY-MM-DD, e.g. 2026-12-13 (not “{value}”)."
+                    ]
+                    continue
+            else:
+                value = None
+        elif name == "deactivate_on_last_day":
+            if not value:
+                continue
+            if value.casefold() not in YES | NO:
+                errors[name] = ["Use yes or no."]
+                continue
+            value = value.casefold() in YES
         profile[name] = value
     return profile
 
@@ -275,6 +314,12 @@ class _Checker:
         self.links: dict[int | str, int | str | None] = {}
         if "manager_email" in header:
             self.links.update(Member.objects.values_list("pk", "manager_id"))
+
+    @functools.cached_property
+    def option_default(self) -> bool:
+        """A new member's "deactivate on the last working day" when the file does not say
+        (read once, and only when the file adds someone)."""
+        return PortalSettings.load().deactivate_on_last_day_default
 
     def check(self, progress: Progress | None) -> list[_Row]:
         rows, errors = [], []
@@ -308,7 +353,7 @@ class _Checker:
             member = copy.copy(existing) if changed else existing
             exclude = [f.name for f in Member._meta.fields if f.name not in changed]
         else:
-            member = Member(email=email)
+            member = Member(email=email, deactivate_on_last_day=self.option_default)
             exclude = _NOT_FROM_THE_FILE
         for name, value in profile.items():
             setattr(member, name, value)

@@ -2,11 +2,54 @@
 
 from __future__ import annotations
 
+import functools
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.urls import reverse
+
+
+def validate_time_zone(value: str) -> None:
+    """An IANA time zone name that zoneinfo knows ("Europe/Berlin"); blank is allowed."""
+    if not value:
+        return
+    if value not in _zone_names():
+        raise ValidationError(
+            "“%(value)s” is not a time zone name; use an IANA name such as Europe/Berlin or "
+            "America/New_York.",
+            code="invalid_time_zone",
+            params={"value": value},
+        )
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones()) | {"UTC"}
+
+
+def time_zone_choices() -> list[str]:
+    """Every IANA zone name, sorted, for the member form's select."""
+    return sorted(_zone_names())
+
+
+def zone(name: str) -> ZoneInfo:
+    """The ZoneInfo of a validated name; UTC for a name this machine's tz database lacks."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def day_end(day: date, time_zone: str) -> datetime:
+    """The instant a calendar day ends in a zone: the next day's local midnight, as an aware
+    datetime in that zone (23:00 UTC on 25 Oct 2026 in Europe/Berlin, a 25-hour day). Built from
+    the next day's midnight, so a day of 23 or 25 hours ends when it really ends."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone(time_zone))
 
 
 class MemberQuerySet(models.QuerySet):
@@ -67,6 +110,31 @@ class Member(models.Model):
     # Set by a SCIM DELETE: the member is deactivated and no longer served over SCIM (404), but
     # keeps their record, assets and history.
     scim_hidden_at = models.DateTimeField("hidden from SCIM at", null=True, blank=True)
+    # Scheduled offboarding (README "Scheduled offboarding: the last working day").
+    last_working_day = models.DateField(
+        null=True,
+        blank=True,
+        help_text="The member's last day at work. Leave empty when no leave date is known.",
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validate_time_zone],
+        help_text="Where the member works, for the end of their last working day. Leave empty "
+        "for the company's time zone.",
+    )
+    deactivate_on_last_day = models.BooleanField(
+        "deactivate at the end of the last working day",
+        default=True,
+        help_text="Deactivate the member automatically when their last working day ends in "
+        "their time zone; the deactivation automations then run.",
+    )
+    personal_email = models.EmailField(
+        "personal email",
+        max_length=254,
+        blank=True,
+        help_text="A private address, e.g. for mail after the member has left. Optional.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Denormalised counts, kept by the services that change them (members/tallies.py) in the
@@ -141,6 +209,21 @@ class Member(models.Model):
             # SCIM filters: `name.familyName eq` and `meta.lastModified gt` (incremental sync).
             models.Index(Lower("family_name"), name="member_family_name_lower"),
             models.Index(fields=["updated_at", "id"], name="member_updated_at"),
+            # Upcoming offboardings (a date range, sorted by date) and its dashboard card.
+            models.Index(
+                F("last_working_day"),
+                Lower("full_name"),
+                F("id"),
+                name="member_last_day",
+                condition=Q(last_working_day__isnull=False),
+            ),
+            # members_deactivate_due: the active members whose day may have ended, never a scan.
+            models.Index(
+                F("last_working_day"),
+                name="member_last_day_due",
+                condition=Q(status="active", deactivate_on_last_day=True)
+                & Q(last_working_day__isnull=False),
+            ),
         ]
         permissions = [("deactivate_member", "Can deactivate and reactivate members")]
 
@@ -176,6 +259,16 @@ class Member(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+    def effective_time_zone(self, company_time_zone: str) -> str:
+        """The member's own zone, or the company's when they have none."""
+        return self.time_zone or company_time_zone
+
+    def last_day_ends_at(self, company_time_zone: str) -> datetime | None:
+        """When the last working day ends, in the member's zone; None without one."""
+        if self.last_working_day is None:
+            return None
+        return day_end(self.last_working_day, self.effective_time_zone(company_time_zone))
 
     @property
     def email_domain(self) -> str:

@@ -7,6 +7,10 @@ Measured on PostgreSQL 15 with 100,000 members, 60,000 assets and 150,000 entitl
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
 from django.db import connection
 from django.db.models import (
     Count,
@@ -22,8 +26,9 @@ from django.db.models.functions import Coalesce, Concat, Lower
 
 from assets.models import Asset, CustodyRecord
 from assetsonar.audit import audit_for
+from assetsonar.models import PortalSettings, default_company_time_zone
 from licenses.models import Entitlement
-from members.models import Member
+from members.models import Member, zone
 
 # ?sort= values and the orderings they stand for. Every ordering ends on a unique column so pages
 # never overlap, and each one starts with a column an existing index covers:
@@ -219,3 +224,142 @@ def member_revoked_entitlements(member: Member) -> list[Entitlement]:
 def member_audit_trail(member: Member) -> list:
     """Audit rows about the member, newest first."""
     return list(audit_for(member, limit=HISTORY_LIMIT))
+
+
+# --- Upcoming offboardings -----------------------------------------------------------------------
+
+# The page's order; the partial index member_last_day has these columns, so a date range is a
+# range scan and a keyset page a seek.
+UPCOMING_ORDERING = ["last_working_day", Lower("full_name"), "id"]
+UPCOMING_COLUMNS = [
+    "id",
+    "full_name",
+    "email",
+    "department",
+    "location",
+    "title",
+    "status",
+    "last_working_day",
+    "time_zone",
+    "deactivate_on_last_day",
+]
+UPCOMING_DEFAULT_DAYS = 30
+DASHBOARD_UPCOMING_DAYS = 14
+
+
+def company_time_zone() -> str:
+    """The portal's company time zone: one query, and no write on a page view when the
+    settings row was never saved (then the default, settings.TIME_ZONE)."""
+    stored = PortalSettings.objects.filter(pk=1).values_list("company_time_zone", flat=True)
+    return stored.first() or default_company_time_zone()
+
+
+def company_today(time_zone: str, now: datetime | None = None) -> date:
+    """Today's date where the company is."""
+    from django.utils import timezone
+
+    return (now or timezone.now()).astimezone(zone(time_zone)).date()
+
+
+def upcoming_offboardings_queryset(
+    *, start: date, end: date, department: str = "", location: str = ""
+) -> QuerySet[Member]:
+    """Active members whose last working day is between start and end (inclusive)."""
+    queryset = Member.objects.active().filter(
+        last_working_day__isnull=False, last_working_day__gte=start, last_working_day__lte=end
+    )
+    if department:
+        queryset = queryset.filter(department=department)
+    if location:
+        queryset = queryset.filter(location=location)
+    return queryset.only(*UPCOMING_COLUMNS)
+
+
+def upcoming_offboardings_count(*, today: date, days: int = DASHBOARD_UPCOMING_DAYS) -> int:
+    """How many active members leave in the next `days` days (the dashboard card)."""
+    return upcoming_offboardings_queryset(start=today, end=today + timedelta(days=days)).count()
+
+
+@dataclass
+class UpcomingRow:
+    """One member on the Upcoming offboardings page (and in its CSV)."""
+
+    member: Member
+    time_zone: str  # the member's, or the company's
+    own_zone: bool  # whether the zone is the member's own
+    ends_at: datetime  # the end of the last working day, in that zone
+    company_ends_at: datetime  # the same instant in the company's zone
+    days_left: int
+    automatic: bool  # deactivated automatically when the day ends
+    automations: list[Any] = field(default_factory=list)  # automations_planned's PlannedRun
+
+    @property
+    def last_minute(self) -> datetime:
+        """23:59 of the day, as people say when a day ends."""
+        return self.ends_at - timedelta(minutes=1)
+
+    @property
+    def company_last_minute(self) -> datetime:
+        return self.company_ends_at - timedelta(minutes=1)
+
+    # Formatted here: the template's date filter would show them in the request's zone.
+    @property
+    def ends_label(self) -> str:
+        return f"{self.last_minute:%H:%M} {self.time_zone}"
+
+    @property
+    def company_ends_label(self) -> str:
+        moment = self.company_last_minute
+        return f"{moment.day} {moment:%b %H:%M}"
+
+
+def upcoming_rows(members: list[Member], *, company_zone: str, today: date) -> list[UpcomingRow]:
+    """The rows of a page of members: when each one's day ends, and the enabled deactivation
+    automations whose conditions match them, matched as the engine matches them
+    (automations.selectors.automations_planned: at most 6 queries for the whole page)."""
+    from automations.selectors import automations_planned
+
+    planned: dict[int, list[Any]] = {}
+    for run in automations_planned(member_ids=[m.pk for m in members]):
+        for who in run.members:
+            planned.setdefault(who.pk, []).append(run)
+    rows = []
+    for member in members:
+        time_zone = member.effective_time_zone(company_zone)
+        ends_at = member.last_day_ends_at(company_zone)
+        rows.append(
+            UpcomingRow(
+                member=member,
+                time_zone=time_zone,
+                own_zone=bool(member.time_zone),
+                ends_at=ends_at,
+                company_ends_at=ends_at.astimezone(zone(company_zone)),
+                days_left=(member.last_working_day - today).days,
+                automatic=member.deactivate_on_last_day,
+                automations=planned.get(member.pk, []),
+            )
+        )
+    return rows
+
+
+@dataclass
+class Offboarding:
+    """The member page's view of the last working day."""
+
+    time_zone: str
+    own_zone: bool
+    ends_label: str  # "23:59 Europe/Berlin", or "" without a day
+    days_left: int | None  # negative once past; None without a day
+
+
+def member_offboarding(member: Member, *, company_zone: str, today: date) -> Offboarding:
+    time_zone = member.effective_time_zone(company_zone)
+    if member.last_working_day is None:
+        return Offboarding(time_zone, bool(member.time_zone), "", None)
+    last_minute = member.last_day_ends_at(company_zone) - timedelta(minutes=1)
+    return Offboarding(
+        time_zone,
+        bool(member.time_zone),
+        f"{last_minute:%H:%M} {time_zone}",
+        (member.last_working_day - today).days,
+    )

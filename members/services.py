@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -10,9 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from assetsonar.audit import audit_build, audit_record, model_changes
-from assetsonar.models import AuditEvent
+from assetsonar.models import AuditEvent, PortalSettings
 from assetsonar.tallies import tally_status_change
-from members.models import Member
+from members.models import Member, day_end
 
 EDITABLE_FIELDS = [
     "full_name",
@@ -23,6 +25,10 @@ EDITABLE_FIELDS = [
     "title",
     "manager",
     "employment_type",
+    "last_working_day",
+    "time_zone",
+    "deactivate_on_last_day",
+    "personal_email",
 ]
 # Written by SCIM provisioning only (the portal's forms do not show them).
 IDENTITY_FIELDS = ["external_id", "scim_user_name", "given_name", "family_name"]
@@ -46,6 +52,8 @@ def member_create(*, actor: Any, request: Any = None, **fields: Any) -> Member:
     unknown = set(fields) - set(EDITABLE_FIELDS) - set(IDENTITY_FIELDS)
     if unknown:
         raise TypeError(f"Unknown member fields: {sorted(unknown)}")
+    if "deactivate_on_last_day" not in fields:
+        fields["deactivate_on_last_day"] = PortalSettings.load().deactivate_on_last_day_default
     member = Member(**fields)
     member.email = member.email.strip()
     member.full_clean()
@@ -146,11 +154,22 @@ def member_deactivate(
 def member_reactivate(
     *, member: Member | int, actor: Any, request: Any = None
 ) -> tuple[Member, bool]:
-    """Reactivate a deactivated member. Returns (member, changed); a no-op if already active."""
+    """Reactivate a deactivated member. Returns (member, changed); a no-op if already active.
+
+    A last working day that has already ended is cleared (and the audit row says so): it
+    described the employment that ended, and left in place it would deactivate the member
+    again at the next run of members_deactivate_due. A day still ahead is kept."""
     pk = member.pk if isinstance(member, Member) else member
     locked = Member.objects.select_for_update().get(pk=pk)
     if locked.status == Member.Status.ACTIVE:
         return locked, False
+    changes = {}
+    from members.selectors import company_time_zone
+
+    ends = locked.last_day_ends_at(company_time_zone())
+    if ends is not None and ends <= timezone.now():
+        changes["last_working_day"] = [str(locked.last_working_day), None]
+        locked.last_working_day = None
     locked.status = Member.Status.ACTIVE
     locked.deactivated_at = None
     locked.deactivated_by = None
@@ -158,7 +177,14 @@ def member_reactivate(
     locked.deactivation_reason = ""
     locked.save()
     tally_status_change("members", Member.Status.DEACTIVATED, Member.Status.ACTIVE)
-    audit_record(action=AuditEvent.Action.REACTIVATED, actor=actor, obj=locked, request=request)
+    audit_record(
+        action=AuditEvent.Action.REACTIVATED,
+        actor=actor,
+        obj=locked,
+        changes=changes,
+        message="Reactivated; the last working day that had ended was cleared." if changes else "",
+        request=request,
+    )
     return locked, True
 
 
@@ -195,6 +221,41 @@ def member_bulk_deactivate(
 
 
 @transaction.atomic
+def members_schedule_last_day(
+    *, member_ids: Iterable[int], day: date, actor: Any, message: str = ""
+) -> int:
+    """Give active members a last working day and turn "deactivate on the last working day" on,
+    so members_deactivate_due deactivates them when that day ends in their time zone. One
+    transaction; each member that changes gets its audit row. Returns how many changed."""
+    pks = sorted(set(member_ids))
+    changed = 0
+    for start in range(0, len(pks), BULK_BATCH):
+        locked = (
+            Member.objects.select_for_update()
+            .filter(pk__in=pks[start : start + BULK_BATCH], status=Member.Status.ACTIVE)
+            .order_by("pk")
+        )
+        for member in locked:
+            fields = ["last_working_day", "deactivate_on_last_day"]
+            before = {name: getattr(member, name) for name in fields}
+            member.last_working_day = day
+            member.deactivate_on_last_day = True
+            changes = model_changes(member, before, fields)
+            if not changes:
+                continue
+            member.save(update_fields=[*fields, "updated_at"])
+            audit_record(
+                action=AuditEvent.Action.CHANGED,
+                actor=actor,
+                obj=member,
+                changes=changes,
+                message=message,
+            )
+            changed += 1
+    return changed
+
+
+@transaction.atomic
 def member_delete(*, member: Member, actor: Any, request: Any = None) -> None:
     """Hard-delete a member who has no devices, no live licenses and no history.
 
@@ -228,3 +289,100 @@ def member_delete(*, member: Member, actor: Any, request: Any = None) -> None:
     status = Member.objects.filter(pk=member.pk).values_list("status", flat=True).first()
     member.delete()
     tally_status_change("members", status, None)
+
+
+logger = logging.getLogger(__name__)
+
+# The furthest-ahead zone (UTC+14): no calendar day ends anywhere before it ends there.
+EARLIEST_OFFSET = timedelta(hours=14)
+# A deactivation later than this after the day's end says how late in its reason (the schedule
+# runs every 5 minutes, so anything later means no worker was running it).
+LATE_AFTER = timedelta(minutes=10)
+
+
+def _when(day: date) -> str:
+    return f"{day.day} {day:%b %Y}"
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    parts = [f"{days} d"] if days else []
+    if hours:
+        parts.append(f"{hours} h")
+    if minutes or not parts:
+        parts.append(f"{minutes} min")
+    return " ".join(parts)
+
+
+def last_day_reason(day: date, time_zone: str, late: timedelta) -> str:
+    """ "Last working day (13 Dec 2026) ended at 23:59 Europe/Berlin", and how late if it is."""
+    reason = f"Last working day ({_when(day)}) ended at 23:59 {time_zone}"
+    if late > LATE_AFTER:
+        reason += f"; deactivated {_duration(late)} late (no worker ran the schedule then)"
+    return reason
+
+
+def last_day_candidates(*, now: datetime):
+    """(pk, last working day, own time zone) of the active members with the option whose day
+    has ended at least in UTC+14 (so perhaps in theirs): read through member_last_day_due."""
+    latest_day = (now.astimezone(UTC) + EARLIEST_OFFSET).date() - timedelta(days=1)
+    return (
+        Member.objects.filter(
+            status=Member.Status.ACTIVE,
+            deactivate_on_last_day=True,
+            last_working_day__isnull=False,
+            last_working_day__lte=latest_day,
+        )
+        .order_by("last_working_day", "id")
+        .values_list("pk", "last_working_day", "time_zone")
+    )
+
+
+def members_deactivate_due(*, now: datetime) -> int:
+    """Deactivate every active member whose last working day has ended in their time zone and
+    who has "deactivate on the last working day" on. Returns how many were deactivated.
+
+    Each goes through member_deactivate (row lock, one audit row, one automation event), actor
+    None, in its own transaction, so one failure leaves the others done. Idempotent: a member
+    deactivated by an earlier run (or by hand) is no longer a candidate, and the lock re-checks.
+    Candidates come from the partial index member_last_day_due: the active members with the
+    option whose day has ended at least in UTC+14, so a run reads the due members and those
+    whose day ends within the next day, never the table. A run after downtime deactivates
+    everyone who became due meanwhile, and each reason says how late."""
+    from members.selectors import company_time_zone
+
+    company = company_time_zone()
+    due = []
+    for pk, day, own_zone in last_day_candidates(now=now):
+        time_zone = own_zone or company
+        ends = day_end(day, time_zone)
+        if ends <= now:
+            due.append((pk, day, time_zone, now - ends))
+    done = 0
+    for pk, day, time_zone, late in due:
+        try:
+            with transaction.atomic():
+                # Re-read under the lock: the day, the option or the status may have changed
+                # since the candidates were read.
+                locked = (
+                    Member.objects.select_for_update()
+                    .filter(
+                        pk=pk,
+                        status=Member.Status.ACTIVE,
+                        deactivate_on_last_day=True,
+                        last_working_day=day,
+                    )
+                    .first()
+                )
+                if locked is None or (locked.time_zone or company) != time_zone:
+                    continue
+                _, changed = member_deactivate(
+                    member=locked, actor=None, reason=last_day_reason(day, time_zone, late)
+                )
+        except Exception:
+            logger.exception("Could not deactivate member %s at the end of their last day", pk)
+            continue
+        done += changed
+    return done

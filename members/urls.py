@@ -7,6 +7,12 @@ app_name = "members"
 urlpatterns = [
     path("", views.member_list, name="list"),
     path("new/", views.member_create, name="create"),
+    path("upcoming-offboardings/", views.upcoming_offboardings, name="upcoming"),
+    path(
+        "upcoming-offboardings/export.csv",
+        views.upcoming_offboardings_export,
+        name="upcoming_export",
+    ),
     path("bulk-deactivate/", views.member_bulk_deactivate, name="bulk_deactivate"),
     path("<int:pk>/", views.member_detail, name="detail"),
     path("<int:pk>/edit/", views.member_edit, name="edit"),

@@ -13,15 +13,17 @@ from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
+from assetsonar.csvsafe import SafeWriter
 from assetsonar.forms import add_service_errors
 from assetsonar.http import done, safe_next
 from assetsonar.paging import AFTER_PARAM, paginate
 from members import selectors, services
 from members.filters import MemberFilter
-from members.forms import BulkDeactivateForm, DeactivateForm, MemberForm
+from members.forms import BulkDeactivateForm, DeactivateForm, MemberForm, UpcomingFilterForm
 from members.models import Member
 
 PAGE_SIZE = 50
@@ -87,8 +89,12 @@ def _sort_columns(current: str) -> dict[str, dict[str, str]]:
 @permission_required("members.view_member", raise_exception=True)
 def member_detail(request: HttpRequest, pk: int) -> HttpResponse:
     member = _get_member(pk)
+    company = selectors.company_time_zone()
     context = {
         "member": member,
+        "offboarding": selectors.member_offboarding(
+            member, company_zone=company, today=selectors.company_today(company)
+        ),
         "assets": list(selectors.member_assets_in_custody(member)),
         "entitlements": list(selectors.member_live_entitlements(member)),
         "custody_history": selectors.member_custody_history(member),
@@ -263,3 +269,98 @@ def member_bulk_deactivate(request: HttpRequest) -> HttpResponse:
     if _partial_request(request):
         return render(request, "members/member_list.html#bulk-form", context)
     return render(request, "members/member_confirm.html", context)
+
+
+# Rows in one CSV export of upcoming offboardings; a wider range is cut there and says so.
+UPCOMING_EXPORT_LIMIT = 5000
+UPCOMING_EXPORT_BATCH = 500
+
+
+def _upcoming_filters(request: HttpRequest):
+    company = selectors.company_time_zone()
+    today = selectors.company_today(company)
+    form = UpcomingFilterForm(
+        request.GET or None,
+        departments=selectors.member_departments(),
+        locations=selectors.member_locations(),
+    )
+    start, end, department, location = form.window(today)
+    queryset = selectors.upcoming_offboardings_queryset(
+        start=start, end=end, department=department, location=location
+    )
+    return form, queryset, company, today, start, end
+
+
+@require_http_methods(["GET"])
+@login_required
+@permission_required("members.view_member", raise_exception=True)
+def upcoming_offboardings(request: HttpRequest) -> HttpResponse:
+    """Active members whose last working day is ahead: when it ends in their time zone, whether
+    they are deactivated then, and which deactivation automations will run for them."""
+    form, queryset, company, today, start, end = _upcoming_filters(request)
+    page = paginate(
+        queryset,
+        ordering=selectors.UPCOMING_ORDERING,
+        per_page=PAGE_SIZE,
+        number=request.GET.get("page"),
+        after=request.GET.get(AFTER_PARAM),
+    )
+    context = {
+        "form": form,
+        "page_obj": page,
+        "rows": selectors.upcoming_rows(page.object_list, company_zone=company, today=today),
+        "company_zone": company,
+        "start": start,
+        "end": end,
+        "today": today,
+    }
+    return render(request, "members/upcoming.html", context)
+
+
+@require_http_methods(["GET"])
+@login_required
+@permission_required("members.view_member", raise_exception=True)
+def upcoming_offboardings_export(request: HttpRequest) -> HttpResponse:
+    """The same rows as the page (same filters), as CSV, cells neutralised (csvsafe)."""
+    _form, queryset, company, today, start, end = _upcoming_filters(request)
+    members = list(queryset.order_by(*selectors.UPCOMING_ORDERING)[: UPCOMING_EXPORT_LIMIT + 1])
+    cut = len(members) > UPCOMING_EXPORT_LIMIT
+    members = members[:UPCOMING_EXPORT_LIMIT]
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    name = slugify(f"upcoming-offboardings-{start}-{end}")
+    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    writer = SafeWriter(response)
+    writer.writerow(
+        [
+            "full_name",
+            "email",
+            "department",
+            "location",
+            "last_working_day",
+            "time_zone",
+            "day_ends_local",
+            "day_ends_company",
+            "deactivates_automatically",
+            "automations",
+        ]
+    )
+    for offset in range(0, len(members), UPCOMING_EXPORT_BATCH):
+        batch = members[offset : offset + UPCOMING_EXPORT_BATCH]
+        for row in selectors.upcoming_rows(batch, company_zone=company, today=today):
+            writer.writerow(
+                [
+                    row.member.full_name,
+                    row.member.email,
+                    row.member.department,
+                    row.member.location,
+                    row.member.last_working_day.isoformat(),
+                    row.time_zone,
+                    f"{row.last_minute:%Y-%m-%d %H:%M} {row.time_zone}",
+                    f"{row.company_last_minute:%Y-%m-%d %H:%M} {company}",
+                    "yes" if row.automatic else "no",
+                    "; ".join(run.automation.name for run in row.automations),
+                ]
+            )
+    if cut:
+        writer.writerow([f"Only the first {UPCOMING_EXPORT_LIMIT:,} rows; narrow the dates."])
+    return response

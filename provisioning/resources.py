@@ -7,8 +7,8 @@ boolean), applies PATCH operations and serialises responses with `attributes` /
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC
+from dataclasses import dataclass, field
+from datetime import UTC, date
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -18,7 +18,14 @@ from scim2_models import Context, EnterpriseUser, ResponseParameters
 
 from members.models import Member
 from provisioning.errors import invalid_syntax, invalid_value
-from provisioning.schema import CORE, ENTERPRISE, SCIM_USER
+from provisioning.schema import (
+    ASSETSONAR,
+    CORE,
+    ENTERPRISE,
+    LAST_WORKING_DAY,
+    SCIM_USER,
+    AssetSonarUser,
+)
 
 
 def user_version(member: Member) -> str:
@@ -72,6 +79,9 @@ def member_to_json(member: Member, base: str) -> dict[str, Any]:
     if enterprise:
         data["schemas"].append(ENTERPRISE)
         data[ENTERPRISE] = enterprise
+    if member.last_working_day:
+        data["schemas"].append(ASSETSONAR)
+        data[ASSETSONAR] = {"lastWorkingDay": member.last_working_day.isoformat()}
     return data
 
 
@@ -101,10 +111,11 @@ def parse_user(body: Any) -> Any:
     schemas = body.get("schemas")
     if not isinstance(schemas, list) or CORE not in schemas:
         raise invalid_syntax(f"schemas: a User must list “{CORE}”.")
-    unknown = [s for s in schemas if s not in (CORE, ENTERPRISE)]
+    unknown = [s for s in schemas if s not in (CORE, ENTERPRISE, ASSETSONAR)]
     if unknown:
         raise invalid_syntax(
-            f"schemas: “{unknown[0]}” is not served here; a User may use {CORE} and {ENTERPRISE}."
+            f"schemas: “{unknown[0]}” is not served here; a User may use {CORE}, {ENTERPRISE} "
+            f"and {ASSETSONAR}."
         )
     check_email_values(body.get("emails") or [])
     try:
@@ -150,6 +161,22 @@ class Desired:
     fields: dict[str, Any]
     manager_ref: str | None
     active: bool | None
+    # Member fields the document sets beyond the identity ones (the last working day, when
+    # the document carries our extension); absent ones keep the member's value.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _last_working_day(value: str | None) -> date | None:
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        raise invalid_value(
+            f"{LAST_WORKING_DAY}: “{text[:40]}” is not a date; send it as YYYY-MM-DD, "
+            "e.g. 2026-12-13."
+        ) from None
 
 
 def _is_email(value: str) -> bool:
@@ -180,8 +207,12 @@ def _pick_locality(user: Any) -> str:
     return chosen[0].locality if chosen else ""
 
 
-def desired_fields(user: Any, current: Member | None) -> Desired:
-    """Map a User document onto member fields. `current` is the member being replaced."""
+def desired_fields(user: Any, current: Member | None, *, complete: bool = False) -> Desired:
+    """Map a User document onto member fields. `current` is the member being replaced.
+
+    `complete`: the document is the member as served with a PATCH applied, so an attribute
+    missing from it was removed. A PUT or POST from a client that does not know our extension
+    leaves the last working day as it is."""
     user_name = (user.user_name or "").strip()
     if not user_name:
         raise invalid_value("userName is required.")
@@ -219,4 +250,10 @@ def desired_fields(user: Any, current: Member | None) -> Desired:
         "given_name": given,
         "family_name": family,
     }
-    return Desired(fields=fields, manager_ref=manager_ref, active=user.active)
+    extra = {}
+    ours = user[AssetSonarUser]
+    if ours is not None:
+        extra["last_working_day"] = _last_working_day(ours.last_working_day)
+    elif complete:
+        extra["last_working_day"] = None
+    return Desired(fields=fields, manager_ref=manager_ref, active=user.active, extra=extra)

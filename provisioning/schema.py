@@ -14,13 +14,16 @@ from functools import cache
 from typing import Any
 
 from django.conf import settings
+from pydantic import Field
 from scim2_models import (
+    URN,
     AuthenticationScheme,
     Bulk,
     ChangePassword,
     Context,
     EnterpriseUser,
     ETag,
+    Extension,
     Filter,
     Patch,
     ResourceType,
@@ -37,7 +40,25 @@ LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
-SCIM_USER = User[EnterpriseUser]
+ASSETSONAR = "urn:ietf:params:scim:schemas:extension:assetsonar:2.0:User"
+LAST_WORKING_DAY = f"{ASSETSONAR}:lastWorkingDay"
+
+
+class AssetSonarUser(Extension):
+    """Our own extension: what a member has that neither the core nor the enterprise schema
+    names. An identity provider maps a custom attribute onto it (README, "Scheduled
+    offboarding")."""
+
+    __schema__ = URN(ASSETSONAR)
+
+    # The examples are what scim2-tester fills the attribute with (test_compliance).
+    last_working_day: str | None = Field(None, examples=["2026-12-13", "2027-01-29"])
+    """The member's last working day as a date, YYYY-MM-DD (a dateTime is read as its date).
+    When it ends in the member's time zone, the member is deactivated if their "deactivate on
+    the last working day" option is on."""
+
+
+SCIM_USER = User[EnterpriseUser | AssetSonarUser]
 
 # attribute -> the sub-attributes kept (None: a simple attribute)
 USER_ATTRIBUTES: dict[str, set[str] | None] = {
@@ -102,13 +123,21 @@ def _schemas() -> list[dict[str, Any]]:
         ENTERPRISE_ATTRIBUTES,
         "The member's employee number, department and manager.",
     )
+    ours = AssetSonarUser.to_schema().model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+    ours["name"] = "AssetSonarUser"
+    ours["description"] = "What a member has beyond the core and enterprise schemas."
+    ours["attributes"][0]["description"] = (
+        "The member's last working day, YYYY-MM-DD (a dateTime is read as its date part). "
+        "Empty or null clears it; a User document without this extension leaves it unchanged."
+    )
+    ours.pop("meta", None)
     system = [
         s.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
         for s in (ServiceProviderConfig.to_schema(), ResourceType.to_schema(), Schema.to_schema())
     ]
     for s in system:
         s.pop("meta", None)
-    return [user, enterprise, *system]
+    return [user, enterprise, ours, *system]
 
 
 def schemas(request) -> list[dict[str, Any]]:
@@ -122,7 +151,10 @@ def resource_types(request) -> list[dict[str, Any]]:
         description="Members of the portal",
         endpoint="/Users",
         schema_=CORE,
-        schema_extensions=[SchemaExtension(schema_=ENTERPRISE, required=False)],
+        schema_extensions=[
+            SchemaExtension(schema_=ENTERPRISE, required=False),
+            SchemaExtension(schema_=ASSETSONAR, required=False),
+        ],
     ).model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
     user["meta"] = _meta(request, "ResourceType", "ResourceTypes/User")
     return [user]

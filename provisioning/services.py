@@ -24,7 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 from scim2_models import Address, SCIMException
 
 from assetsonar.audit import audit_record
-from assetsonar.models import AuditEvent
+from assetsonar.models import AuditEvent, PortalSettings
 from members.forms import MemberForm
 from members.models import Member
 from members.services import member_create, member_deactivate, member_reactivate, member_update
@@ -128,6 +128,7 @@ ATTRIBUTE_OF = {
     "scim_user_name": "userName",
     "given_name": "name.givenName",
     "family_name": "name.familyName",
+    "last_working_day": "urn:ietf:params:scim:schemas:extension:assetsonar:2.0:User:lastWorkingDay",
     "__all__": "User",
 }
 
@@ -163,6 +164,13 @@ def _validate(desired: Desired, member: Member | None) -> dict[str, Any]:
     """The member fields, validated as strictly as the portal's member form (same messages)."""
     fields = dict(desired.fields)
     manager = _resolve_manager(desired.manager_ref)
+    # What SCIM does not send keeps the member's value (a new member: the defaults), so a PUT
+    # does not clear what the portal or the HR import set.
+    day = desired.extra.get("last_working_day", member.last_working_day if member else None)
+    if member:
+        option = member.deactivate_on_last_day
+    else:
+        option = PortalSettings.load().deactivate_on_last_day_default
     form = MemberForm(
         data={
             **{name: fields[name] for name in MemberForm.Meta.fields if name in fields},
@@ -170,6 +178,10 @@ def _validate(desired: Desired, member: Member | None) -> dict[str, Any]:
             "employment_type": member.employment_type
             if member
             else Member.EmploymentType.FULL_TIME,
+            "personal_email": member.personal_email if member else "",
+            "time_zone": member.time_zone if member else "",
+            "last_working_day": day.isoformat() if day else "",
+            "deactivate_on_last_day": "on" if option else "",
         },
         # A copy: a ModelForm writes the cleaned values onto its instance, and member_update
         # must still see the old ones to know what changed.
@@ -334,7 +346,7 @@ def scim_user_patch(
         raise ScimError(exc.status, exc.detail, exc.scim_type) from exc
     except PydanticValidationError as exc:
         raise invalid_value(describe_validation_error(exc)) from exc
-    desired = desired_fields(current, locked)
+    desired = desired_fields(current, locked, complete=True)
     fields = _validate(desired, locked)
     locked = member_update(member=locked, actor=actor, request=request, **fields)
     return _apply_status(locked, desired.active, actor, request)

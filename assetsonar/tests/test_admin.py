@@ -466,7 +466,8 @@ def test_portal_settings_is_a_singleton_and_changes_are_audited(admin_client, ad
     change = changelist.url
     assert change == admin_url("assetsonar", "portalsettings", "change", 1)
 
-    response = admin_client.post(change, {"mdm_commands_enabled": "on", "_save": "Save"})
+    kept = {"company_time_zone": "UTC", "deactivate_on_last_day_default": "on"}
+    response = admin_client.post(change, {"mdm_commands_enabled": "on", "_save": "Save", **kept})
 
     assert response.status_code == 302
     assert PortalSettings.load().mdm_commands_enabled is True
@@ -476,8 +477,25 @@ def test_portal_settings_is_a_singleton_and_changes_are_audited(admin_client, ad
     delete = admin_url("assetsonar", "portalsettings", "delete", 1)
     assert admin_client.get(delete).status_code == 403
 
-    admin_client.post(change, {"mdm_commands_enabled": "on", "_save": "Save"})  # no change
+    admin_client.post(change, {"mdm_commands_enabled": "on", "_save": "Save", **kept})  # same
     assert AuditEvent.objects.filter(action=AuditEvent.Action.SETTINGS_CHANGED).count() == 1
+
+
+def test_portal_settings_refuse_an_unknown_company_time_zone(admin_client):
+    change = admin_url("assetsonar", "portalsettings", "change", PortalSettings.load().pk)
+
+    response = admin_client.post(change, {"company_time_zone": "Mars/Olympus", "_save": "Save"})
+
+    assert response.status_code == 200
+    assert "“Mars/Olympus” is not a time zone name" in response.content.decode()
+    assert PortalSettings.load().company_time_zone == "UTC"
+
+    admin_client.post(change, {"company_time_zone": "Europe/Berlin", "_save": "Save"})
+    assert PortalSettings.load().company_time_zone == "Europe/Berlin"
+    assert AuditEvent.objects.get(action=AuditEvent.Action.SETTINGS_CHANGED).changes == {
+        "company_time_zone": ["UTC", "Europe/Berlin"],
+        "deactivate_on_last_day_default": ["True", "False"],
+    }
 
 
 # --- Query budgets -------------------------------------------------------------------------------

@@ -18,8 +18,9 @@ pytestmark = pytest.mark.django_db
 
 # Session, user, the user's and their groups' permissions (what the page and the navigation may
 # show depends on them), then one query each: the tallies (member and asset counts), holding
-# count, holding rows, expiring licenses, seat use.
-QUERY_BUDGET = 9
+# count, holding rows, expiring licenses, seat use, the company time zone and the count of
+# upcoming offboardings.
+QUERY_BUDGET = 11
 
 
 def _deactivate(member):
@@ -109,3 +110,31 @@ def test_dashboard_query_count_does_not_grow_with_data(
     # 2 and then 17 of each: the lists are full (10 rows) the second time.
     assert response.context["holding_count"] == 34
     assert counts[0] == counts[1]
+
+
+def test_the_upcoming_offboardings_card_counts_the_next_14_days_and_links_to_the_page(
+    manager_client,
+):
+    from datetime import timedelta
+
+    from assetsonar.models import PortalSettings
+    from members.selectors import company_today
+
+    PortalSettings.load()
+    PortalSettings.objects.update(company_time_zone="Europe/Berlin")
+    today = company_today("Europe/Berlin")
+    make_member(last_working_day=today)
+    make_member(last_working_day=today + timedelta(days=14))
+    make_member(last_working_day=today + timedelta(days=15))  # later
+    make_member(last_working_day=today - timedelta(days=1))  # past
+    gone = make_member(last_working_day=today + timedelta(days=3))
+    gone.status, gone.deactivated_at = "deactivated", gone.created_at
+    gone.save()
+
+    response = manager_client.get(reverse("dashboard"))
+
+    assert response.context["upcoming_offboardings"] == 2
+    html = response.content.decode()
+    link = f'href="{reverse("members:upcoming")}?days=14"'
+    assert link in html
+    assert "Upcoming offboardings (next 14 days)" in html

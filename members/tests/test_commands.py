@@ -279,3 +279,67 @@ def test_import_with_a_bad_header_or_shape_is_refused(tmp_path, text, message):
 def test_import_of_a_missing_file_is_refused(tmp_path):
     with pytest.raises(CommandError, match="Cannot read .*nope.csv: No such file or directory."):
         run("import_members", str(tmp_path / "nope.csv"))
+
+
+# deactivate_members --on DATE: a last working day instead of a deactivation now
+
+
+def test_on_a_date_sets_the_last_working_day_and_deactivates_nobody_now():
+    from datetime import date
+
+    from automations.models import Event
+
+    kim = make_member(email="kim@example.com", deactivate_on_last_day=False)
+    lee = make_member(employee_id="E77")
+    make_member(email="gone@example.com")
+    call_command("deactivate_members", "--email", "gone@example.com", "--reason", "Left")
+
+    out = run(
+        "deactivate_members",
+        "--email",
+        "KIM@example.com",
+        "--employee-id",
+        "E77",
+        "--email",
+        "gone@example.com",
+        "--on",
+        "2026-12-13",
+        "--reason",
+        "Resigned",
+    )
+
+    assert out == (
+        "Set the last working day of 2 members to 13 Dec 2026; each is deactivated when that "
+        "day ends in their time zone.\nAlready deactivated (unchanged): gone@example.com.\n"
+    )
+    for member in (kim, lee):
+        member.refresh_from_db()
+        assert member.is_active
+        assert (member.last_working_day, member.deactivate_on_last_day) == (
+            date(2026, 12, 13),
+            True,
+        )
+    assert Event.objects.filter(member__in=[kim, lee]).count() == 0
+    audit = AuditEvent.objects.get(action=AuditEvent.Action.CHANGED, object_id=str(kim.pk))
+    assert audit.changes == {
+        "last_working_day": [None, "2026-12-13"],
+        "deactivate_on_last_day": ["False", "True"],
+    }
+    assert audit.message == "Last working day set by deactivate_members: Resigned"
+
+
+def test_on_a_date_with_dry_run_changes_nothing_and_a_bad_date_is_refused():
+    kim = make_member(email="kim@example.com")
+
+    out = run("deactivate_members", "--email", "kim@example.com", "--on", "2026-12-13", "--dry-run")
+    assert out.startswith("Would set the last working day of 1 member to 13 Dec 2026;")
+    kim.refresh_from_db()
+    assert kim.last_working_day is None
+    assert not AuditEvent.objects.exists()
+
+    with pytest.raises(CommandError) as caught:
+        run("deactivate_members", "--email", "kim@example.com", "--on", "13.12.2026")
+    assert str(caught.value) == (
+        "--on: “13.12.2026” is not a date; give the last working day as YYYY-MM-DD, "
+        "e.g. --on 2026-12-13."
+    )

@@ -127,3 +127,73 @@ def test_the_bulk_form_refuses_an_empty_selection_and_unknown_members():
     assert "ids" in unknown.errors
     assert good.is_valid(), good.errors
     assert list(good.cleaned_data["ids"]) == [member]
+
+
+# The offboarding fields
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        (
+            {"last_working_day": "13.12.2026"},
+            "last_working_day",
+            "Enter the date as YYYY-MM-DD, e.g. 2026-12-13.",
+        ),
+        (
+            {"time_zone": "Europe/Atlantis"},
+            "time_zone",
+            "“Europe/Atlantis” is not a time zone name; use an IANA name such as Europe/Berlin "
+            "or America/New_York.",
+        ),
+        (
+            {"personal_email": "grace@example.com"},
+            "personal_email",
+            "This is the work email; enter a private address or leave it empty.",
+        ),
+        ({"personal_email": "nope"}, "personal_email", "Enter a valid email address."),
+    ],
+)
+def test_bad_offboarding_values_are_refused_on_their_field(overrides, field, message):
+    form = MemberForm(_data(**overrides))
+
+    assert not form.is_valid()
+    assert form.errors[field] == [message]
+
+
+@pytest.mark.django_db
+def test_the_offboarding_fields_are_cleaned_for_the_service():
+    from datetime import date
+
+    form = MemberForm(
+        _data(
+            last_working_day="2026-12-13",
+            time_zone="America/New_York",
+            deactivate_on_last_day="on",
+            personal_email="grace@home.example",
+        )
+    )
+
+    assert form.is_valid(), form.errors
+    fields = form.service_fields()
+    assert fields["last_working_day"] == date(2026, 12, 13)
+    assert fields["time_zone"] == "America/New_York"
+    assert fields["deactivate_on_last_day"] is True
+    assert fields["personal_email"] == "grace@home.example"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("default", [True, False])
+def test_a_new_member_form_ticks_the_option_as_the_portal_setting_says(default):
+    from assetsonar.models import PortalSettings
+
+    PortalSettings.load()
+    PortalSettings.objects.update(
+        deactivate_on_last_day_default=default, company_time_zone="Europe/Berlin"
+    )
+
+    form = MemberForm()
+
+    assert form["deactivate_on_last_day"].initial is default
+    assert "The company&#x27;s (Europe/Berlin)" in str(form["time_zone"])

@@ -59,6 +59,10 @@ class Command(BaseCommand):
                     member.manager.email if member.manager_id else "",
                     member.status,
                     member.deactivation_reason,
+                    member.personal_email,
+                    member.last_working_day.isoformat() if member.last_working_day else "",
+                    member.time_zone,
+                    "yes" if member.deactivate_on_last_day else "no",
                 ]
             )
             count += 1

@@ -43,9 +43,6 @@ class ActionSpec:
     continue_on_error: bool = True
     action_id: int | None = field(default=None, compare=False)
 
-    def same_settings(self, other: ActionSpec | None) -> bool:
-        return other is not None and (self.kind, self.config) == (other.kind, other.config)
-
 
 class ActionKind:
     """One kind of action. Subclasses set the class attributes and implement the methods below;

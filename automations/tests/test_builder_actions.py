@@ -136,11 +136,11 @@ def test_with_htmx_the_section_is_re_rendered_with_the_change(manager_client):
     assert html.lstrip().startswith('<section class="card builder-step" id="actions-section"')
     assert [kind for _, kind in cards(html)] == ["webhook", "webhook", "revoke_licenses"]
     assert total(html) == 3
-    # The summary is asked for again, in the form's request queue (an older one is dropped).
+    # The summary is asked for again, queued behind an older one still on its way.
     refresh = re.search(
         r'<div hidden hx-post="[^"]+"[^>]*id="actions-summary-refresh"', html
     ).group(0)
-    assert 'hx-trigger="load"' in refresh and 'hx-sync="#builder-form:replace"' in refresh
+    assert 'hx-trigger="load"' in refresh and 'hx-sync="#builder-form:queue last"' in refresh
     assert not Automation.objects.exists()
 
 

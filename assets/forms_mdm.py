@@ -13,7 +13,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from assets.models import MDMConnection
-from automations.net import check_destination
+from assetsonar.net import check_destination
 
 Provider = MDMConnection.Provider
 

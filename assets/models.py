@@ -250,8 +250,78 @@ class CustodyRecord(models.Model):
         return f"{self.asset} → {self.member}"
 
 
+class MDMCommand(models.Model):
+    """A command sent (or to be sent) to a device through its MDM connection (the automations
+    engine sends the locks; the asset page and the MDM admin read them).
+
+        The unlock PIN is generated and stored (encrypted) before the command is sent and reused on
+        retry, so the device and the record always agree.
+    """
+
+    class Kind(models.TextChoices):
+        LOCK = "lock", "Lock device"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        FAILED = "failed", "Failed"
+
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="mdm_commands")
+    connection = models.ForeignKey(MDMConnection, on_delete=models.PROTECT, related_name="commands")
+    # The automation's log of the lock (a string reference: assets imports nothing from
+    # automations; the engine that writes these rows is above this app).
+    log = models.OneToOneField(
+        "automations.ActionLog",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="mdm_command",
+    )
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.LOCK)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    pin_encrypted = models.TextField(blank=True, editable=False)
+    vendor_command_id = models.CharField(max_length=200, blank=True)
+    message = models.CharField(max_length=200, blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    response_excerpt = models.CharField(max_length=1024, blank=True)
+
+    class Meta:
+        # Created by the automations app; moved here (state only) so that assets/ reads it
+        # without importing from automations/.
+        db_table = "automations_mdmcommand"
+        verbose_name = "MDM command"
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["asset", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.asset_id}: {self.status}"
+
+    # A device's lock while its command is in one of these: a second lock reuses it (and its
+    # PIN) instead of sending another.
+    LIVE_STATUSES = (Status.PENDING, Status.SENT, Status.ACKNOWLEDGED)
+
+    @property
+    def pin_on_device(self) -> bool:
+        """Whether a PIN is stored and the device has it: the lock reached the MDM. A PIN kept
+        for a lock that failed or was never sent (reused if it is tried again) is not shown."""
+        return bool(self.pin_encrypted) and self.status in (
+            self.Status.SENT,
+            self.Status.ACKNOWLEDGED,
+        )
+
+    def get_pin(self) -> str:
+        return crypto.decrypt(self.pin_encrypted)
+
+    def set_pin(self, pin: str) -> None:
+        self.pin_encrypted = crypto.encrypt(pin)
+
+
 # --- Device returns (assets/returns.py) ------------------------------------------------------
-# Kept in one block at the end of the module (the plugins branch adds MDMCommand above).
+# Kept in one block of its own.
 
 
 class ReturnRequest(models.Model):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from assets.models import Asset
-from automations.models import MDMCommand
+from assets.models import Asset, MDMCommand
 
 HISTORY_LIMIT = 20
 

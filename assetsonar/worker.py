@@ -27,7 +27,7 @@ Two processes here fix both:
   cleared; a Redis task is queued again), running tasks get until two seconds before the
   deadline to finish, and a task still running then is killed. That is a crash the engine is
   built for: its logs are leased and a lock whose answer was lost is reconciled with the vendor
-  before anything is sent again (automations.engine.mdm).
+  before anything is sent again (automations.actions.mdm_lock).
 """
 
 from __future__ import annotations

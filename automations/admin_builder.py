@@ -31,35 +31,16 @@ class ConditionInline(ReadOnlyInline):
 
 class ActionInline(ReadOnlyInline):
     model = Action
-    fields = ["kind", "settings"]
+    fields = ["position", "kind", "settings"]
     readonly_fields = fields
 
     @admin.display(description="Settings")
     def settings(self, obj: Action) -> str:
-        if obj.kind == Action.Kind.WEBHOOK:
-            names = ", ".join(obj.get_headers()) or "none"
-            stopped = f" · stopped {obj.disabled_at:%Y-%m-%d} (410 Gone)" if obj.disabled_at else ""
-            previous = (
-                f" (the previous one also signs until {obj.previous_secret_until:%Y-%m-%d %H:%M})"
-                if obj.previous_secret_signs()
-                else ""
-            )
-            return (
-                f"{obj.method} {obj.url} · headers: {names} (values hidden) · "
-                f"signing secret set{previous}{stopped}"
-            )
-        if obj.kind == Action.Kind.REVOKE_LICENSES:
-            chosen = [
-                label
-                for flag, label in [
-                    (obj.revoke_user_based, "user-based (also cloud)"),
-                    (obj.revoke_user_machine, "user-machine"),
-                    (obj.revoke_device_based, "device-based on devices in custody"),
-                ]
-                if flag
-            ]
-            return "Revoke " + ", ".join(chosen)
-        return f"Lock message: “{obj.lock_message}” · phone: {obj.lock_phone}"
+        kind = obj.kind_def
+        text = kind.admin_text(obj) if kind else f"Unknown kind “{obj.kind}”"
+        if not obj.continue_on_error:
+            text += " · stops the remaining actions if it fails"
+        return text
 
 
 class AutomationChangeInline(ReadOnlyInline):

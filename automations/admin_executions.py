@@ -12,12 +12,12 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from assets.models import MDMCommand
 from assetsonar.admin_mixins import ReadOnlyAdminMixin
 from automations.models import (
     ActionLog,
     Event,
     Execution,
-    MDMCommand,
     WebhookAttempt,
     action_order_key,
 )
@@ -71,7 +71,7 @@ class ActionLogInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     def get_queryset(self, request):
         # The builder's order of actions (revoke → lock → webhook), as on the execution's page.
-        return super().get_queryset(request).order_by(action_order_key(), "id")
+        return super().get_queryset(request).order_by(*action_order_key(), "id")
 
 
 @admin.register(Execution)

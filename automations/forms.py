@@ -1,6 +1,7 @@
-"""Forms of the automation builder: details and trigger, a formset of condition rows, the three
-action cards (webhook with a formset of header rows, revoke licenses, MDM lock), the list filters,
-and `BuilderForms`, which binds them together and turns valid input into a service spec."""
+"""Forms of the automation builder: details and trigger, a formset of condition rows, a formset of
+action rows (each row a kind from `automations.actions.REGISTRY` with that kind's settings form),
+the list filters, and `BuilderForms`, which binds them together and turns valid input into a
+service spec."""
 
 from __future__ import annotations
 
@@ -11,37 +12,21 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms import formset_factory
-from django.forms.utils import ErrorDict
 
 from automations import conditions as cond
-from automations import net, payloads, selectors, triggers
-from automations.models import Action, Automation
+from automations import selectors, triggers
+from automations.actions import REGISTRY, ActionSpec, get_kind
+from automations.actions.webhook import preview_payload
+from automations.models import Automation
 from automations.services import (
+    MAX_ACTIONS,
     MAX_CONDITIONS,
     AutomationSpec,
     ConditionSpec,
-    MDMLockSpec,
-    RevokeSpec,
-    WebhookSpec,
     spec_from_automation,
 )
 
 DEFAULT_FIELD = "department"
-MAX_HEADERS = 20
-# Headers the sender sets itself (Standard Webhooks signature, body framing, routing).
-RESERVED_HEADERS = {
-    "host",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
-    "connection",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "user-agent",
-}
-HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-PHONE_RE = re.compile(r"^\+?[0-9][0-9 ()./-]*$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -265,246 +250,224 @@ def condition_row_form(prefix: str, data: Any) -> ConditionForm:
 
 # --- Actions -------------------------------------------------------------------------------
 
+ON_ERROR_CHOICES = [
+    ("continue", "Continue with the remaining actions"),
+    ("stop", "Stop the remaining actions of this automation"),
+]
 
-class HeaderForm(forms.Form):
-    """One custom header. On edit a saved header shows its name only; a blank value keeps the
-    saved value (values are often credentials and are never sent back to the browser)."""
 
-    name = forms.CharField(
-        label="Header name",
+class ActionRowForm(forms.Form):
+    """One action of the builder: its kind, the stored action it edits, its place, what a
+    failure does, and (`self.settings`) its kind's settings form under the same prefix.
+
+    A row just added is `fresh`: its settings form is unbound (the kind's defaults, no
+    errors) until the page is posted again."""
+
+    kind = forms.CharField(widget=forms.HiddenInput)
+    action_id = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    position = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    on_error = forms.ChoiceField(
+        label="If it fails",
+        choices=ON_ERROR_CHOICES,
         required=False,
-        max_length=100,
-        widget=forms.TextInput(attrs={"placeholder": "Authorization", "autocomplete": "off"}),
-    )
-    value = forms.CharField(
-        label="Header value",
-        required=False,
-        max_length=2000,
-        strip=False,
-        widget=forms.PasswordInput(
-            render_value=True, attrs={"autocomplete": "new-password", "placeholder": "Value"}
-        ),
+        initial="continue",
     )
 
-    def __init__(self, *args: Any, existing: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        stored: dict[int, ActionSpec] | None = None,
+        check_network: bool = True,
+        fresh: bool = False,
+        user: Any = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.existing = {k.lower(): v for k, v in (existing or {}).items()}
-        if self.initial.get("name", "").lower() in self.existing:
-            self.fields["value"].widget.attrs["placeholder"] = "•••••• saved (blank keeps it)"
-            self.is_saved = True
-        else:
-            self.is_saved = False
+        self.fresh = fresh
+        tail = (self.prefix or "").rpartition("-")[2]
+        self.index = int(tail) if tail.isdigit() else 0
+        key = self._current("kind")
+        self.kind_def = get_kind(key)
+        action_id = self._current("action_id")
+        self.stored_spec = (stored or {}).get(int(action_id)) if action_id.isdigit() else None
+        self.settings: forms.Form | None = None
+        self.available, self.problems = (
+            self.kind_def.available(user) if self.kind_def and user is not None else (True, [])
+        )
+        if self.kind_def is None:
+            return
+        config = (
+            self.stored_spec.config
+            if self.stored_spec and self.stored_spec.kind == key
+            else self.kind_def.default_config()
+        )
+        extra = self.kind_def.form_kwargs(config=config, options={"check_network": check_network})
+        bound = self.is_bound and not fresh
+        self.settings = self.kind_def.form_class(
+            self.data if bound else None,
+            prefix=self.prefix,
+            initial=self.kind_def.form_initial(config),
+            **extra,
+        )
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        name = (cleaned.get("name") or "").strip()
-        value = cleaned.get("value") or ""
-        cleaned["name"] = name
-        if not name and not value:
-            return cleaned
-        if not name:
-            self.add_error("name", "Enter the header name.")
-            return cleaned
-        if not HEADER_NAME_RE.match(name):
-            self.add_error("name", "Use letters, digits and - only (e.g. X-Api-Key).")
-        elif name.lower() in RESERVED_HEADERS:
-            self.add_error("name", f"{name} is set by AssetSonar; choose another header.")
-        if not value.strip():
-            saved = self.existing.get(name.lower())
-            if saved is None:
-                self.add_error("value", "Enter a value (saved values are kept only on edit).")
-            else:
-                cleaned["value"] = saved
-        elif CONTROL_RE.search(value):
-            self.add_error("value", "A header value cannot contain line breaks.")
-        else:
-            cleaned["value"] = value.strip()
-        return cleaned
+    def _current(self, name: str) -> str:
+        if self.is_bound:
+            return str(self.data.get(self.add_prefix(name), "") or "")
+        value = self.initial.get(name)
+        return "" if value is None else str(value)
+
+    @property
+    def deleted(self) -> bool:
+        return bool(self.is_bound and self.data.get(self.add_prefix("DELETE")))
+
+    @property
+    def sort_key(self) -> int:
+        value = self._current("position")
+        return int(value) if value.isdigit() else 10_000
+
+    @property
+    def continue_on_error(self) -> bool:
+        return self._current("on_error") != "stop"
+
+    def settings_valid(self) -> bool:
+        if self.settings is None:
+            return False
+        if self.fresh:
+            return False
+        return self.settings.is_valid()
+
+    @property
+    def settings_have_errors(self) -> bool:
+        if self.settings is None or self.fresh or not self.settings.is_bound:
+            return False
+        has = getattr(self.settings, "has_errors", None)
+        return bool(has if has is not None else self.settings.errors)
+
+    def clean_kind(self) -> str:
+        kind = self.cleaned_data["kind"]
+        if get_kind(kind) is None:
+            raise ValidationError("This kind of action does not exist.")
+        return kind
+
+    def spec(self) -> ActionSpec:
+        return ActionSpec(
+            kind=self.kind_def.key,
+            config=self.kind_def.config_from_form(self.settings),
+            continue_on_error=self.continue_on_error,
+            action_id=self.stored_spec.action_id if self.stored_spec else None,
+        )
+
+    def submitted_lock(self) -> tuple[str, dict] | None:
+        """(kind, settings) this row asks for, before validation, if its kind locks devices."""
+        if self.kind_def is None or not self.kind_def.locks_devices or self.deleted:
+            return None
+        if self.fresh or self.settings is None or not self.settings.is_bound:
+            return (self.kind_def.key, self.kind_def.default_config())
+        return (self.kind_def.key, self.kind_def.submitted_config(self.settings))
 
 
-class BaseHeaderFormSet(forms.BaseFormSet):
+class BaseActionFormSet(forms.BaseFormSet):
     default_error_messages = {
         **forms.BaseFormSet.default_error_messages,
-        "too_many_forms": f"A webhook can have at most {MAX_HEADERS} custom headers.",
+        "too_many_forms": f"An automation can have at most {MAX_ACTIONS} actions.",
     }
 
-    def clean(self) -> None:
-        seen: set[str] = set()
-        for form in self.forms:
-            if self._should_delete_form(form) or not hasattr(form, "cleaned_data"):
-                continue
-            name = form.cleaned_data.get("name", "").lower()
-            if not name:
-                continue
-            if name in seen:
-                form.add_error("name", "This header is already in the list.")
-            seen.add(name)
+    def __init__(self, *args: Any, fresh: set[int] | None = None, **kwargs: Any) -> None:
+        self.fresh = fresh or set()
+        super().__init__(*args, **kwargs)
 
-    def headers(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for form in self.forms:
-            if self._should_delete_form(form) or not getattr(form, "cleaned_data", None):
-                continue
-            if form.cleaned_data.get("name"):
-                out[form.cleaned_data["name"]] = form.cleaned_data["value"]
-        return out
+    def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
+        kwargs = super().get_form_kwargs(index)
+        return {**kwargs, "fresh": index in self.fresh}
+
+    def rows(self) -> list[ActionRowForm]:
+        """The rows not removed, in the order set (positions, then page order)."""
+        kept = [form for form in self.forms if not form.deleted]
+        return sorted(kept, key=lambda form: form.sort_key)
+
+    def removed(self) -> list[ActionRowForm]:
+        return [form for form in self.forms if form.deleted]
 
 
-HeaderFormSet = formset_factory(
-    HeaderForm,
-    formset=BaseHeaderFormSet,
-    extra=1,
+ActionFormSet = formset_factory(
+    ActionRowForm,
+    formset=BaseActionFormSet,
+    extra=0,
     can_delete=True,
-    max_num=MAX_HEADERS,
+    max_num=MAX_ACTIONS,
     validate_max=True,
-    absolute_max=MAX_HEADERS + 10,
+    absolute_max=MAX_ACTIONS + 10,
 )
 
 
-class ActionForm(forms.Form):
-    """An action card: its `enabled` switch, and fields validated only when it is on."""
-
-    enabled = forms.BooleanField(required=False)
-
-    @property
-    def is_on(self) -> bool:
-        if self.is_bound:
-            return self.fields["enabled"].widget.value_from_datadict(
-                self.data, self.files, self.add_prefix("enabled")
-            )
-        return bool(self.initial.get("enabled"))
-
-    def full_clean(self) -> None:
-        # A switched-off card is ignored whatever its fields hold (nothing of it is saved).
-        if self.is_bound and not self.is_on:
-            self._errors = ErrorDict()
-            self.cleaned_data = {"enabled": False}
-            return
-        super().full_clean()
-
-
-class WebhookForm(ActionForm):
-    enabled = forms.BooleanField(required=False, label="Trigger webhook")
-    url = forms.URLField(
-        label="URL",
-        required=False,
-        max_length=500,
-        assume_scheme="https",
-        widget=forms.URLInput(attrs={"placeholder": "https://hr.example.com/hooks/offboard"}),
+def action_op(data: Any, op: str) -> tuple[Any, set[int]]:
+    """The builder's POST with an "add", "remove", "up" or "down" applied to its action rows
+    (what the buttons of the Actions section ask for, with htmx or without JavaScript):
+    "add:<kind>", "remove:<index>", "up:<index>", "down:<index>". Returns the new data and the
+    indexes of fresh rows. TOTAL_FORMS grows by one on add; a removed row stays in the formset,
+    marked DELETE (so its stored action is deleted when saved); moves swap positions."""
+    data = data.copy()
+    verb, _, arg = op.partition(":")
+    total = int(data.get("actions-TOTAL_FORMS") or 0)
+    if not data.get("actions-INITIAL_FORMS"):
+        data["actions-INITIAL_FORMS"] = "0"
+    positions = {}
+    for i in range(total):
+        value = data.get(f"actions-{i}-position", "")
+        positions[i] = int(value) if str(value).isdigit() else i
+    kept = sorted(
+        (i for i in range(total) if not data.get(f"actions-{i}-DELETE")),
+        key=lambda i: (positions[i], i),
     )
-    method = forms.ChoiceField(
-        choices=Action.Method.choices, initial=Action.Method.POST, widget=forms.RadioSelect
-    )
-
-    def __init__(self, *args: Any, check_network: bool = True, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.check_network = check_network
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if not cleaned.get("enabled"):
-            return cleaned
-        url = cleaned.get("url")
-        if not url:
-            if "url" not in self.errors:
-                self.add_error("url", "Enter the URL the webhook is sent to.")
-            return cleaned
-        if self.check_network:
-            try:
-                net.check_destination(url)
-            except ValidationError as exc:
-                self.add_error("url", exc)
-        return cleaned
-
-
-class RevokeForm(ActionForm):
-    enabled = forms.BooleanField(required=False, label="Revoke licenses")
-    user_based = forms.BooleanField(
-        required=False,
-        label="Un-entitle user-based licenses",
-        help_text="Also un-entitles cloud user-based (SaaS) licenses.",
-    )
-    user_machine = forms.BooleanField(
-        required=False,
-        label="Un-entitle user-machine entitlements",
-        help_text="The member's entitlements on a specific device.",
-    )
-    device_based = forms.BooleanField(
-        required=False,
-        label="Remove device-based entitlements from devices in custody",
-        help_text="Frees the device-based licenses of the devices the member holds.",
-    )
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if cleaned.get("enabled") and not any(
-            cleaned.get(k) for k in ("user_based", "user_machine", "device_based")
-        ):
-            raise ValidationError("Choose at least one kind of license to revoke.")
-        return cleaned
+    for place, i in enumerate(kept):  # positions 0..n-1 in the shown order
+        data[f"actions-{i}-position"] = str(place)
+    fresh: set[int] = set()
+    if verb == "add" and get_kind(arg) is not None and len(kept) < MAX_ACTIONS:
+        data["actions-TOTAL_FORMS"] = str(total + 1)
+        data[f"actions-{total}-kind"] = arg
+        data[f"actions-{total}-position"] = str(len(kept))
+        fresh.add(total)
+    elif arg.isdigit() and int(arg) in kept:
+        index = int(arg)
+        place = kept.index(index)
+        if verb == "remove":
+            data[f"actions-{index}-DELETE"] = "on"
+        elif verb in ("up", "down"):
+            other = place - 1 if verb == "up" else place + 1
+            if 0 <= other < len(kept):
+                j = kept[other]
+                data[f"actions-{index}-position"], data[f"actions-{j}-position"] = (
+                    str(other),
+                    str(place),
+                )
+    return data, fresh
 
 
-class MDMLockForm(ActionForm):
-    enabled = forms.BooleanField(required=False, label="Lock devices in custody via MDM")
-    message = forms.CharField(
-        label="Lock-screen message",
-        required=False,
-        max_length=200,
-        widget=forms.Textarea(
-            attrs={
-                "rows": 2,
-                "placeholder": "This device belongs to Example Ltd. Please return it.",
+def kind_menu(user: Any) -> list[dict[str, Any]]:
+    """The "Add action" menu: every registered kind, in registry order, with its one-line
+    description and whether the user may add it."""
+    out = []
+    for kind in REGISTRY.values():
+        available, problems = kind.available(user) if user is not None else (True, [])
+        out.append(
+            {
+                "key": kind.key,
+                "label": kind.label,
+                "description": kind.description,
+                "icon": kind.icon,
+                "available": available,
+                "problems": problems,
             }
-        ),
-        help_text="Shown on the locked screen. Up to 200 characters, one line.",
-    )
-    phone = forms.CharField(
-        label="Phone number",
-        required=False,
-        max_length=40,
-        widget=forms.TextInput(attrs={"placeholder": "+1 555 0100", "inputmode": "tel"}),
-        help_text="Shown on the locked screen so the finder can call IT.",
-    )
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
-        if not cleaned.get("enabled"):
-            return cleaned
-        message = (cleaned.get("message") or "").strip()
-        phone = (cleaned.get("phone") or "").strip()
-        if "message" in self.errors:
-            pass
-        elif not message:
-            self.add_error("message", "Enter the message shown on the locked screen.")
-        elif CONTROL_RE.search(message):
-            self.add_error("message", "Keep the message on one line, without control characters.")
-        if "phone" in self.errors:
-            pass
-        elif not phone:
-            self.add_error("phone", "Enter the phone number shown on the locked screen.")
-        elif not PHONE_RE.match(phone) or not 5 <= sum(ch.isdigit() for ch in phone) <= 20:
-            self.add_error(
-                "phone",
-                "Enter a phone number of 5 to 20 digits; spaces, + ( ) . - / are allowed.",
-            )
-        cleaned["message"], cleaned["phone"] = message, phone
-        return cleaned
-
-    def submitted_state(self) -> MDMLockSpec | None:
-        """What the POST asks for, before validation (for the permission gate)."""
-        if not self.is_on:
-            return None
-        return MDMLockSpec(
-            message=(self.data.get(self.add_prefix("message")) or "").strip(),
-            phone=(self.data.get(self.add_prefix("phone")) or "").strip(),
         )
+    return out
 
 
 # --- The whole builder ---------------------------------------------------------------------
 
 
 class BuilderForms:
-    """Every form of the builder page, bound to one POST (or unbound from an automation)."""
+    """Every form of the builder page, bound to one POST (or unbound from an automation).
+    `fresh`: indexes of action rows just added (shown with their kind's defaults)."""
 
     def __init__(
         self,
@@ -512,6 +475,8 @@ class BuilderForms:
         *,
         automation: Automation | None = None,
         check_network: bool = True,
+        fresh: set[int] | None = None,
+        user: Any = None,
     ) -> None:
         self.automation = automation
         self.stored = spec_from_automation(automation) if automation else None
@@ -531,6 +496,15 @@ class BuilderForms:
             condition_rows = [
                 condition_initial(c.field, c.operator, c.value) for c in stored.conditions
             ]
+            action_rows = [
+                {
+                    "kind": a.kind,
+                    "action_id": a.action_id,
+                    "position": position,
+                    "on_error": "continue" if a.continue_on_error else "stop",
+                }
+                for position, a in enumerate(stored.actions)
+            ]
         else:
             module = next(iter(triggers.REGISTRY), "")
             events = triggers.event_choices(module)
@@ -541,38 +515,37 @@ class BuilderForms:
                 "match": Automation.Match.ALL,
             }
             condition_rows = []
+            action_rows = []
         self.details = AutomationDetailsForm(
             data, initial=details, automation_pk=automation.pk if automation else None
         )
         self.conditions = ConditionFormSet(data, initial=condition_rows, prefix="conditions")
-        webhook, revoke, mdm = (
-            (stored.webhook, stored.revoke, stored.mdm) if stored else (None,) * 3
-        )
-        existing_headers = webhook.headers if webhook else {}
-        self.webhook = WebhookForm(
+        self.actions = ActionFormSet(
             data,
-            prefix="webhook",
-            check_network=check_network,
-            initial={"enabled": True, "url": webhook.url, "method": webhook.method}
-            if webhook
-            else {"method": Action.Method.POST},
+            initial=action_rows,
+            prefix="actions",
+            fresh=fresh,
+            form_kwargs={
+                "stored": {a.action_id: a for a in stored.actions} if stored else {},
+                "check_network": check_network,
+                "user": user,
+            },
         )
-        self.headers = HeaderFormSet(
-            data,
-            prefix="headers",
-            initial=[{"name": name, "value": ""} for name in existing_headers],
-            form_kwargs={"existing": existing_headers},
-        )
-        self.revoke = RevokeForm(
-            data,
-            prefix="revoke",
-            initial={"enabled": True, **revoke.as_dict()} if revoke else {"user_based": True},
-        )
-        self.mdm = MDMLockForm(
-            data,
-            prefix="mdm",
-            initial={"enabled": True, "message": mdm.message, "phone": mdm.phone} if mdm else {},
-        )
+        self.user = user
+
+    def rows(self) -> list[ActionRowForm]:
+        """The action rows shown, in order, each knowing its number and whether it is the first
+        of its kind (where a kind shows what its actions share, e.g. the payload preview)."""
+        rows = self.actions.rows()
+        seen: set[str] = set()
+        for number, row in enumerate(rows, start=1):
+            row.number = number
+            row.is_first = number == 1
+            row.is_last = number == len(rows)
+            key = row.kind_def.key if row.kind_def else ""
+            row.first_of_kind = key not in seen
+            seen.add(key)
+        return rows
 
     # Validation
 
@@ -580,16 +553,13 @@ class BuilderForms:
         results = [
             self.details.is_valid(),
             self.conditions.is_valid(),
-            self.webhook.is_valid(),
-            self.revoke.is_valid(),
-            self.mdm.is_valid(),
+            self.actions.is_valid(),
         ]
-        if self.webhook.is_on:
-            results.append(self.headers.is_valid())
-        if not (self.webhook.is_on or self.revoke.is_on or self.mdm.is_on):
-            message = (
-                "Choose at least one action: revoke licenses, lock devices or trigger a webhook."
-            )
+        rows = self.actions.rows()
+        for row in rows:
+            results.append(row.settings_valid())
+        if not rows:
+            message = "Choose at least one action: add one from the list below."
             self.non_form_errors.append(message)
             self.actions_errors.append(message)
             results.append(False)
@@ -602,11 +572,13 @@ class BuilderForms:
             or self.details.errors
             or any(self.conditions.errors)
             or self.conditions.non_form_errors()
-            or self.webhook.errors
-            or (self.webhook.is_on and (any(self.headers.errors) or self.headers.non_form_errors()))
-            or self.revoke.errors
-            or self.mdm.errors
+            or self.actions.non_form_errors()
+            or any(row.errors or row.settings_have_errors for row in self.actions.rows())
         )
+
+    def submitted_locks(self) -> tuple:
+        """The device locks the POST asks for, before validation (for the MDM gate)."""
+        return tuple(lock for row in self.actions.rows() if (lock := row.submitted_lock()))
 
     def spec(self) -> AutomationSpec:
         d = self.details.cleaned_data
@@ -624,43 +596,29 @@ class BuilderForms:
                 )
                 for f in rows
             ),
-            webhook=WebhookSpec(
-                url=self.webhook.cleaned_data["url"],
-                method=self.webhook.cleaned_data["method"],
-                headers=self.headers.headers(),
-            )
-            if self.webhook.is_on
-            else None,
-            revoke=RevokeSpec(
-                user_based=self.revoke.cleaned_data.get("user_based", False),
-                user_machine=self.revoke.cleaned_data.get("user_machine", False),
-                device_based=self.revoke.cleaned_data.get("device_based", False),
-            )
-            if self.revoke.is_on
-            else None,
-            mdm=MDMLockSpec(
-                message=self.mdm.cleaned_data["message"], phone=self.mdm.cleaned_data["phone"]
-            )
-            if self.mdm.is_on
-            else None,
+            actions=tuple(row.spec() for row in self.actions.rows()),
         )
 
     def add_service_errors(self, exc: ValidationError) -> None:
-        """Put a service's ValidationError beside the field it is about."""
+        """Put a service's ValidationError beside the field it is about ("action-<i>:<field>"
+        is the i-th action's field)."""
         targets = {
             "name": (self.details, "name"),
             "trigger_event": (self.details, "trigger_event"),
             "match": (self.details, "match"),
-            "webhook_url": (self.webhook, "url"),
-            "webhook_method": (self.webhook, "method"),
-            "revoke": (self.revoke, None),
-            "mdm": (self.mdm, None),
         }
         if not hasattr(exc, "error_dict"):
             self.non_form_errors.extend(exc.messages)
             return
+        rows = self.actions.rows()
         for key, errors in exc.message_dict.items():
             form, field = targets.get(key, (None, None))
+            if key.startswith("action-"):
+                index, _, name = key[len("action-") :].partition(":")
+                row = rows[int(index)] if index.isdigit() and int(index) < len(rows) else None
+                if row is not None and row.settings is not None:
+                    form = row.settings
+                    field = name if name in row.settings.fields else None
             if key == "actions":
                 self.actions_errors.extend(errors)
             if form is None:
@@ -690,16 +648,15 @@ class BuilderForms:
                 incomplete += 1
         if not self.conditions.is_bound and self.stored:
             rows = [(c.field, c.operator, c.value) for c in self.stored.conditions]
-        revoke = None
-        if self.revoke.is_on:
-            revoke = self._flags(self.revoke, ["user_based", "user_machine", "device_based"])
-        webhook_url = None
-        if self.webhook.is_on:
-            webhook_url = (
-                self.webhook.data.get("webhook-url", "").strip()
-                if self.webhook.is_bound
-                else self.webhook.initial.get("url", "")
-            )
+        actions = []
+        for row in self.actions.rows():
+            if row.kind_def is None or row.settings is None:
+                continue
+            if row.settings.is_bound:
+                config = row.kind_def.lenient_config(row.settings)
+            else:
+                config = row.kind_def.form_config(row.settings.initial)
+            actions.append((row.kind_def.key, config))
         name = (
             self.details.data.get("name", "").strip()
             if self.details.is_bound
@@ -710,11 +667,9 @@ class BuilderForms:
             trigger_event=event,
             match=match,
             conditions=rows,
-            revoke=revoke,
-            mdm=self.mdm.is_on,
-            webhook_url=webhook_url,
+            actions=actions,
         )
-        payload = payloads.preview_payload(
+        payload = preview_payload(
             event_type=event or "member.deactivated",
             automation_id=automation_id or (self.automation.pk if self.automation else None),
             automation_name=name,
@@ -724,17 +679,6 @@ class BuilderForms:
             "incomplete_conditions": incomplete,
             "payload_json": json.dumps(payload, indent=2, ensure_ascii=False),
         }
-
-    @staticmethod
-    def _flags(form: forms.Form, names: list[str]) -> dict[str, bool]:
-        if form.is_bound:
-            return {
-                n: form.fields[n].widget.value_from_datadict(
-                    form.data, form.files, form.add_prefix(n)
-                )
-                for n in names
-            }
-        return {n: bool(form.initial.get(n)) for n in names}
 
 
 # --- List filters --------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Automations (what should happen on a member event) and their executions (what did happen).
 
-Builder side: Automation → Condition rows + Action rows (one per kind).
+Builder side: Automation → Condition rows + Action rows (any kinds of automations.actions, in
+the IT manager's order).
 Engine side: Event (one per member status transition) → Execution (one per matching automation)
 → ActionLog (one per action and target, with an idempotency key) → WebhookAttempt / MDMCommand.
 """
@@ -11,6 +12,7 @@ import json
 import uuid
 from binascii import unhexlify
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -82,31 +84,53 @@ class Condition(models.Model):
         return f"{self.field} {self.operator} {self.value!r}"
 
 
-class Action(models.Model):
-    """One action of an automation; at most one of each kind per automation.
+def _kind_choices() -> list[tuple[str, str]]:
+    # Read from the registry when asked (a callable, so migrations never embed the kinds).
+    from automations.actions import kind_choices
 
-    Only the columns of the action's kind are used:
-    - webhook: url, method, headers (encrypted JSON object), signing secret (encrypted `whsec_…`)
-    - revoke_licenses: revoke_user_based (also cloud), revoke_user_machine, revoke_device_based
-    - mdm_lock: lock_message, lock_phone
+    return kind_choices()
+
+
+def _target_type_choices() -> list[tuple[str, str]]:
+    # ActionLog.TargetType, and the target types action kinds add (ActionKind.target_types).
+    from automations.actions import REGISTRY
+
+    choices = dict(ActionLog.TargetType.choices)
+    for kind in REGISTRY.values():
+        choices.update(getattr(kind, "target_types", {}))
+    return list(choices.items())
+
+
+class Action(models.Model):
+    """One action of an automation: a kind from `automations.actions.REGISTRY` and its settings.
+
+    An automation may hold several actions of one kind (two webhooks: HR and ticketing), in the
+    order the IT manager set (`position`): the order of the builder, the automation page, the
+    execution log and the member's Automated actions panel, and the order the engine prepares
+    them in. Device locks are still sent first, in a pool of their own (a slow webhook receiver
+    must never delay a lock); among the other actions of one execution the order is also the
+    order they are sent in (see engine/runner.py).
+
+    - `config`: the kind's settings (JSON), never a secret;
+    - `secrets_encrypted`: the kind's secret settings (the webhook's headers), one encrypted JSON
+      object (assetsonar.crypto);
+    - `secret_encrypted` … `previous_secret_until`: the signing secret of a kind that signs what
+      it sends (the webhook), with the previous one during the grace period after a rotation;
+    - `disabled_at`: set when the receiver said it is gone (a webhook's 410), until a new
+      destination is saved;
+    - `continue_on_error`: off means "stop the remaining actions of this automation if this one
+      fails" (they are logged as skipped, naming this action).
     """
 
-    class Kind(models.TextChoices):
-        WEBHOOK = "webhook", "Trigger webhook"
-        REVOKE_LICENSES = "revoke_licenses", "Revoke licenses"
-        MDM_LOCK = "mdm_lock", "Lock devices via MDM"
-
-    class Method(models.TextChoices):
-        POST = "POST", "POST"
-        PUT = "PUT", "PUT"
-
     automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="actions")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
+    kind = models.CharField(max_length=40, choices=_kind_choices)
     position = models.PositiveSmallIntegerField(default=0)
-    # webhook
-    url = models.URLField("URL", max_length=500, blank=True)
-    method = models.CharField(max_length=4, choices=Method.choices, default=Method.POST)
-    headers_encrypted = models.TextField(blank=True, editable=False)
+    continue_on_error = models.BooleanField(
+        default=True,
+        help_text="Off: if this action fails, the remaining actions of the automation are skipped.",
+    )
+    config = models.JSONField(default=dict, blank=True)
+    secrets_encrypted = models.TextField(blank=True, editable=False)
     secret_encrypted = models.TextField(blank=True, editable=False)
     secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
     # After a rotation the previous secret signs too (a second signature in the same header)
@@ -116,37 +140,26 @@ class Action(models.Model):
     disabled_at = models.DateTimeField(
         null=True, blank=True, help_text="Set when the receiver answered 410 Gone."
     )
-    # revoke_licenses
-    revoke_user_based = models.BooleanField(
-        "Un-entitle user-based licenses (also cloud user-based)", default=False
-    )
-    revoke_user_machine = models.BooleanField("Un-entitle user-machine entitlements", default=False)
-    revoke_device_based = models.BooleanField(
-        "Remove device-based entitlements from devices in custody", default=False
-    )
-    # mdm_lock
-    lock_message = models.CharField(max_length=200, blank=True)
-    lock_phone = models.CharField(max_length=40, blank=True)
 
     class Meta:
         ordering = ["automation", "position", "id"]
-        constraints = [
-            models.UniqueConstraint(fields=["automation", "kind"], name="action_one_per_kind"),
-            models.CheckConstraint(
-                condition=models.Q(kind__in=["webhook", "revoke_licenses", "mdm_lock"]),
-                name="action_kind_valid",
-            ),
-        ]
 
     def __str__(self) -> str:
         return self.get_kind_display()
 
-    def get_headers(self) -> dict[str, str]:
-        raw = crypto.decrypt(self.headers_encrypted)
+    @property
+    def kind_def(self):
+        """The kind's plug-in (automations.actions.REGISTRY), or None for an unknown kind."""
+        from automations.actions import get_kind
+
+        return get_kind(self.kind)
+
+    def get_secret_config(self) -> dict[str, Any]:
+        raw = crypto.decrypt(self.secrets_encrypted)
         return json.loads(raw) if raw else {}
 
-    def set_headers(self, headers: dict[str, str]) -> None:
-        self.headers_encrypted = crypto.encrypt(json.dumps(headers)) if headers else ""
+    def set_secret_config(self, values: dict[str, Any]) -> None:
+        self.secrets_encrypted = crypto.encrypt(json.dumps(values)) if values else ""
 
     def get_secret(self) -> str:
         return crypto.decrypt(self.secret_encrypted)
@@ -171,19 +184,10 @@ class Action(models.Model):
         return secrets
 
 
-# The one order of an automation's actions, the builder's, wherever they are run or listed (the
-# engine, the member's Automated actions panel, the execution log): take the licenses back, lock
-# the devices, then tell the outside world.
-ACTION_ORDER = (Action.Kind.REVOKE_LICENSES, Action.Kind.MDM_LOCK, Action.Kind.WEBHOOK)
-
-
-def action_order_key(field: str = "action_kind") -> models.Case:
-    """An ORDER BY expression putting rows in ACTION_ORDER by their action kind column."""
-    return models.Case(
-        *[models.When(**{field: kind}, then=i) for i, kind in enumerate(ACTION_ORDER)],
-        default=len(ACTION_ORDER),
-        output_field=models.IntegerField(),
-    )
+def action_order_key() -> tuple:
+    """ORDER BY expressions putting action logs in their actions' order (the builder's
+    positions); logs of a deleted action last, in the order they were recorded."""
+    return (models.F("action__position").asc(nulls_last=True), "action_id")
 
 
 class AutomationChange(models.Model):
@@ -338,8 +342,8 @@ class ActionLog(models.Model):
     action = models.ForeignKey(
         Action, null=True, blank=True, on_delete=models.SET_NULL, related_name="logs"
     )
-    action_kind = models.CharField(max_length=20, choices=Action.Kind.choices)
-    target_type = models.CharField(max_length=20, choices=TargetType.choices)
+    action_kind = models.CharField(max_length=40, choices=_kind_choices)
+    target_type = models.CharField(max_length=20, choices=_target_type_choices)
     target_label = models.CharField(max_length=300)
     entitlement = models.ForeignKey(
         "licenses.Entitlement",
@@ -389,68 +393,6 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"Attempt {self.number}: {self.status_code or self.error}"
-
-
-class MDMCommand(models.Model):
-    """A command sent (or to be sent) to a device through its MDM connection.
-
-    The unlock PIN is generated and stored (encrypted) before the command is sent and reused on
-    retry, so the device and the record always agree.
-    """
-
-    class Kind(models.TextChoices):
-        LOCK = "lock", "Lock device"
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENT = "sent", "Sent"
-        ACKNOWLEDGED = "acknowledged", "Acknowledged"
-        FAILED = "failed", "Failed"
-
-    asset = models.ForeignKey("assets.Asset", on_delete=models.PROTECT, related_name="mdm_commands")
-    connection = models.ForeignKey(
-        "assets.MDMConnection", on_delete=models.PROTECT, related_name="commands"
-    )
-    log = models.OneToOneField(
-        ActionLog, null=True, blank=True, on_delete=models.SET_NULL, related_name="mdm_command"
-    )
-    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.LOCK)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
-    pin_encrypted = models.TextField(blank=True, editable=False)
-    vendor_command_id = models.CharField(max_length=200, blank=True)
-    message = models.CharField(max_length=200, blank=True)
-    phone = models.CharField(max_length=40, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.CharField(max_length=500, blank=True)
-    response_excerpt = models.CharField(max_length=1024, blank=True)
-
-    class Meta:
-        verbose_name = "MDM command"
-        ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["asset", "-created_at"])]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.asset_id}: {self.status}"
-
-    # A device's lock while its command is in one of these: a second lock reuses it (and its
-    # PIN) instead of sending another.
-    LIVE_STATUSES = (Status.PENDING, Status.SENT, Status.ACKNOWLEDGED)
-
-    @property
-    def pin_on_device(self) -> bool:
-        """Whether a PIN is stored and the device has it: the lock reached the MDM. A PIN kept
-        for a lock that failed or was never sent (reused if it is tried again) is not shown."""
-        return bool(self.pin_encrypted) and self.status in (
-            self.Status.SENT,
-            self.Status.ACKNOWLEDGED,
-        )
-
-    def get_pin(self) -> str:
-        return crypto.decrypt(self.pin_encrypted)
-
-    def set_pin(self, pin: str) -> None:
-        self.pin_encrypted = crypto.encrypt(pin)
 
 
 def new_encrypted_key() -> str:

@@ -151,13 +151,6 @@ def mdm_availability(user: Any) -> MDMAvailability:
 # --- Plain-language summary --------------------------------------------------------------------
 
 
-REVOKE_PHRASES = {
-    "user_based": "user-based",
-    "user_machine": "user-machine",
-    "device_based": "device-based",
-}
-
-
 def _join(parts: Sequence[str], word: str = "and") -> str:
     parts = [p for p in parts if p]
     if len(parts) <= 1:
@@ -224,22 +217,16 @@ def who_phrase(rows: Iterable[tuple[str, str, Any]], match: str) -> str:
     return phrase
 
 
-def actions_phrases(
-    *,
-    revoke: dict[str, bool] | None,
-    mdm: bool,
-    webhook_url: str | None,
-    webhook_method: str = "POST",
-) -> list[str]:
+def actions_phrases(actions: Iterable[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Each action's part of the sentence, in order (its kind's `summary`)."""
+    from automations.actions import get_kind
+
     out = []
-    if revoke:
-        kinds = [label for key, label in REVOKE_PHRASES.items() if revoke.get(key)]
-        if kinds:
-            out.append(f"revoke {_join(kinds)} licenses")
-    if mdm:
-        out.append("lock their devices through MDM")
-    if webhook_url is not None:
-        out.append(f"call {webhook_url}" if webhook_url else "call a webhook (URL not set yet)")
+    for key, config in actions:
+        kind = get_kind(key)
+        phrase = kind.summary(config) if kind else ""
+        if phrase:
+            out.append(phrase)
     return out
 
 
@@ -249,36 +236,33 @@ def automation_summary(
     trigger_event: str,
     match: str,
     conditions: Iterable[tuple[str, str, Any]],
-    revoke: dict[str, bool] | None,
-    mdm: bool,
-    webhook_url: str | None,
+    actions: Iterable[tuple[str, dict[str, Any]]],
 ) -> str:
     """One sentence: "When a member in Engineering is deactivated: revoke user-based licenses,
-    lock their devices through MDM, call https://hr.example.com/hooks/offboard"."""
+    lock their devices through MDM, call https://hr.example.com/hooks/offboard" (the actions
+    in their order)."""
     event = triggers.get_event(trigger_module, trigger_event)
     happens = event.summary if event else "triggers the automation"
     who = who_phrase(conditions, match)
-    actions = actions_phrases(revoke=revoke, mdm=mdm, webhook_url=webhook_url)
-    doing = ", ".join(actions) if actions else "nothing yet (choose at least one action)"
+    doing = ", ".join(actions_phrases(actions)) or "nothing yet (choose at least one action)"
     return f"When {who} {happens}: {doing}"
 
 
-def _action_settings(automation: Automation) -> dict[str, Any]:
-    """The stored actions as the summary's keyword arguments (uses prefetched actions)."""
-    actions = {a.kind: a for a in automation.actions.all()}
-    revoke = actions.get(Action.Kind.REVOKE_LICENSES)
-    webhook = actions.get(Action.Kind.WEBHOOK)
-    return {
-        "revoke": {
-            "user_based": revoke.revoke_user_based,
-            "user_machine": revoke.revoke_user_machine,
-            "device_based": revoke.revoke_device_based,
-        }
-        if revoke
-        else None,
-        "mdm": Action.Kind.MDM_LOCK in actions,
-        "webhook_url": webhook.url if webhook else None,
-    }
+def _stored_actions(automation: Automation) -> list[tuple[str, dict[str, Any]]]:
+    """The stored actions as (kind, settings), in order (uses prefetched actions)."""
+    return [
+        (a.kind, a.config)
+        for a in sorted(automation.actions.all(), key=lambda a: (a.position, a.pk))
+    ]
+
+
+def locks_devices(automation: Automation) -> bool:
+    """Whether any of its actions locks devices (the MDM gate applies; uses prefetched
+    actions if loaded)."""
+    from automations.actions import REGISTRY
+
+    keys = [k.key for k in REGISTRY.values() if k.locks_devices]
+    return any(a.kind in keys for a in automation.actions.all())
 
 
 def summary_of(automation: Automation) -> str:
@@ -288,7 +272,7 @@ def summary_of(automation: Automation) -> str:
         trigger_event=automation.trigger_event,
         match=automation.match,
         conditions=[(c.field, c.operator, c.value) for c in automation.conditions.all()],
-        **_action_settings(automation),
+        actions=_stored_actions(automation),
     )
 
 
@@ -298,7 +282,7 @@ def summary_of(automation: Automation) -> str:
 @dataclass(frozen=True)
 class PlannedRun:
     """An enabled automation the trigger would run now, for which of the given members, and
-    what it does, in the order it does it (ACTION_ORDER): "revoke user-based licenses",
+    what it does, in the automation's order: "revoke user-based licenses",
     "lock their devices through MDM", "call https://…". A preview of each action's targets can
     be added here without changing its callers."""
 
@@ -340,7 +324,7 @@ def automations_planned(
                 PlannedRun(
                     automation=automation,
                     members=matched,
-                    actions=actions_phrases(**_action_settings(automation)),
+                    actions=actions_phrases(_stored_actions(automation)),
                 )
             )
     return planned

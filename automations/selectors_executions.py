@@ -120,7 +120,7 @@ def execution_get(pk: int) -> Execution:
 
 
 def execution_logs(execution: Execution) -> list[ActionLog]:
-    """The execution's action logs in the builder's action order (ACTION_ORDER), each kind's
+    """The execution's action logs in their actions' order (the builder's positions), each action's
     targets in the order they were recorded, each with its target, its MDM command and its
     webhook attempts (two queries whatever the number of logs)."""
     return list(
@@ -135,7 +135,7 @@ def execution_logs(execution: Execution) -> list[ActionLog]:
         .prefetch_related(
             Prefetch("webhook_attempts", queryset=WebhookAttempt.objects.order_by("number"))
         )
-        .order_by(action_order_key(), "id")
+        .order_by(*action_order_key(), "id")
     )
 
 
@@ -143,7 +143,7 @@ def member_action_logs(
     member: Member, limit: int = MEMBER_PANEL_LIMIT
 ) -> tuple[list[ActionLog], bool]:
     """The newest `limit` actions taken for a member, newest execution first and each
-    execution's actions in the builder's order (ACTION_ORDER), so the panel can show one heading
+    execution's actions in their order (the builder's positions), so the panel can show one heading
     per execution; and whether there are more (one row more is read instead of counting)."""
     # The member's executions first (index member, -created_at), then their logs by execution
     # id: as a join the planner may walk the whole log newest-first looking for this member's
@@ -156,7 +156,7 @@ def member_action_logs(
     logs = list(
         ActionLog.objects.filter(execution_id__in=executions)
         .select_related("execution", "asset", "entitlement__license")
-        .order_by("-execution__created_at", "-execution_id", action_order_key(), "id")[: limit + 1]
+        .order_by("-execution__created_at", "-execution_id", *action_order_key(), "id")[: limit + 1]
     )
     return logs[:limit], len(logs) > limit
 

@@ -11,9 +11,7 @@ needs the feature and permission only.
 
 from __future__ import annotations
 
-import base64
-import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -25,12 +23,14 @@ from django.utils import timezone
 from assetsonar.audit import audit_record
 from assetsonar.models import AuditEvent
 from automations import conditions as cond
-from automations import net, triggers
-from automations.models import ACTION_ORDER, Action, Automation, AutomationChange, Condition
+from automations import triggers
+from automations.actions import REGISTRY, ActionSpec, get_kind
+from automations.actions.webhook import generate_signing_secret
+from automations.models import Action, Automation, AutomationChange, Condition
 from automations.selectors import mdm_availability
 
-ACTION_POSITIONS = {kind: position for position, kind in enumerate(ACTION_ORDER)}
 MAX_CONDITIONS = 20
+MAX_ACTIONS = 20
 
 
 class MDMNotAllowed(PermissionDenied):
@@ -49,33 +49,6 @@ class ConditionSpec:
 
 
 @dataclass(frozen=True)
-class WebhookSpec:
-    url: str
-    method: str = Action.Method.POST
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RevokeSpec:
-    user_based: bool = False
-    user_machine: bool = False
-    device_based: bool = False
-
-    def as_dict(self) -> dict[str, bool]:
-        return {
-            "user_based": self.user_based,
-            "user_machine": self.user_machine,
-            "device_based": self.device_based,
-        }
-
-
-@dataclass(frozen=True)
-class MDMLockSpec:
-    message: str
-    phone: str
-
-
-@dataclass(frozen=True)
 class AutomationSpec:
     """Everything the builder form says about an automation, validated by the form and checked
     again here."""
@@ -87,9 +60,17 @@ class AutomationSpec:
     enabled: bool = True
     match: str = Automation.Match.ALL
     conditions: tuple[ConditionSpec, ...] = ()
-    webhook: WebhookSpec | None = None
-    revoke: RevokeSpec | None = None
-    mdm: MDMLockSpec | None = None
+    # In the IT manager's order.
+    actions: tuple[ActionSpec, ...] = ()
+
+    @property
+    def locks(self) -> tuple[tuple[str, dict], ...]:
+        """The settings of its actions that lock devices (the MDM gate compares these)."""
+        return tuple(
+            (a.kind, a.config)
+            for a in self.actions
+            if (kind := get_kind(a.kind)) is not None and kind.locks_devices
+        )
 
 
 @dataclass(frozen=True)
@@ -100,17 +81,24 @@ class SaveResult:
     new_secret: str | None = None
 
 
-def generate_signing_secret() -> str:
-    """A Standard Webhooks secret: "whsec_" + base64 of 24 random bytes."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+def action_specs(automation: Automation) -> tuple[ActionSpec, ...]:
+    """The stored actions as specs, in order (uses prefetched actions if loaded)."""
+    out = []
+    for action in sorted(automation.actions.all(), key=lambda a: (a.position, a.pk)):
+        kind = get_kind(action.kind)
+        out.append(
+            ActionSpec(
+                kind=action.kind,
+                config=kind.read(action) if kind else dict(action.config),
+                continue_on_error=action.continue_on_error,
+                action_id=action.pk,
+            )
+        )
+    return tuple(out)
 
 
 def spec_from_automation(automation: Automation) -> AutomationSpec:
     """The stored automation as a spec (uses prefetched conditions and actions if loaded)."""
-    actions = {a.kind: a for a in automation.actions.all()}
-    webhook = actions.get(Action.Kind.WEBHOOK)
-    revoke = actions.get(Action.Kind.REVOKE_LICENSES)
-    mdm = actions.get(Action.Kind.MDM_LOCK)
     return AutomationSpec(
         name=automation.name,
         description=automation.description,
@@ -122,27 +110,18 @@ def spec_from_automation(automation: Automation) -> AutomationSpec:
             ConditionSpec(c.field, c.operator, c.value)
             for c in sorted(automation.conditions.all(), key=lambda c: (c.position, c.pk))
         ),
-        webhook=WebhookSpec(url=webhook.url, method=webhook.method, headers=webhook.get_headers())
-        if webhook
-        else None,
-        revoke=RevokeSpec(
-            user_based=revoke.revoke_user_based,
-            user_machine=revoke.revoke_user_machine,
-            device_based=revoke.revoke_device_based,
-        )
-        if revoke
-        else None,
-        mdm=MDMLockSpec(message=mdm.lock_message, phone=mdm.lock_phone) if mdm else None,
+        actions=action_specs(automation),
     )
 
 
-def mdm_change(before: MDMLockSpec | None, after: MDMLockSpec | None) -> str:
-    """ "added", "changed", "removed", or "" when the MDM action stays as it is."""
+def mdm_change(before: tuple, after: tuple) -> str:
+    """ "added", "changed", "removed", or "" when the device locks stay as they are
+    (`AutomationSpec.locks` before and after)."""
     if before == after:
         return ""
-    if before is None:
+    if not before:
         return "added"
-    if after is None:
+    if not after:
         return "removed"
     return "changed"
 
@@ -180,8 +159,8 @@ def lock_change(before: AutomationSpec | None, after: AutomationSpec | None) -> 
     phone), "removed", "retargeted" (trigger, match or conditions of an automation that keeps
     its lock), "switched on" (an automation with a lock), or "" when whom and when it locks stay
     as they are."""
-    change = mdm_change(before.mdm if before else None, after.mdm if after else None)
-    if change or after is None or after.mdm is None or before is None:
+    change = mdm_change(before.locks if before else (), after.locks if after else ())
+    if change or after is None or not after.locks or before is None:
         return change
     if _lock_scope(before) != _lock_scope(after):
         return "retargeted"
@@ -211,7 +190,15 @@ def check_lock_change(*, actor: Any, change: str, otp_verified: bool) -> str:
 # --- Validation shared by every write ------------------------------------------------------------
 
 
-def _validate(spec: AutomationSpec, *, instance: Automation | None, old_url: str = "") -> None:
+def _validate(
+    spec: AutomationSpec,
+    *,
+    instance: Automation | None,
+    previous: dict[int | None, dict] | None = None,
+) -> None:
+    """Raise a ValidationError keyed by field ("name", …; an action's field as
+    "action-<index>:<field>") unless the spec can be saved. `previous`: the stored settings by
+    action id (an unchanged webhook URL is not checked again)."""
     errors: dict[str, list[str]] = {}
 
     def err(key: str, message: str) -> None:
@@ -238,21 +225,21 @@ def _validate(spec: AutomationSpec, *, instance: Automation | None, old_url: str
             cond.clean_value(c.field, c.operator, c.value)
         except ValidationError as exc:
             err("conditions", f"Condition {number}: {' '.join(exc.messages)}")
-    if not (spec.webhook or spec.revoke or spec.mdm):
+    if not spec.actions:
         err("actions", "Choose at least one action.")
-    if spec.webhook:
-        if spec.webhook.method not in Action.Method.values:
-            err("webhook_method", "Choose POST or PUT.")
-        # The destination is checked whenever it is saved (the sender checks it again).
-        if spec.webhook.url != old_url:
-            try:
-                net.check_destination(spec.webhook.url)
-            except ValidationError as exc:
-                err("webhook_url", " ".join(exc.messages))
-    if spec.revoke and not any(spec.revoke.as_dict().values()):
-        err("revoke", "Choose at least one kind of license to revoke.")
-    if spec.mdm and not spec.mdm.message.strip():
-        err("mdm", "Enter the message shown on the locked screen.")
+    if len(spec.actions) > MAX_ACTIONS:
+        err("actions", f"An automation can have at most {MAX_ACTIONS} actions.")
+    previous = previous or {}
+    for number, action in enumerate(spec.actions, start=1):
+        kind = get_kind(action.kind)
+        if kind is None:
+            err("actions", f"Action {number}: unknown kind “{action.kind}”.")
+            continue
+        for field, messages in kind.clean_config(
+            action.config, previous=previous.get(action.action_id)
+        ).items():
+            for message in messages:
+                err(f"action-{number - 1}:{field}", message)
     if errors:
         raise ValidationError(errors)
 
@@ -260,22 +247,13 @@ def _validate(spec: AutomationSpec, *, instance: Automation | None, old_url: str
 # --- History -----------------------------------------------------------------------------------
 
 
-def _revoke_text(revoke: RevokeSpec | None) -> str:
-    if revoke is None:
-        return "off"
-    labels = {
-        "user_based": "user-based (also cloud user-based)",
-        "user_machine": "user-machine",
-        "device_based": "device-based on devices in custody",
-    }
-    return ", ".join(label for key, label in labels.items() if revoke.as_dict()[key])
-
-
 def snapshot(spec: AutomationSpec) -> dict[str, str]:
-    """What the history shows of an automation: readable, and never a header value or secret."""
+    """What the history shows of an automation: readable, and never a header value or secret.
+    Each action's lines are its kind's (`ActionKind.snapshot`), numbered from the second action
+    of a kind on ("Webhook 2")."""
     event = triggers.get_event(spec.trigger_module, spec.trigger_event)
     module = triggers.REGISTRY.get(spec.trigger_module)
-    return {
+    out = {
         "Name": spec.name,
         "Description": spec.description,
         "Enabled": "yes" if spec.enabled else "no",
@@ -286,13 +264,22 @@ def snapshot(spec: AutomationSpec) -> dict[str, str]:
             cond.describe(c.field, c.operator, c.value) for c in spec.conditions
         )
         or "none (every member)",
-        "Webhook": f"{spec.webhook.method} {spec.webhook.url}" if spec.webhook else "off",
-        "Webhook headers": ", ".join(spec.webhook.headers) if spec.webhook else "",
-        "Revoke licenses": _revoke_text(spec.revoke),
-        "MDM lock": "on" if spec.mdm else "off",
-        "Lock-screen message": spec.mdm.message if spec.mdm else "",
-        "Lock-screen phone": spec.mdm.phone if spec.mdm else "",
     }
+    seen: dict[str, int] = {}
+    for action in spec.actions:
+        kind = get_kind(action.kind)
+        if kind is None:
+            continue
+        seen[action.kind] = seen.get(action.kind, 0) + 1
+        suffix = f" {seen[action.kind]}" if seen[action.kind] > 1 else ""
+        for label, value in kind.snapshot(action.config).items():
+            out[f"{label}{suffix}"] = value
+        if not action.continue_on_error:
+            out[f"{kind.log_label}{suffix}: if it fails"] = "stop the remaining actions"
+    out["Actions in order"] = ", ".join(
+        get_kind(a.kind).log_label if get_kind(a.kind) else a.kind for a in spec.actions
+    )
+    return out
 
 
 def diff(before: AutomationSpec | None, after: AutomationSpec | None) -> dict[str, list[str]]:
@@ -305,13 +292,20 @@ def diff(before: AutomationSpec | None, after: AutomationSpec | None) -> dict[st
         for key in dict.fromkeys([*old, *new])
         if old.get(key, "") != new.get(key, "")
     }
-    if before and after and before.webhook and after.webhook:
-        old_h = {k.lower(): v for k, v in before.webhook.headers.items()}
-        changed = [
-            name
-            for name, value in after.webhook.headers.items()
-            if name.lower() in old_h and old_h[name.lower()] != value
-        ]
+    if before and after:
+        # Secret header values are compared but only the names of changed ones are written.
+        by_id = {a.action_id: a for a in before.actions if a.action_id}
+        changed = []
+        for a in after.actions:
+            old_a = by_id.get(a.action_id)
+            if old_a is None or "headers" not in a.config:
+                continue
+            old_h = {k.lower(): v for k, v in (old_a.config.get("headers") or {}).items()}
+            changed += [
+                name
+                for name, value in (a.config.get("headers") or {}).items()
+                if name.lower() in old_h and old_h[name.lower()] != value
+            ]
         if changed:
             out["Webhook header values"] = ["", "changed: " + ", ".join(changed)]
     return out
@@ -367,40 +361,25 @@ def _write_conditions(automation: Automation, specs: tuple[ConditionSpec, ...]) 
 
 
 def _write_actions(automation: Automation, spec: AutomationSpec) -> str | None:
-    """Create, update or delete one action per kind; return a new signing secret if one was
-    generated (a webhook that did not exist before)."""
-    existing = {a.kind: a for a in Action.objects.filter(automation=automation)}
-    new_secret = None
-    wanted: dict[str, dict[str, Any]] = {}
-    if spec.revoke:
-        wanted[Action.Kind.REVOKE_LICENSES] = {
-            "revoke_user_based": spec.revoke.user_based,
-            "revoke_user_machine": spec.revoke.user_machine,
-            "revoke_device_based": spec.revoke.device_based,
-        }
-    if spec.mdm:
-        wanted[Action.Kind.MDM_LOCK] = {
-            "lock_message": spec.mdm.message.strip(),
-            "lock_phone": spec.mdm.phone.strip(),
-        }
-    if spec.webhook:
-        wanted[Action.Kind.WEBHOOK] = {"url": spec.webhook.url, "method": spec.webhook.method}
-    for kind, action in existing.items():
-        if kind not in wanted:
+    """Make the automation's actions those of `spec`, in its order: an action of the spec with
+    the id of a stored one updates it (a webhook keeps its signing secret), the others are
+    created, stored ones left out are deleted. Returns a new signing secret if one was
+    generated (shown once; with two new webhooks, the first one's, and the others are
+    rotated from the automation page)."""
+    existing = {a.pk: a for a in Action.objects.filter(automation=automation)}
+    kept = {a.action_id for a in spec.actions if a.action_id in existing}
+    for pk, action in existing.items():
+        if pk not in kept:
             action.delete()
-    for kind, values in wanted.items():
-        action = existing.get(kind) or Action(automation=automation, kind=kind)
-        if kind == Action.Kind.WEBHOOK:
-            if action.pk and action.url != values["url"]:
-                # A new address gets a new chance after a 410 Gone from the old one.
-                action.disabled_at = None
-            action.set_headers(dict(spec.webhook.headers))
-            if not action.secret_encrypted:
-                new_secret = generate_signing_secret()
-                action.set_secret(new_secret)
-        for name, value in values.items():
-            setattr(action, name, value)
-        action.position = ACTION_POSITIONS[kind]
+    new_secret = None
+    for position, item in enumerate(spec.actions):
+        action = existing.get(item.action_id)
+        if action is None or action.kind != item.kind:
+            action = Action(automation=automation, kind=item.kind)
+        secret = REGISTRY[item.kind].write(action, dict(item.config))
+        new_secret = new_secret or secret
+        action.position = position
+        action.continue_on_error = item.continue_on_error
         action.full_clean(exclude=["automation"])
         action.save()
     return new_secret
@@ -472,7 +451,7 @@ def automation_update(
     if something changed. Adding a webhook generates its signing secret."""
     automation = Automation.objects.select_for_update().get(pk=automation.pk)
     before = spec_from_automation(automation)
-    _validate(spec, instance=automation, old_url=before.webhook.url if before.webhook else "")
+    _validate(spec, instance=automation, previous={a.action_id: a.config for a in before.actions})
     check_lock_change(actor=actor, change=lock_change(before, spec), otp_verified=otp_verified)
     changes = diff(before, spec)
     if not changes:
@@ -515,7 +494,7 @@ def automation_set_enabled(
     automation = Automation.objects.select_for_update().get(pk=automation.pk)
     if automation.enabled == enabled:
         return None
-    if enabled and automation.actions.filter(kind=Action.Kind.MDM_LOCK).exists():
+    if enabled and spec_from_automation(automation).locks:
         check_lock_change(actor=actor, change="switched on", otp_verified=otp_verified)
     automation.enabled = enabled
     automation.updated_by = actor if getattr(actor, "is_authenticated", False) else None
@@ -562,7 +541,7 @@ def automation_duplicate(
     with the lock is a new lock automation. Otherwise the copy goes without it (and the result
     says so)."""
     source = spec_from_automation(automation)
-    keep_mdm = source.mdm is not None and with_mdm and mdm_availability(actor).available
+    keep_mdm = bool(source.locks) and with_mdm and mdm_availability(actor).available
     if keep_mdm:
         check_lock_change(actor=actor, change="added", otp_verified=otp_verified)
     spec = AutomationSpec(
@@ -573,18 +552,21 @@ def automation_duplicate(
         trigger_event=source.trigger_event,
         match=source.match,
         conditions=source.conditions,
-        webhook=source.webhook,
-        revoke=source.revoke,
-        mdm=source.mdm if keep_mdm else None,
+        # A copy: new actions (own webhook secrets), the locks only when kept.
+        actions=tuple(
+            ActionSpec(kind=a.kind, config=a.config, continue_on_error=a.continue_on_error)
+            for a in source.actions
+            if keep_mdm or not REGISTRY[a.kind].locks_devices
+        ),
     )
-    if not (spec.webhook or spec.revoke or spec.mdm):
+    if not spec.actions:
         raise ValidationError(
             "This automation's only action is the MDM lock, which you may not copy. "
             + " ".join(mdm_availability(actor).problems)
         )
     copy, new_secret = _create_from_spec(spec, actor=actor)
     changes = {"Duplicated from": ["", automation.name], **diff(None, spec)}
-    if source.mdm and not keep_mdm:
+    if source.locks and not keep_mdm:
         changes["MDM lock"] = [
             "",
             "not copied (left out)"
@@ -603,7 +585,7 @@ def automation_duplicate(
         otp_verified=otp_verified and keep_mdm,
     )
     return DuplicateResult(
-        automation=copy, new_secret=new_secret, dropped_mdm=bool(source.mdm and not keep_mdm)
+        automation=copy, new_secret=new_secret, dropped_mdm=bool(source.locks and not keep_mdm)
     )
 
 
@@ -626,16 +608,19 @@ def automation_delete(*, automation: Automation, actor: Any, request: Any = None
 
 
 @transaction.atomic
-def automation_rotate_secret(*, automation: Automation, actor: Any, request: Any = None) -> str:
+def automation_rotate_secret(
+    *, automation: Automation, actor: Any, action_id: int | None = None, request: Any = None
+) -> str:
     """Give the automation's webhook a new signing secret and return it (shown once). The old
     secret keeps signing beside the new one for WEBHOOK_SECRET_GRACE_HOURS (Standard Webhooks
     allows several signatures in one header), then only the new one signs. The old secret stays
     encrypted and is never shown."""
-    action = (
-        Action.objects.select_for_update()
-        .filter(automation=automation, kind=Action.Kind.WEBHOOK)
-        .first()
+    signing = Action.objects.select_for_update().filter(
+        automation=automation, kind__in=[k.key for k in REGISTRY.values() if k.signs_requests]
     )
+    if action_id is not None:
+        signing = signing.filter(pk=action_id)
+    action = signing.order_by("position", "pk").first()
     if action is None:
         raise ValidationError("This automation has no webhook, so it has no signing secret.")
     now = timezone.now()
@@ -666,7 +651,12 @@ def automation_rotate_secret(*, automation: Automation, actor: Any, request: Any
         name=automation.name,
         kind=AutomationChange.Kind.SECRET_ROTATED,
         actor=actor,
-        changes={"Webhook signing secret": [old, "new secret (shown once)"]},
+        changes={
+            f"Webhook signing secret ({action.config.get('url', '')})": [
+                old,
+                "new secret (shown once)",
+            ]
+        },
         audit_action=AuditEvent.Action.CHANGED,
         request=request,
         message=f"Automation “{automation.name}”: webhook signing secret rotated.",

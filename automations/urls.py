@@ -18,6 +18,7 @@ urlpatterns = [
     path("builder/trigger-events/", builder.builder_trigger_events, name="builder_trigger_events"),
     path("builder/condition-row/", builder.builder_condition_row, name="builder_condition_row"),
     path("builder/preview/", builder.builder_preview, name="builder_preview"),
+    path("builder/actions/", builder.builder_actions, name="builder_actions"),
     # One-time password enrolment
     path("otp/enroll/", otp.otp_enroll, name="otp_enroll"),
     # Executions

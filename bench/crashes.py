@@ -256,16 +256,18 @@ def populate(leavers: int, vendors: Vendors, webhook_url: str) -> list[int]:
         automation = Automation.objects.create(name=f"Crash offboarding {n}")
         if n == 1:
             webhook = Action(
-                automation=automation, kind=Action.Kind.WEBHOOK, position=0, url=webhook_url
+                automation=automation,
+                kind="webhook",
+                position=0,
+                config={"url": webhook_url, "method": "POST"},
             )
             webhook.set_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
             webhook.save()
         Action.objects.create(
             automation=automation,
-            kind=Action.Kind.MDM_LOCK,
+            kind="mdm_lock",
             position=2,
-            lock_message="This device belongs to Bench Corp.",
-            lock_phone="+1 555 0100",
+            config={"message": "This device belongs to Bench Corp.", "phone": "+1 555 0100"},
         )
     return [p.pk for p in people]
 
@@ -381,8 +383,8 @@ def main() -> None:
 
 
 def report(vendors, args, elapsed, shutdown, receiver, load_before) -> None:
-    from assets.models import Asset
-    from automations.models import ActionLog, Event, Execution, MDMCommand
+    from assets.models import Asset, MDMCommand
+    from automations.models import ActionLog, Event, Execution
 
     per_device: Counter = Counter()
     pins_equal = pins_total = pins_wrong = 0

@@ -270,24 +270,27 @@ def populate(members: int, webhook_url: str, jamf) -> list[int]:
             name=f"Bench offboarding {n}", created_by=user, updated_by=user
         )
         webhook = Action(
-            automation=automation, kind=Action.Kind.WEBHOOK, position=0, url=webhook_url
+            automation=automation,
+            kind="webhook",
+            position=0,
+            config={"url": webhook_url, "method": "POST"},
         )
         webhook.set_secret("whsec_" + base64.b64encode(os.urandom(24)).decode())
         webhook.save()
         Action.objects.create(
             automation=automation,
-            kind=Action.Kind.REVOKE_LICENSES,
+            kind="revoke_licenses",
             position=1,
-            revoke_user_based=True,
-            revoke_user_machine=True,
-            revoke_device_based=True,
+            config={"user_based": True, "user_machine": True, "device_based": True},
         )
         Action.objects.create(
             automation=automation,
-            kind=Action.Kind.MDM_LOCK,
+            kind="mdm_lock",
             position=2,
-            lock_message="This device belongs to Bench Corp. Please return it to IT.",
-            lock_phone="+1 555 0100",
+            config={
+                "message": "This device belongs to Bench Corp. Please return it to IT.",
+                "phone": "+1 555 0100",
+            },
         )
     return [m.pk for m in people]
 
@@ -494,7 +497,8 @@ def kill_run(*, url: str, burst: list[int], args, jamf) -> dict:
     """Two clusters on one Redis and one database; one is SIGKILLed halfway."""
     from django.db import connection
 
-    from automations.models import ActionLog, Execution, MDMCommand
+    from assets.models import MDMCommand
+    from automations.models import ActionLog, Execution
     from licenses.models import Entitlement
 
     n = len(burst)

@@ -7,6 +7,7 @@ Measured on PostgreSQL 15 with 100,000 members, 60,000 assets and 150,000 entitl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -313,16 +314,21 @@ class UpcomingRow:
         return f"{moment.day} {moment:%b %H:%M}"
 
 
+# What would run for members when they are deactivated is known above this app: automations
+# registers its lookup here at startup (automations/apps.py), so members/ imports nothing from
+# automations/ (assetsonar/tests/test_layering.py).
+PLANNED_RUNS: list[Callable[..., list[Any]]] = []
+
+
 def upcoming_rows(members: list[Member], *, company_zone: str, today: date) -> list[UpcomingRow]:
     """The rows of a page of members: when each one's day ends, and the enabled deactivation
-    automations whose conditions match them, matched as the engine matches them
-    (automations.selectors.automations_planned: at most 6 queries for the whole page)."""
-    from automations.selectors import automations_planned
-
+    automations whose conditions match them, matched as the engine matches them (the lookups in
+    PLANNED_RUNS: automations.selectors.automations_planned, at most 6 queries for the page)."""
     planned: dict[int, list[Any]] = {}
-    for run in automations_planned(member_ids=[m.pk for m in members]):
-        for who in run.members:
-            planned.setdefault(who.pk, []).append(run)
+    for lookup in PLANNED_RUNS:
+        for run in lookup(member_ids=[m.pk for m in members]):
+            for who in run.members:
+                planned.setdefault(who.pk, []).append(run)
     rows = []
     for member in members:
         time_zone = member.effective_time_zone(company_zone)

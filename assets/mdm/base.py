@@ -1,7 +1,7 @@
 """What every MDM connector shares: the result and error types, and one careful HTTP call.
 
 Every request goes through `Connector.http`: the URL is checked with
-`automations.net.check_destination` right before use and the connection goes to the address that
+`assetsonar.net.check_destination` right before use and the connection goes to the address that
 was checked (no DNS rebinding between check and connect), redirects are never followed, timeouts
 are short (connect 3 s, read MDM_READ_TIMEOUT, a total deadline), and the vendor's answer is
 turned into an `MDMError` whose `kind` tells the engine whether to retry. Credentials and tokens
@@ -25,7 +25,7 @@ from django.core.exceptions import ValidationError
 from django.views.decorators.debug import sensitive_variables
 
 from assets.mdm import throttle
-from automations.net import check_destination, pinned_session
+from assetsonar.net import check_destination, pinned_session
 
 # The longest Retry-After we honour; a vendor asking for more gets retried after an hour anyway.
 MAX_RETRY_AFTER = 3600

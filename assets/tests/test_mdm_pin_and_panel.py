@@ -8,9 +8,9 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
-from assets.models import Asset, MDMConnection
+from assets.models import Asset, MDMCommand, MDMConnection
 from assetsonar.models import AuditEvent
-from automations.models import ActionLog, Automation, Event, Execution, MDMCommand
+from automations.models import ActionLog, Automation, Event, Execution
 from conftest import make_asset, make_member
 
 pytestmark = pytest.mark.django_db

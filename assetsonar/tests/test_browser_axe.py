@@ -83,8 +83,8 @@ def _first(model, **filters):
 
 def _portal_fillers():
     """URL name → kwargs taken from the demo data, for portal routes with arguments."""
-    from assets.models import Asset
-    from automations.models import Execution, MDMCommand
+    from assets.models import Asset, MDMCommand
+    from automations.models import Execution
     from licenses.models import Entitlement
     from members.models import Member
 
@@ -230,7 +230,7 @@ def seed_demo_company() -> None:
         )
     # A lock automation that is switched off (switching it on asks for a one-time password).
     lock = Automation.objects.create(name="Lock leavers' devices (off)", enabled=False)
-    Action.objects.create(automation=lock, kind=Action.Kind.MDM_LOCK, lock_message="Call IT.")
+    Action.objects.create(automation=lock, kind="mdm_lock", config={"message": "Call IT."})
     ida = make_user("ida", roles.IT_MANAGER, roles.MDM_OPERATOR, is_staff=True)
     totp_device(ida)
     client = Client()

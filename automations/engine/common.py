@@ -41,8 +41,12 @@ OPEN_STATUSES = frozenset(
 
 
 def retry_delays(kind: str) -> tuple[float, ...]:
-    name = "MDM_RETRY_DELAYS" if kind == "mdm_lock" else "WEBHOOK_RETRY_DELAYS"
-    return tuple(getattr(settings, name, RETRY_DELAYS))
+    """The kind's retry delays: its setting (ActionKind.retry_setting), else RETRY_DELAYS."""
+    from automations.actions import get_kind
+
+    action_kind = get_kind(kind)
+    name = action_kind.retry_setting if action_kind is not None else ""
+    return tuple(getattr(settings, name, RETRY_DELAYS) if name else RETRY_DELAYS)
 
 
 def max_attempts(kind: str) -> int:
@@ -126,6 +130,9 @@ class Job:
     # Sent first, in a pool of its own, and recorded before the other side effects are waited
     # for: a device lock must never wait behind a slow webhook receiver.
     urgent: bool = False
+    # Its action's place in the automation (set by the runner): the order of one execution's
+    # other jobs.
+    position: int = 0
 
 
 @dataclass
@@ -235,6 +242,13 @@ def deferred_writes() -> Iterator[DeferredWrites]:
         writes.flush()
     finally:
         _deferred.reset(token)
+
+
+def flush_deferred() -> None:
+    """Write the deferred rows now (before reading rows written in the block)."""
+    writes = _deferred.get()
+    if writes is not None:
+        writes.flush()
 
 
 def write_create(obj) -> None:

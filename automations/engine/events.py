@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from automations.actions import REGISTRY
 from automations.conditions import member_snapshot
 from automations.models import ActionLog, Event
 
@@ -106,7 +107,8 @@ def events_sweep(*, now: datetime | None = None) -> dict[str, int]:
         ActionLog.objects.filter(
             status__in=[ActionLog.Status.RETRYING, ActionLog.Status.RUNNING],
             next_attempt_at__lt=overdue,
-            action_kind__in=["webhook", "mdm_lock"],
+            # The kinds with retries of their own (ActionKind.retry_setting).
+            action_kind__in=[k.key for k in REGISTRY.values() if k.retry_setting],
         )
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[:SWEEP_BATCH]

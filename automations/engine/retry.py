@@ -47,6 +47,9 @@ def execution_retry_failed(*, execution: Execution, actor: Any) -> int:
     ActionLog.objects.bulk_update(
         failed, ["detail", "status", "next_attempt_at", "finished_at", "insight"]
     )
+    # Actions skipped because a "stop on error" action before them failed are run again too:
+    # their held logs go, and the run holds them again until that action settles.
+    locked.logs.filter(status=ActionLog.Status.SKIPPED, detail__held_by__isnull=False).delete()
     locked.status = Execution.Status.RUNNING
     locked.insight = ""
     locked.finished_at = None

@@ -20,14 +20,22 @@ One pass has three steps, so it costs two commits whatever the number of actions
 A worker killed during step 2 leaves its logs running; once their lease is over (longer than the
 worker timeout) the next run takes them over: a webhook is sent again with the same webhook-id
 (receivers deduplicate on it), a lock is first looked up at the vendor and only sent if absent
-(mdm.py).
+(actions/mdm_lock.py).
 
 A run that finds the event processing by a run started less than a lease ago leaves it alone
 (that worker is alive); an older one is taken over. The run after MAX_ATTEMPTS moves the event to
 the dead-letter state and its executions to failed, with the insight saying so.
 
-Actions are independent: each is prepared in its own savepoint and each target is sent and
-recorded on its own, and an unexpected error in one neither stops the others nor is swallowed:
+Order (issue 9). An automation's actions are prepared in its order (Action.position, the
+builder's), and the execution log shows them in that order. Device locks (`ActionKind.urgent`)
+are then sent first, in a pool of their own, wherever they stand in the list (issue 8: a slow
+webhook receiver must never delay a lock); the other actions of one execution are sent one after
+the other in their order, executions side by side. An action set to stop the remaining ones if it
+fails (`continue_on_error` off) holds the actions after it, locks included, until it finished
+(see `_prepare`); that is the IT manager's explicit choice.
+
+Actions are otherwise independent: each is prepared in its own savepoint and each target is sent
+and recorded on its own, and an unexpected error in one neither stops the others nor is swallowed:
 the event stays processing and the error is raised, so the task fails and the event is run
 again (the sweeper or django-q2's redelivery), up to the dead letter.
 """
@@ -45,8 +53,8 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from assets.models import Asset
+from automations.actions import REGISTRY, get_kind, log_label
 from automations.conditions import matches
-from automations.engine import licenses, mdm, webhook
 from automations.engine.common import (
     OPEN_STATUSES,
     Job,
@@ -54,44 +62,33 @@ from automations.engine.common import (
     RunContext,
     attempt_lease,
     deferred_writes,
+    flush_deferred,
     log_begin,
+    log_key,
     rows_update,
 )
 from automations.models import (
-    ACTION_ORDER,
     Action,
     ActionLog,
     Automation,
     Event,
     Execution,
-    action_order_key,
 )
 from members.models import Member
 
 logger = logging.getLogger(__name__)
 
-# Each takes `items`, a list of Prep (execution, action, event) of its kind in execution order,
-# and prepares them together (one claim INSERT for all, ...); the isolated path passes one.
-# Kinds are prepared in ACTION_ORDER (the builder's), so their logs are recorded in that order.
-PREPARERS = {
-    kind: {
-        Action.Kind.REVOKE_LICENSES: licenses.licenses_revoke_many,
-        Action.Kind.MDM_LOCK: mdm.mdm_prepare_many,
-        Action.Kind.WEBHOOK: webhook.webhook_prepare_many,
-    }[kind]
-    for kind in ACTION_ORDER
-}
 # Events one task runs together (settings.AUTOMATIONS_EVENT_BATCH overrides it). Large enough
 # that a burst of deactivations is taken in few passes, small enough that one pass stays well
 # inside the worker timeout and its first transaction holds its row locks briefly.
 BATCH_SIZE = 50
 # Side effects of one pass sent at the same time (webhooks and MDM calls wait on the network).
 SEND_CONCURRENCY = 8
-# Kinds with attempts of their own that a scheduled retry resumes: the job of one started log.
-RESUMERS = {"webhook": webhook.webhook_job, "mdm_lock": mdm.mdm_retry_job}
 
-# Counted apart in `executions_finish`: logs skipped without acting on their target.
+# Counted apart in `executions_finish`: logs skipped without acting on their target, and logs
+# of actions waiting for a "stop on error" action before them.
 UNMET = "unmet"
+HELD = "held"
 
 DEAD_LETTER_INSIGHT = (
     "The background job for this event stopped {attempts} times before finishing ({why}), so it "
@@ -234,16 +231,24 @@ def _prepare(
     *,
     isolate: bool,
 ) -> list[Job]:
-    """Every action of every execution. On the fast path each kind is prepared once for the
-    whole batch; with `isolate`, each action of each execution in its own savepoint, so one that
-    raises is rolled back alone and noted in `crashed` (execution id → what stopped)."""
+    """Every action of every execution, in each automation's order (`Action.position`). On the
+    fast path each kind is prepared once per wave for the whole batch; with `isolate`, each
+    action of each execution in its own savepoint, so one that raises is rolled back alone and
+    noted in `crashed` (execution id → what stopped).
+
+    An action set to "stop the remaining actions if this one fails" (continue_on_error off) is
+    a gate: the actions after it are prepared only once it finished well. Prepared in waves: up
+    to and including each execution's next gate; then the gates' logs are read: all done → the
+    next wave; one failed → the rest are logged as skipped, naming the gate; still open (a
+    webhook waiting on its receiver or a retry) → the rest wait as held logs, released by
+    `executions_finish` when the gate settles."""
     by_event = {event.pk: event for event in events}
     actions: dict[int, list] = {}
     for action in Action.objects.filter(
         automation_id__in=[e.automation_id for e in executions if e.automation_id]
-    ).order_by(action_order_key("kind"), "pk"):
+    ).order_by("position", "pk"):
         actions.setdefault(action.automation_id, []).append(action)
-    items: list[Prep] = []
+    queues: dict[int, tuple[Execution, Event, list]] = {}
     for execution in executions:
         if execution.automation_id is None:
             Execution.objects.filter(pk=execution.pk).update(
@@ -252,22 +257,122 @@ def _prepare(
                 finished_at=context.now,
             )
             continue
-        event = by_event[execution.event_id]
-        items += [
-            Prep(execution, action, event) for action in actions.get(execution.automation_id, [])
-        ]
+        queue = list(actions.get(execution.automation_id, []))
+        if queue:
+            queues[execution.pk] = (execution, by_event[execution.event_id], queue)
+    jobs: list[Job] = []
+    while queues:
+        wave: list[Prep] = []
+        gates: dict[int, Action] = {}
+        for execution, event, queue in queues.values():
+            while queue:
+                action = queue.pop(0)
+                wave.append(Prep(execution, action, event))
+                if not action.continue_on_error and queue:
+                    gates[execution.pk] = action
+                    break
+        jobs += _prepare_wave(wave, context, crashed, isolate=isolate)
+        if not gates:
+            break
+        flush_deferred()
+        states = _gate_states(gates)
+        for execution_id in list(queues):
+            execution, event, queue = queues[execution_id]
+            gate = gates.get(execution_id)
+            if gate is None or not queue:
+                del queues[execution_id]
+            elif states.get(execution_id) != "done":
+                _hold(execution, event, gate, queue, failed=states.get(execution_id) == "failed")
+                del queues[execution_id]
+    return jobs
+
+
+def _prepare_wave(
+    items: list[Prep], context: RunContext, crashed: dict[int, list[str]], *, isolate: bool
+) -> list[Job]:
+    jobs = _prepare_kinds(items, context, crashed, isolate=isolate)
+    positions = {item.action.pk: item.action.position for item in items}
+    for job in jobs:
+        job.position = positions.get(job.log.action_id, 0)
+    return jobs
+
+
+def _prepare_kinds(
+    items: list[Prep], context: RunContext, crashed: dict[int, list[str]], *, isolate: bool
+) -> list[Job]:
     jobs: list[Job] = []
     if isolate:
         for item in items:
             with _action_scope(True, crashed, item.execution.pk, item.action.kind):
-                jobs += PREPARERS[item.action.kind](items=[item], context=context)
+                jobs += _kind(item.action.kind).prepare(items=[item], context=context)
         return jobs
-    for kind in PREPARERS:  # items keep execution order within each kind
-        of_kind = [item for item in items if item.action.kind == kind]
+    for key in REGISTRY:  # items keep execution and position order within each kind
+        of_kind = [item for item in items if item.action.kind == key]
         if of_kind:
-            with _action_scope(False, crashed, of_kind[0].execution.pk, kind):
-                jobs += PREPARERS[kind](items=of_kind, context=context)
+            with _action_scope(False, crashed, of_kind[0].execution.pk, key):
+                jobs += REGISTRY[key].prepare(items=of_kind, context=context)
+    unknown = [item for item in items if item.action.kind not in REGISTRY]
+    if unknown:
+        with _action_scope(False, crashed, unknown[0].execution.pk, unknown[0].action.kind):
+            _kind(unknown[0].action.kind)
     return jobs
+
+
+def _kind(key: str):
+    kind = get_kind(key)
+    if kind is None:
+        raise LookupError(f"No action kind “{key}” is registered.")
+    return kind
+
+
+def _gate_states(gates: dict[int, Action]) -> dict[int, str]:
+    """execution id → "done" (every log of its gate succeeded or was skipped having nothing to
+    do, or it had no target), "failed" or "open" (one query)."""
+    states = dict.fromkeys(gates, "done")
+    rows = ActionLog.objects.filter(
+        Q(*[Q(execution_id=e, action_id=a.pk) for e, a in gates.items()], _connector=Q.OR)
+    ).values_list("execution_id", "status", "detail__unmet")
+    for execution_id, status, unmet in rows:
+        if status in OPEN_STATUSES:
+            if states[execution_id] != "failed":
+                states[execution_id] = "open"
+        elif status == ActionLog.Status.FAILED or unmet:
+            states[execution_id] = "failed"
+    return states
+
+
+def held_insight(gate: Action, *, failed: bool) -> str:
+    label = log_label(gate.kind)
+    if failed:
+        return (
+            f"Not run: “{label}” (action {gate.position + 1}) failed, and it is set to stop "
+            "the remaining actions of this automation when it fails."
+        )
+    return f"Waiting for “{label}” (action {gate.position + 1}) to finish first."
+
+
+def _hold(execution, event, gate: Action, queue: list, *, failed: bool) -> None:
+    """One log per action after an unfinished or failed gate: skipped (it failed) or pending,
+    held until it settles (`executions_finish` releases or skips them)."""
+    now = timezone.now()
+    specs = [
+        {
+            "key": log_key(event.pk, execution.automation_id, action.pk, "held"),
+            "execution": execution,
+            "action": action,
+            "action_kind": action.kind,
+            "target_type": ActionLog.TargetType.MEMBER,
+            "target_label": (event.member_snapshot.get("full_name", "") or str(event.member_id))[
+                :300
+            ],
+            "status": ActionLog.Status.SKIPPED if failed else ActionLog.Status.PENDING,
+            "insight": held_insight(gate, failed=failed)[:500],
+            "finished_at": now if failed else None,
+            "detail": {"held_by": gate.pk, **({"unmet": True} if failed else {})},
+        }
+        for action in queue
+    ]
+    ActionLog.objects.bulk_create([ActionLog(**spec) for spec in specs], ignore_conflicts=True)
 
 
 def _perform(
@@ -300,11 +405,22 @@ def _perform(
                 )
         return results
 
+    def in_order(of: list[Job]):
+        return [attempt(job) for job in of]
+
     urgent = [job for job in jobs if job.urgent]
-    rest = [job for job in jobs if not job.urgent]
-    others = ThreadPoolExecutor(max_workers=min(SEND_CONCURRENCY, len(rest))) if rest else None
+    rest = sorted((job for job in jobs if not job.urgent), key=lambda job: job.position)
+    # The other actions of one execution are sent one after the other, in its order (jobs come
+    # in the order they were prepared); executions go side by side.
+    by_execution: dict[int, list[Job]] = {}
+    for job in rest:
+        by_execution.setdefault(job.log.execution_id, []).append(job)
+    rest = [job for of in by_execution.values() for job in of]
+    others = (
+        ThreadPoolExecutor(max_workers=min(SEND_CONCURRENCY, len(by_execution))) if rest else None
+    )
     try:
-        pending = [others.submit(attempt, job) for job in rest] if others else []
+        pending = [others.submit(in_order, of) for of in by_execution.values()] if others else []
         if len(urgent) > 1:
             with ThreadPoolExecutor(max_workers=min(SEND_CONCURRENCY, len(urgent))) as pool:
                 urgent_outcomes = list(pool.map(attempt, urgent))
@@ -314,14 +430,14 @@ def _perform(
         if record_urgent is not None and results:
             record_urgent(results)
             results = []
-        return results + collect(rest, [future.result() for future in pending])
+        return results + collect(rest, [o for future in pending for o in future.result()])
     finally:
         if others:
             others.shutdown()
 
 
 def _crash(kind: str, exc: Exception) -> str:
-    return f"“{Action.Kind(kind).label}” stopped: {type(exc).__name__}: {exc}"
+    return f"“{log_label(kind)}” stopped: {type(exc).__name__}: {exc}"
 
 
 def _note_crashes(crashed: dict[int, list[str]]) -> None:
@@ -457,14 +573,21 @@ def executions_finish(execution_ids: list[int]) -> None:
     if not execution_ids:
         return
     counts: dict[int, Counter] = {pk: Counter() for pk in execution_ids}
-    for execution_id, status, n, unmet in (
+    for execution_id, status, n, unmet, held in (
         ActionLog.objects.filter(execution_id__in=execution_ids)
         .values_list("execution_id", "status")
-        .annotate(n=Count("pk"), unmet=Count("pk", filter=Q(detail__unmet=True)))
+        .annotate(
+            n=Count("pk"),
+            unmet=Count("pk", filter=Q(detail__unmet=True)),
+            held=Count("pk", filter=Q(detail__held_by__isnull=False)),
+        )
     ):
         counts[execution_id][status] += n - unmet
         # Skipped without acting on the target: counted with the failures.
         counts[execution_id][UNMET] += unmet
+        if status == ActionLog.Status.PENDING:
+            counts[execution_id][HELD] += held
+    _release_held(counts)
     settled = []
     for execution in Execution.objects.select_for_update().filter(pk__in=execution_ids):
         if execution.is_finished:
@@ -501,19 +624,86 @@ def executions_finish(execution_ids: list[int]) -> None:
         rows_update(Execution, settled, ["status", "insight", "started_at", "finished_at"])
 
 
+def _release_held(counts: dict[int, Counter]) -> None:
+    """Executions whose only open logs are held ones (see `_prepare`): their gate settled. It
+    failed: the held actions are skipped, naming it (counted as not done). It finished well:
+    the held logs are dropped and the execution is run again (a task on commit), which
+    prepares the actions after the gate. `counts` is updated to match."""
+    waiting = [
+        pk
+        for pk, count in counts.items()
+        if count[HELD] and count[HELD] == sum(count[status] for status in OPEN_STATUSES)
+    ]
+    if not waiting:
+        return
+    held = list(
+        ActionLog.objects.filter(
+            execution_id__in=waiting,
+            status=ActionLog.Status.PENDING,
+            detail__held_by__isnull=False,
+        ).select_related("execution")
+    )
+    gates = {
+        (log.execution_id, log.detail["held_by"]): Action(pk=log.detail["held_by"]) for log in held
+    }
+    for action in Action.objects.filter(pk__in={a.pk for a in gates.values()}):
+        for key in gates:
+            if key[1] == action.pk:
+                gates[key] = action
+    states = _gate_states({execution_id: gate for (execution_id, _), gate in gates.items()})
+    release: set[int] = set()
+    for log in held:
+        gate = gates[(log.execution_id, log.detail["held_by"])]
+        state = states.get(log.execution_id, "done")
+        if state == "failed" or not gate.kind:  # a deleted gate counts as failed
+            log.detail = {**log.detail, "unmet": True}
+            log.status, log.finished_at = ActionLog.Status.SKIPPED, timezone.now()
+            log.insight = (
+                held_insight(gate, failed=True)[:500]
+                if gate.kind
+                else ("Not run: the action it waited for was removed from the automation.")
+            )
+            log.save(update_fields=["detail", "status", "finished_at", "insight"])
+            counts[log.execution_id][ActionLog.Status.PENDING] -= 1
+            counts[log.execution_id][UNMET] += 1
+            counts[log.execution_id][HELD] -= 1
+        else:
+            release.add(log.execution_id)
+    if release:
+        ActionLog.objects.filter(
+            execution_id__in=release, status=ActionLog.Status.PENDING, detail__held_by__isnull=False
+        ).delete()
+        for execution_id in release:
+            # Still open: the run that prepares the released actions settles it.
+            counts[execution_id][HELD] = 0
+            counts[execution_id][ActionLog.Status.PENDING] = max(
+                1, counts[execution_id][ActionLog.Status.PENDING]
+            )
+            transaction.on_commit(lambda pk=execution_id: _run_again(pk), robust=True)
+
+
+def _run_again(execution_id: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task("automations.tasks.run_execution", execution_id, group="automations.retries")
+
+
 def log_resume(*, log_id: int) -> None:
     """Run a due attempt of one webhook or MDM log (the task `automations.tasks.retry_action`),
     then settle its execution: started in one transaction, sent outside, recorded in another."""
     with transaction.atomic():
         # A device lock: the device's row first, then the log's, the order a run takes them in
-        # (mdm.py), so a retry and a run on the same device never deadlock.
+        # (actions/mdm_lock.py), so a retry and a run on the same device never deadlock.
         Asset.objects.select_for_update().filter(
-            pk__in=ActionLog.objects.filter(pk=log_id, action_kind="mdm_lock").values("asset_id")
+            pk__in=ActionLog.objects.filter(
+                pk=log_id, target_type=ActionLog.TargetType.ASSET
+            ).values("asset_id")
         ).order_by("pk").first()
         log = ActionLog.objects.select_for_update().filter(pk=log_id).first()
         if log is None:
             return
-        resume = RESUMERS.get(log.action_kind)
+        kind = get_kind(log.action_kind)
+        resume = kind.resume if kind is not None and kind.retry_setting else None
         if resume is None:
             logger.warning("Action log %s (%s) has no retry", log.pk, log.action_kind)
             return

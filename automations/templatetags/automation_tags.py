@@ -79,3 +79,12 @@ def trigger_label(event_kind: str) -> str:
         if event_kind in module.events:
             return module.events[event_kind].label
     return event_kind
+
+
+@register.filter
+def action_log_template(action_kind: str) -> str:
+    """The template of a log's extra rows on the execution page (its kind's `log_template`)."""
+    from automations.actions import get_kind
+
+    kind = get_kind(action_kind)
+    return kind.log_template if kind else ""

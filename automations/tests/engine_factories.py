@@ -33,7 +33,7 @@ def make_engine_automation(
     trigger_event: str = MEMBER_DEACTIVATED,
     **fields,
 ) -> Automation:
-    """An automation with the actions asked for (position order: webhook, revoke, MDM lock)."""
+    """An automation with the actions asked for, in the seed's order: revoke, MDM lock, webhook."""
     n = next(_seq)
     automation = Automation.objects.create(
         name=fields.pop("name", f"Engine offboarding {n}"),
@@ -48,30 +48,33 @@ def make_engine_automation(
     if webhook_url:
         action = Action(
             automation=automation,
-            kind=Action.Kind.WEBHOOK,
-            position=0,
-            url=webhook_url,
-            method=method,
+            kind="webhook",
+            position=2,
+            config={"url": webhook_url, "method": method},
         )
         action.set_secret(SECRET)
-        action.set_headers(headers or {})
+        action.set_secret_config({"headers": headers} if headers else {})
         action.save()
     if user_based or user_machine or device_based:
         Action.objects.create(
             automation=automation,
-            kind=Action.Kind.REVOKE_LICENSES,
-            position=1,
-            revoke_user_based=user_based,
-            revoke_user_machine=user_machine,
-            revoke_device_based=device_based,
+            kind="revoke_licenses",
+            position=0,
+            config={
+                "user_based": user_based,
+                "user_machine": user_machine,
+                "device_based": device_based,
+            },
         )
     if mdm:
         Action.objects.create(
             automation=automation,
-            kind=Action.Kind.MDM_LOCK,
-            position=2,
-            lock_message="This device belongs to Example Corp. Call IT.",
-            lock_phone="+1 555 0100",
+            kind="mdm_lock",
+            position=1,
+            config={
+                "message": "This device belongs to Example Corp. Call IT.",
+                "phone": "+1 555 0100",
+            },
         )
     return automation
 

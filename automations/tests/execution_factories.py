@@ -8,13 +8,12 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from assets.models import MDMCommand
 from automations.models import (
-    Action,
     ActionLog,
     Automation,
     Event,
     Execution,
-    MDMCommand,
     WebhookAttempt,
 )
 
@@ -61,12 +60,12 @@ def make_execution(
     )
 
 
-def make_log(execution: Execution, kind: str = Action.Kind.REVOKE_LICENSES, **fields) -> ActionLog:
+def make_log(execution: Execution, kind: str = "revoke_licenses", **fields) -> ActionLog:
     n = next(_seq)
     target_type = {
-        Action.Kind.WEBHOOK: ActionLog.TargetType.WEBHOOK,
-        Action.Kind.REVOKE_LICENSES: ActionLog.TargetType.ENTITLEMENT,
-        Action.Kind.MDM_LOCK: ActionLog.TargetType.ASSET,
+        "webhook": ActionLog.TargetType.WEBHOOK,
+        "revoke_licenses": ActionLog.TargetType.ENTITLEMENT,
+        "mdm_lock": ActionLog.TargetType.ASSET,
     }[kind]
     defaults = {
         "key": f"test:{execution.pk}:{kind}:{n}",

@@ -1,5 +1,6 @@
 """The builder in a real browser (Debian's Chromium driven by Playwright): sign in, build an
-automation with two conditions and all three actions, pass the one-time password step with a code
+automation with two conditions and all three kinds of action (two webhooks, reordered, a third
+removed), pass the one-time password step with a code
 from the user's authenticator, and find the automation on the list. Saves the screenshot the
 README shows (builder.png; see automations/tests/browser.py for where it goes)."""
 
@@ -71,16 +72,41 @@ def test_build_an_automation_with_two_conditions_and_all_actions_in_chromium(liv
     page.fill("#id_conditions-1-value", "0")
     assert page.input_value("#id_conditions-TOTAL_FORMS") == "2"
 
-    # All three actions.
-    page.check("#id_revoke-enabled")
-    page.check("#id_revoke-device_based")
-    page.check("#id_mdm-enabled")
-    page.fill("#id_mdm-message", "This laptop belongs to Example Ltd. Please return it to IT.")
-    page.fill("#id_mdm-phone", "+1 555 0100")
-    page.check("#id_webhook-enabled")
-    page.fill("#id_webhook-url", "https://127.0.0.1/hooks/offboard")
-    page.fill("#id_headers-0-name", "Authorization")
-    page.fill("#id_headers-0-value", "Bearer hr-system-token")
+    # All three kinds, from the "Add action" menu (htmx re-renders the Actions section).
+    def add(kind: str, prefix: str) -> None:
+        page.click(f'button[value="add:{kind}"]')
+        page.wait_for_selector(f"#action-{prefix}")
+        settled(page)
+
+    add("revoke_licenses", "actions-0")
+    page.check("#id_actions-0-device_based")
+    add("mdm_lock", "actions-1")
+    page.fill(
+        "#id_actions-1-message", "This laptop belongs to Example Ltd. Please return it to IT."
+    )
+    page.fill("#id_actions-1-phone", "+1 555 0100")
+    # Three webhooks: HR (with a header), ticketing moved up before it, a spare one removed.
+    add("webhook", "actions-2")
+    page.fill("#id_actions-2-url", "https://127.0.0.1/hooks/offboard")
+    page.fill("#id_actions-2-headers-0-name", "Authorization")
+    page.fill("#id_actions-2-headers-0-value", "Bearer hr-system-token")
+    add("webhook", "actions-3")
+    page.fill("#id_actions-3-url", "https://127.0.0.1/ticketing")
+    add("webhook", "actions-4")
+    page.fill("#id_actions-4-url", "https://127.0.0.1/spare")
+    page.click('#action-actions-3 button[value="up:3"]')
+    settled(page)
+    page.click('#action-actions-4 button[value="remove:4"]')
+    page.wait_for_selector("#action-actions-4", state="detached")
+    settled(page)
+    order = page.eval_on_selector_all(
+        "#action-rows .action-card", "cards => cards.map(card => card.id)"
+    )
+    assert order == ["action-actions-0", "action-actions-1", "action-actions-3", "action-actions-2"]
+    assert page.input_value("#id_actions-TOTAL_FORMS") == "5"
+    # What was typed survived the re-renders (header values too, never sent back by the server
+    # once saved, but kept while the form is being built).
+    assert page.input_value("#id_actions-2-headers-0-value") == "Bearer hr-system-token"
     page.click("text=Preview the JSON payload")
     page.click("#id_description")  # leave the last field so its change event fires
 
@@ -88,7 +114,7 @@ def test_build_an_automation_with_two_conditions_and_all_actions_in_chromium(liv
     expected = (
         "When a member in Engineering whose number of assets in custody is more than 0 is "
         "deactivated: revoke user-based and device-based licenses, lock their devices through "
-        "MDM, call https://127.0.0.1/hooks/offboard"
+        "MDM, call https://127.0.0.1/ticketing, call https://127.0.0.1/hooks/offboard"
     )
     wait_until(
         page,
@@ -121,10 +147,11 @@ def test_build_an_automation_with_two_conditions_and_all_actions_in_chromium(liv
 
     automation = Automation.objects.get(name="Offboard engineers")
     assert automation.conditions.count() == 2
-    assert sorted(automation.actions.values_list("kind", flat=True)) == [
-        "mdm_lock",
-        "revoke_licenses",
-        "webhook",
+    assert [(a.kind, a.config.get("url")) for a in automation.actions.order_by("position")] == [
+        ("revoke_licenses", None),
+        ("mdm_lock", None),
+        ("webhook", "https://127.0.0.1/ticketing"),
+        ("webhook", "https://127.0.0.1/hooks/offboard"),
     ]
     assert automation.changes.get().otp_verified
     assert not errors, errors

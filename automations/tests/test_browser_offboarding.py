@@ -27,7 +27,7 @@ from standardwebhooks import Webhook
 from assets.models import Asset
 from assetsonar import roles
 from automations.models import ActionLog, Automation, Execution
-from automations.tests.browser import needs_chromium, screenshot
+from automations.tests.browser import needs_chromium, screenshot, settled
 from automations.tests.builder_factories import mdm_feature, totp_code, totp_device
 from automations.tests.engine_factories import make_connection, make_device
 from automations.tests.servers import WebhookReceiver
@@ -120,15 +120,18 @@ def test_offboarding_a_member_end_to_end_in_chromium(live_server, browser):
         page.wait_for_selector("#builder-form")
         page.fill("#id_name", "Offboard leavers")
         page.fill("#id_description", "Take back licenses and devices and tell HR.")
-        page.check("#id_revoke-enabled")
-        page.check("#id_revoke-user_based")
-        page.check("#id_revoke-user_machine")
-        page.check("#id_revoke-device_based")
-        page.check("#id_mdm-enabled")
-        page.fill("#id_mdm-message", "This device belongs to Example Ltd. Please return it to IT.")
-        page.fill("#id_mdm-phone", "+1 555 0100")
-        page.check("#id_webhook-enabled")
-        page.fill("#id_webhook-url", receiver.url())
+        for n, kind in enumerate(("revoke_licenses", "mdm_lock", "webhook")):
+            page.click(f'button[value="add:{kind}"]')
+            page.wait_for_selector(f"#action-actions-{n}")
+            settled(page)
+        page.check("#id_actions-0-user_based")
+        page.check("#id_actions-0-user_machine")
+        page.check("#id_actions-0-device_based")
+        page.fill(
+            "#id_actions-1-message", "This device belongs to Example Ltd. Please return it to IT."
+        )
+        page.fill("#id_actions-1-phone", "+1 555 0100")
+        page.fill("#id_actions-2-url", receiver.url())
         page.click("#id_description")  # leave the last field so its change event fires
         page.click("aside button[name=save]")
         page.wait_for_selector("#otp-dialog[open]")

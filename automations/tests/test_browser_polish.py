@@ -14,10 +14,10 @@ import pytest
 from django.apps import apps
 from django.urls import reverse
 
-from assets.models import Asset
+from assets.models import Asset, MDMCommand
 from assetsonar import roles
 from assetsonar.tests.test_browser_axe import AXE, axe_violations
-from automations.models import ActionLog, Automation, MDMCommand
+from automations.models import ActionLog, Automation
 from automations.tests.browser import needs_chromium, settled
 from automations.tests.builder_factories import mdm_feature
 from automations.tests.engine_factories import make_connection, make_device, make_engine_automation
@@ -300,8 +300,10 @@ def test_a_lock_notice_reads_acknowledged_with_no_stray_space(polish):
 def test_the_payload_preview_is_reached_with_the_keyboard(polish):
     page = polish["page"]
     page.goto(f"{polish['url']}{reverse('automations:create')}")
-    page.check("#id_webhook-enabled")
-    page.fill("#id_webhook-url", "https://hr.example.com/hooks")
+    page.click('button[value="add:webhook"]')
+    page.wait_for_selector("#id_actions-0-url")
+    settled(page)
+    page.fill("#id_actions-0-url", "https://hr.example.com/hooks")
     page.click("#id_name")
     settled(page)
     page.click(".payload-preview summary")

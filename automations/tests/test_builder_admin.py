@@ -83,7 +83,7 @@ def test_a_crafted_admin_post_cannot_change_the_mdm_action(superuser_client, aut
 
     assert response.status_code == 403
     lock.refresh_from_db()
-    assert lock.lock_message == "Return to IT"
+    assert lock.config["message"] == "Return to IT"
     assert Action.objects.filter(kind="mdm_lock").count() == 1
     assert Automation.objects.get().name == "Lock laptops"
 

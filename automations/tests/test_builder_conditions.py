@@ -274,9 +274,11 @@ def test_summary_reads_like_the_issue_example():
         trigger_event="member.deactivated",
         match="all",
         conditions=[("department", "is", "Engineering")],
-        revoke={"user_based": True},
-        mdm=True,
-        webhook_url="https://hr.example.com/hooks/offboard",
+        actions=[
+            ("revoke_licenses", {"user_based": True}),
+            ("mdm_lock", {"message": "Return it", "phone": "+1 555 0100"}),
+            ("webhook", {"url": "https://hr.example.com/hooks/offboard"}),
+        ],
     )
 
     assert text == (
@@ -292,9 +294,7 @@ def test_summary_without_conditions_or_actions_and_with_any_match():
             trigger_event="member.reactivated",
             match="any",
             conditions=[],
-            revoke=None,
-            mdm=False,
-            webhook_url=None,
+            actions=[],
         )
         == "When any member is reactivated: nothing yet (choose at least one action)"
     )

@@ -6,20 +6,22 @@ from __future__ import annotations
 import pytest
 
 from automations.forms import BuilderForms
-from automations.services import (
-    AutomationSpec,
-    ConditionSpec,
-    MDMLockSpec,
-    RevokeSpec,
-    WebhookSpec,
+from automations.services import ConditionSpec
+from automations.tests.builder_factories import (
+    automation_spec,
+    builder_data,
+    card,
+    make_automation,
+    mdm_spec,
+    revoke_spec,
+    webhook_spec,
 )
-from automations.tests.builder_factories import builder_data, make_automation
 
 pytestmark = pytest.mark.django_db
 
 
 def bound(automation=None, **kwargs) -> BuilderForms:
-    forms = BuilderForms(builder_data(**kwargs), automation=automation)
+    forms = BuilderForms(builder_data(automation=automation, **kwargs), automation=automation)
     forms.valid = forms.is_valid()
     return forms
 
@@ -38,8 +40,12 @@ def test_valid_post_becomes_the_spec_the_service_saves():
         mdm={"message": " Return this laptop to IT. ", "phone": "+49 30 1234567"},
     )
 
-    assert forms.valid, (forms.details.errors, forms.webhook.errors, forms.mdm.errors)
-    assert forms.spec() == AutomationSpec(
+    assert forms.valid, (
+        forms.details.errors,
+        card(forms, "webhook").errors,
+        card(forms, "mdm_lock").errors,
+    )
+    assert forms.spec() == automation_spec(
         name="Offboard engineers",
         description="For engineers",
         enabled=True,
@@ -50,13 +56,13 @@ def test_valid_post_becomes_the_spec_the_service_saves():
             ConditionSpec("department", "is", "Engineering"),
             ConditionSpec("assets_in_custody", "greater_than", 0),
         ),
-        webhook=WebhookSpec(
+        webhook=webhook_spec(
             url="https://127.0.0.1/hooks/offboard",
             method="PUT",
             headers={"Authorization": "Bearer abc"},
         ),
-        revoke=RevokeSpec(user_based=True, user_machine=False, device_based=True),
-        mdm=MDMLockSpec(message="Return this laptop to IT.", phone="+49 30 1234567"),
+        revoke=revoke_spec(user_based=True, user_machine=False, device_based=True),
+        mdm=mdm_spec(message="Return this laptop to IT.", phone="+49 30 1234567"),
     )
 
 
@@ -121,16 +127,16 @@ def test_at_least_one_action_is_required():
     forms = bound(revoke=None)
 
     assert not forms.valid
-    assert forms.non_form_errors == [
-        "Choose at least one action: revoke licenses, lock devices or trigger a webhook."
-    ]
+    assert forms.non_form_errors == ["Choose at least one action: add one from the list below."]
 
 
 def test_revoke_needs_at_least_one_kind():
     forms = bound(revoke=("none",))
 
     assert not forms.valid
-    assert forms.revoke.non_field_errors() == ["Choose at least one kind of license to revoke."]
+    assert card(forms, "revoke_licenses").non_field_errors() == [
+        "Choose at least one kind of license to revoke."
+    ]
 
 
 @pytest.mark.parametrize(
@@ -150,12 +156,12 @@ def test_webhook_url_is_checked_when_saved(url, message):
     forms = bound(webhook={"url": url})
 
     assert not forms.valid
-    assert forms.webhook.errors["url"] == [message]
+    assert card(forms, "webhook").errors["url"] == [message]
 
 
 def test_webhook_url_must_be_https_unless_the_setting_allows_http(settings):
     settings.WEBHOOK_ALLOW_HTTP = False
-    assert bound(webhook={"url": "http://127.0.0.1/hook"}).webhook.errors["url"] == [
+    assert card(bound(webhook={"url": "http://127.0.0.1/hook"}), "webhook").errors["url"] == [
         "Use an https:// URL."
     ]
     assert bound(webhook={"url": "https://127.0.0.1/hook"}).valid
@@ -169,24 +175,25 @@ def test_webhook_to_a_private_address_is_refused(settings):
 
     forms = bound(webhook={"url": "https://10.1.2.3/hook"})
 
-    assert "private, loopback, link-local or metadata" in forms.webhook.errors["url"][0]
+    assert "private, loopback, link-local or metadata" in card(forms, "webhook").errors["url"][0]
 
 
 def test_webhook_method_is_post_or_put():
     forms = bound(webhook={"url": "https://127.0.0.1/x", "method": "GET"})
 
-    assert "method" in forms.webhook.errors
+    assert "method" in card(forms, "webhook").errors
 
 
-def test_a_switched_off_action_is_not_validated():
-    data = builder_data(mdm={"message": "", "phone": "nope"})
-    del data["mdm-enabled"]
-    data["webhook-url"] = "not a url"
+def test_a_removed_action_is_not_validated():
+    # Rows: 0 revoke, 1 MDM lock, 2 webhook; the last two removed (DELETE), both invalid.
+    data = builder_data(mdm={"message": "", "phone": "nope"}, webhook={"url": "not a url"})
+    data["actions-1-DELETE"] = "on"
+    data["actions-2-DELETE"] = "on"
 
     forms = BuilderForms(data)
 
     assert forms.is_valid()
-    assert forms.spec().mdm is None and forms.spec().webhook is None
+    assert [a.kind for a in forms.spec().actions] == ["revoke_licenses"]
 
 
 @pytest.mark.parametrize(
@@ -211,7 +218,12 @@ def test_custom_headers_are_validated_beside_their_row(headers, message):
     forms = bound(webhook={"url": "https://127.0.0.1/x"}, headers=headers)
 
     assert not forms.valid
-    errors = [e for form_errors in forms.headers.errors for es in form_errors.values() for e in es]
+    errors = [
+        e
+        for form_errors in card(forms, "webhook").headers.errors
+        for es in form_errors.values()
+        for e in es
+    ]
     assert message in errors
 
 
@@ -220,7 +232,9 @@ def test_at_most_twenty_headers():
 
     forms = bound(webhook={"url": "https://127.0.0.1/x"}, headers=headers)
 
-    assert forms.headers.non_form_errors() == ["A webhook can have at most 20 custom headers."]
+    assert card(forms, "webhook").headers.non_form_errors() == [
+        "A webhook can have at most 20 custom headers."
+    ]
 
 
 def test_on_edit_a_blank_header_value_keeps_the_saved_one_and_names_match_any_case():
@@ -236,7 +250,7 @@ def test_on_edit_a_blank_header_value_keeps_the_saved_one_and_names_match_any_ca
     )
 
     assert forms.valid
-    assert forms.spec().webhook.headers == {
+    assert forms.spec().actions[-1].config["headers"] == {
         "authorization": "Bearer old",
         "X-Team": "ops",
         "X-New": "n",
@@ -248,10 +262,10 @@ def test_edit_form_shows_header_names_but_never_their_values():
 
     forms = BuilderForms(automation=automation)
 
-    assert [f.initial for f in forms.headers.initial_forms] == [
+    assert [f.initial for f in card(forms, "webhook").headers.initial_forms] == [
         {"name": "Authorization", "value": ""}
     ]
-    html = str(forms.headers.forms[0]["value"])
+    html = str(card(forms, "webhook").headers.forms[0]["value"])
     assert "very-secret" not in html
     assert "saved (blank keeps it)" in html
 
@@ -292,7 +306,7 @@ def test_mdm_lock_message_and_phone_are_validated(message, phone, errors):
     forms = bound(mdm={"message": message, "phone": phone})
 
     assert not forms.valid
-    assert dict(forms.mdm.errors) == errors
+    assert dict(card(forms, "mdm_lock").errors) == errors
 
 
 @pytest.mark.parametrize("phone", ["+1 (555) 010-0100", "030 1234567", "+44.20.7946.0958"])

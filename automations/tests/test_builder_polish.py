@@ -22,7 +22,7 @@ def test_no_action_is_reported_in_the_actions_section_too(manager_client):
     response = manager_client.post(reverse("automations:create"), builder_data(revoke=None))
 
     html = response.content.decode()
-    message = "Choose at least one action: revoke licenses, lock devices or trigger a webhook."
+    message = "Choose at least one action: add one from the list below."
     assert message in html[: html.index('id="step-actions"')]  # the summary at the top
     actions = section(html, "step-actions")
     assert message in actions

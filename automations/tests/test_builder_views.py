@@ -189,7 +189,16 @@ def test_create_page_offers_registry_triggers_and_existing_departments(manager_c
     assert "Member is reactivated" in text
     assert '<datalist id="suggest-department"><option value="Finance">' in text
     assert '<option value="Lisbon">' in text
-    assert "User-based also covers cloud user-based (SaaS) licenses" in text
+    # The "Add action" menu: the registry's kinds, the seed's three first, each with its line.
+    labels = re.findall(r'name="action_op" value="add:(\w+)"', text)
+    assert labels[:3] == ["webhook", "revoke_licenses", "mdm_lock"]
+    for label in (
+        "Trigger webhook",
+        "Revoke licenses in AssetSonar",
+        "Lock devices in custody via MDM",
+        "Take back the software seats the member holds (three options).",
+    ):
+        assert label in text
     assert 'hx-trigger="change delay:300ms"' in text
     assert 'name="conditions-TOTAL_FORMS" value="0"' in text
 
@@ -214,7 +223,7 @@ def test_creating_saves_everything_and_records_who_created_it(manager_client, it
         ("location", "is_any_of", ["Berlin", "Paris"]),
     ]
     action = automation.actions.get()
-    assert (action.kind, action.revoke_user_based, action.revoke_user_machine) == (
+    assert (action.kind, action.config["user_based"], action.config["user_machine"]) == (
         "revoke_licenses",
         True,
         True,
@@ -274,9 +283,9 @@ def test_webhook_gets_a_standard_webhooks_secret_shown_once(manager_client):
         },
     )
     assert secret_shown(manager_client.get(response.url)) == ""  # never again
-    assert action.get_headers() == {"Authorization": "Bearer abc123"}
-    assert "abc123" not in action.headers_encrypted
-    assert action.method == "PUT"
+    assert action.get_secret_config().get("headers", {}) == {"Authorization": "Bearer abc123"}
+    assert "abc123" not in action.secrets_encrypted and "abc123" not in str(action.config)
+    assert action.config["method"] == "PUT"
 
 
 def test_only_it_managers_may_build(viewer_client):
@@ -331,6 +340,7 @@ def test_editing_records_a_diff_and_keeps_the_signing_secret(manager_client, it_
         },
     )
     data = builder_data(
+        automation=automation,
         name="Offboard all engineers",
         webhook={"url": "https://127.0.0.1/new"},
         headers=[("X-Key", "two")],
@@ -347,7 +357,7 @@ def test_editing_records_a_diff_and_keeps_the_signing_secret(manager_client, it_
     assert automation.updated_by == it_manager
     webhook = automation.actions.get(kind="webhook")
     assert webhook.get_secret() == "whsec_keep"
-    assert webhook.get_headers() == {"X-Key": "two"}
+    assert webhook.get_secret_config().get("headers", {}) == {"X-Key": "two"}
     change = automation.changes.get(kind="changed")
     assert change.diff == {
         "Name": ["Offboard engineers", "Offboard all engineers"],
@@ -362,7 +372,7 @@ def test_editing_records_a_diff_and_keeps_the_signing_secret(manager_client, it_
 
 def test_saving_without_changes_writes_no_history(manager_client):
     automation = make_automation(name="Same", conditions=[("department", "is", "Engineering")])
-    data = builder_data(name="Same", initial_conditions=1)
+    data = builder_data(automation=automation, name="Same", initial_conditions=1)
 
     response = manager_client.post(reverse("automations:edit", args=[automation.pk]), data)
 
@@ -372,7 +382,7 @@ def test_saving_without_changes_writes_no_history(manager_client):
 
 def test_adding_a_webhook_on_edit_generates_a_secret_shown_once(manager_client):
     automation = make_automation(name="Add hook")
-    data = builder_data(name="Add hook", initial_conditions=1, webhook={})
+    data = builder_data(automation=automation, name="Add hook", initial_conditions=1, webhook={})
 
     response = manager_client.post(reverse("automations:edit", args=[automation.pk]), data)
 
@@ -382,7 +392,7 @@ def test_adding_a_webhook_on_edit_generates_a_secret_shown_once(manager_client):
 
 def test_removing_all_rows_and_actions_is_refused_with_a_message(manager_client):
     automation = make_automation(name="Keep")
-    data = builder_data(name="Keep", conditions=[], revoke=None)
+    data = builder_data(automation=automation, name="Keep", conditions=[], revoke=None)
 
     response = manager_client.post(reverse("automations:edit", args=[automation.pk]), data)
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from standardwebhooks import Webhook
 
-from assets.models import Asset
+from assets.models import Asset, MDMCommand
 from automations import tasks
-from automations.models import ActionLog, Event, Execution, MDMCommand
+from automations.models import ActionLog, Event, Execution
 from automations.tests.engine_factories import (
     SECRET,
     make_connection,
@@ -138,7 +138,7 @@ def test_a_batch_that_fails_runs_the_task_event_alone_and_leaves_the_others_pend
         raise RuntimeError("database went away")
 
     with monkeypatch.context() as patched:
-        patched.setitem(runner.PREPARERS, "revoke_licenses", broken)
+        patched.setattr(runner.REGISTRY["revoke_licenses"], "prepare", broken)
         with pytest.raises(runner.ActionCrashed):
             tasks.process_event(str(first.pk))
 

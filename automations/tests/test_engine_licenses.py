@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from assetsonar.models import AuditEvent
 from automations import tasks
-from automations.engine.licenses import licenses_revoke
+from automations.actions.revoke_licenses import licenses_revoke
 from automations.models import ActionLog, Event, Execution
 from automations.tests.engine_factories import make_engine_automation, use_sync_q
 from conftest import make_asset, make_entitlement, make_license, make_member
@@ -191,7 +191,7 @@ def test_an_entitlement_revoked_by_someone_else_after_the_claim_is_skipped(
     """Between the claim and the revoking UPDATE another transaction may revoke a claimed
     entitlement: its claim is closed as skipped, the others as revoked, and that revocation is
     left as it was."""
-    from automations.engine import licenses
+    from automations.actions import revoke_licenses as licenses
 
     claim = licenses._claim
 

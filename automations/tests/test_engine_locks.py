@@ -14,11 +14,11 @@ import time
 import pytest
 
 from assets.mdm.base import token_cache
-from assets.models import Asset
+from assets.models import Asset, MDMCommand
 from assets.services import asset_mark_unlocked
 from assets.tests.mdm_servers import IntuneServer, JamfServer, KandjiServer
-from automations.engine.mdm import NOT_ENROLLED
-from automations.models import ActionLog, Execution, MDMCommand
+from automations.actions.mdm_lock import NOT_ENROLLED
+from automations.models import ActionLog, Execution
 from automations.tests.engine_factories import (
     fast_retries,
     make_connection,

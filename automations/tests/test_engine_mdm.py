@@ -11,11 +11,11 @@ import pytest
 from django_q.models import Schedule
 
 from assets.mdm.base import token_cache
-from assets.models import Asset
+from assets.models import Asset, MDMCommand
 from assets.services import asset_check_in
 from assets.tests.mdm_servers import JamfServer, KandjiServer
-from automations.engine.mdm import NOT_ENROLLED, SWITCHED_OFF
-from automations.models import ActionLog, Execution, MDMCommand
+from automations.actions.mdm_lock import NOT_ENROLLED, SWITCHED_OFF
+from automations.models import ActionLog, Execution
 from automations.tests.engine_factories import (
     fast_retries,
     make_connection,

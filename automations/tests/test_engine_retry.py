@@ -9,9 +9,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from assets.models import MDMCommand
 from automations import tasks
 from automations.engine.retry import execution_retry_failed
-from automations.models import ActionLog, Event, Execution, MDMCommand
+from automations.models import ActionLog, Event, Execution
 from automations.tests.engine_factories import (
     fast_retries,
     make_connection,

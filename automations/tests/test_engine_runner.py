@@ -9,10 +9,10 @@ import pytest
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from assets.models import Asset
+from assets.models import Asset, MDMCommand
 from automations import tasks
 from automations.engine import runner
-from automations.models import ActionLog, Event, Execution, MDMCommand
+from automations.models import ActionLog, Event, Execution
 from automations.tests.engine_factories import (
     SECRET,
     make_connection,
@@ -252,7 +252,7 @@ def test_crashing_action_leaves_the_others_done_and_the_event_for_another_run(
         raise RuntimeError("database went away")
 
     with monkeypatch.context() as patched:
-        patched.setitem(runner.PREPARERS, "revoke_licenses", broken)
+        patched.setattr(runner.REGISTRY["revoke_licenses"], "prepare", broken)
         event = deactivate(leaver)
 
     event.refresh_from_db()
@@ -335,7 +335,7 @@ def test_a_retry_does_not_settle_an_execution_whose_event_run_is_unfinished(
         raise RuntimeError("database went away")
 
     with monkeypatch.context() as patched:
-        patched.setitem(runner.PREPARERS, "revoke_licenses", broken)
+        patched.setattr(runner.REGISTRY["revoke_licenses"], "prepare", broken)
         event = deactivate(leaver)
         run_due_schedules()  # the webhook's retry succeeds meanwhile
 
@@ -352,7 +352,7 @@ def test_a_retry_does_not_settle_an_execution_whose_event_run_is_unfinished(
 def test_a_crash_while_recording_one_outcome_keeps_the_others(
     receiver, leaver, deactivate, monkeypatch
 ):
-    from automations.engine import webhook
+    from automations.actions import webhook
 
     make_engine_automation(webhook_url=receiver.url(), user_based=True, mdm=True)
 

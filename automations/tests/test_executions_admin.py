@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from assets.tests.factories import make_mdm_connection
-from automations.models import Action, ActionLog
+from automations.models import ActionLog
 from automations.tests.execution_factories import (
     make_execution,
     make_log,
@@ -20,19 +20,23 @@ pytestmark = pytest.mark.django_db
 MODELS = ["event", "execution", "actionlog", "webhookattempt", "mdmcommand"]
 
 
+def admin_url(name: str, view: str) -> str:
+    # MDMCommand lives in the assets app (issue 9); its admin is still the automations one.
+    label = "assets" if name == "mdmcommand" else "automations"
+    return f"admin:{label}_{name}_{view}"
+
+
 def _populate(size: int):
     connection = make_mdm_connection()
     command = None
     for n in range(size):
         member = make_member(full_name=f"Leaver {n}")
         execution = make_execution(member, status="partially_failed")
-        webhook = make_log(execution, Action.Kind.WEBHOOK, status=ActionLog.Status.FAILED)
+        webhook = make_log(execution, "webhook", status=ActionLog.Status.FAILED)
         make_webhook_attempt(webhook, 1, status_code=503)
-        make_log(execution, Action.Kind.REVOKE_LICENSES)
+        make_log(execution, "revoke_licenses")
         asset = make_asset(custodian=member, mdm_connection=connection, mdm_device_id=f"a-{n}")
-        command = make_mdm_command(
-            make_log(execution, Action.Kind.MDM_LOCK, asset=asset), pin="975310"
-        )
+        command = make_mdm_command(make_log(execution, "mdm_lock", asset=asset), pin="975310")
     return command
 
 
@@ -54,14 +58,14 @@ def test_support_staff_can_browse_every_execution_log_model_but_change_nothing(s
     }
 
     for name in MODELS:
-        changelist = support_client.get(reverse(f"admin:automations_{name}_changelist"))
+        changelist = support_client.get(reverse(admin_url(name, "changelist")))
         assert changelist.status_code == 200, name
-        change_url = reverse(f"admin:automations_{name}_change", args=[objects[name].pk])
+        change_url = reverse(admin_url(name, "change"), args=[objects[name].pk])
         page = support_client.get(change_url)
         assert page.status_code == 200, name
         assert 'type="submit" value="Save"' not in page.content.decode(), name
-        assert support_client.get(reverse(f"admin:automations_{name}_add")).status_code == 403
-        delete_url = reverse(f"admin:automations_{name}_delete", args=[objects[name].pk])
+        assert support_client.get(reverse(admin_url(name, "add"))).status_code == 403
+        delete_url = reverse(admin_url(name, "delete"), args=[objects[name].pk])
         assert support_client.post(delete_url, {"post": "yes"}).status_code == 403
 
 
@@ -69,8 +73,8 @@ def test_admin_never_shows_the_unlock_pin(admin_client):
     command = _populate(1)
 
     pages = [
-        admin_client.get(reverse("admin:automations_mdmcommand_changelist")),
-        admin_client.get(reverse("admin:automations_mdmcommand_change", args=[command.pk])),
+        admin_client.get(reverse("admin:assets_mdmcommand_changelist")),
+        admin_client.get(reverse("admin:assets_mdmcommand_change", args=[command.pk])),
         admin_client.get(reverse("admin:automations_actionlog_change", args=[command.log.pk])),
         admin_client.get(
             reverse("admin:automations_execution_change", args=[command.log.execution_id])
@@ -90,7 +94,7 @@ def test_admin_filters_and_searches_the_execution_log(support_client):
     make_log(make_execution(make_member(full_name="Solo Person")), status="skipped")
 
     def rows(name: str, **params) -> int:
-        response = support_client.get(reverse(f"admin:automations_{name}_changelist"), params)
+        response = support_client.get(reverse(admin_url(name, "changelist")), params)
         assert response.status_code == 200
         return response.context["cl"].result_count
 
@@ -109,7 +113,7 @@ def test_admin_changelists_cost_the_same_at_two_sizes(support_client, name):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    url = reverse(f"admin:automations_{name}_changelist")
+    url = reverse(admin_url(name, "changelist"))
     support_client.get(url)  # warm the per-process caches (content types, permissions)
     counts = []
     for size in (2, 12):

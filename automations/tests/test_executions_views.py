@@ -34,17 +34,17 @@ def _execution_with_every_outcome(member=None, automation=None, **fields) -> Exe
     execution = make_execution(
         member, automation, status=Execution.Status.PARTIALLY_FAILED, **fields
     )
-    make_log(execution, Action.Kind.REVOKE_LICENSES, status=ActionLog.Status.SUCCEEDED)
-    make_log(execution, Action.Kind.REVOKE_LICENSES, status=ActionLog.Status.SUCCEEDED)
+    make_log(execution, "revoke_licenses", status=ActionLog.Status.SUCCEEDED)
+    make_log(execution, "revoke_licenses", status=ActionLog.Status.SUCCEEDED)
     make_log(
         execution,
-        Action.Kind.WEBHOOK,
+        "webhook",
         status=ActionLog.Status.FAILED,
         insight="Webhook endpoint answered 503 on 7 attempts over 5 hours",
     )
     make_log(
         execution,
-        Action.Kind.MDM_LOCK,
+        "mdm_lock",
         status=ActionLog.Status.SKIPPED,
         insight="Device is not enrolled in an MDM",
     )
@@ -162,7 +162,7 @@ def test_execution_page_shows_each_action_target_insight_and_webhook_attempts(ma
     execution = make_execution(member, status=Execution.Status.PARTIALLY_FAILED)
     webhook = make_log(
         execution,
-        Action.Kind.WEBHOOK,
+        "webhook",
         status=ActionLog.Status.RETRYING,
         target_label="https://hooks.example.com/offboarding",
         insight="Webhook endpoint answered 503; retrying",
@@ -175,7 +175,7 @@ def test_execution_page_shows_each_action_target_insight_and_webhook_attempts(ma
     asset = make_asset(custodian=member, mdm_connection=connection, mdm_device_id="42")
     lock = make_log(
         execution,
-        Action.Kind.MDM_LOCK,
+        "mdm_lock",
         asset=asset,
         target_label=str(asset),
         status=ActionLog.Status.FAILED,
@@ -203,7 +203,7 @@ def test_unlock_pin_button_only_for_users_allowed_to_see_pins(manager_client, cl
     member = make_member()
     execution = make_execution(member)
     asset = make_asset(custodian=member, mdm_connection=make_mdm_connection(), mdm_device_id="d-1")
-    command = make_mdm_command(make_log(execution, Action.Kind.MDM_LOCK, asset=asset))
+    command = make_mdm_command(make_log(execution, "mdm_lock", asset=asset))
     url = reverse("automations:execution_detail", args=[execution.pk])
     pin_url = reverse("automations:mdm_command_pin", args=[command.pk])
 
@@ -227,7 +227,7 @@ def _failed_mdm_execution():
     asset = make_asset(
         custodian=member, mdm_connection=make_mdm_connection(), mdm_device_id="dev-9"
     )
-    make_log(execution, Action.Kind.MDM_LOCK, asset=asset, status=ActionLog.Status.FAILED)
+    make_log(execution, "mdm_lock", asset=asset, status=ActionLog.Status.FAILED)
     return execution
 
 
@@ -371,8 +371,8 @@ def test_retrying_mdm_actions_is_refused_while_the_portal_switch_is_off(client, 
 def test_retrying_without_mdm_actions_needs_no_code(manager_client):
     member = make_member()
     execution = make_execution(member, status=Execution.Status.FAILED)
-    make_log(execution, Action.Kind.WEBHOOK, status=ActionLog.Status.FAILED)
-    make_log(execution, Action.Kind.MDM_LOCK, status=ActionLog.Status.SKIPPED)
+    make_log(execution, "webhook", status=ActionLog.Status.FAILED)
+    make_log(execution, "mdm_lock", status=ActionLog.Status.SKIPPED)
 
     response = manager_client.post(
         reverse("automations:execution_retry", args=[execution.pk]), HTTP_HX_REQUEST="true"
@@ -393,11 +393,11 @@ def test_retrying_a_dead_lettered_execution_that_locks_devices_needs_the_mdm_gat
 
     member = make_member()
     automation = make_automation()
-    Action.objects.create(automation=automation, kind=Action.Kind.MDM_LOCK, lock_message="x")
+    Action.objects.create(automation=automation, kind="mdm_lock", config={"message": "x"})
     execution = make_execution(member, automation, status=Execution.Status.FAILED)
     Event.objects.filter(pk=execution.event_id).update(status=Event.Status.DEAD)
     # The lock was never claimed: no MDM log, yet a retry would claim and send it.
-    make_log(execution, Action.Kind.WEBHOOK, status=ActionLog.Status.FAILED)
+    make_log(execution, "webhook", status=ActionLog.Status.FAILED)
 
     response = manager_client.post(reverse("automations:execution_retry", args=[execution.pk]))
 
@@ -423,11 +423,11 @@ def _populate(size: int) -> Execution:
     execution = make_execution(members[0], automations[0], status=Execution.Status.FAILED)
     connection = make_mdm_connection()
     for n in range(size):
-        webhook = make_log(execution, Action.Kind.WEBHOOK, status=ActionLog.Status.FAILED)
+        webhook = make_log(execution, "webhook", status=ActionLog.Status.FAILED)
         make_webhook_attempt(webhook, 1, status_code=500)
         make_webhook_attempt(webhook, 2, status_code=502)
         asset = make_asset(mdm_connection=connection, mdm_device_id=f"q-{size}-{n}")
-        make_mdm_command(make_log(execution, Action.Kind.MDM_LOCK, asset=asset))
+        make_mdm_command(make_log(execution, "mdm_lock", asset=asset))
     return execution
 
 

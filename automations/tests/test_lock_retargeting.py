@@ -46,7 +46,10 @@ def lock_automation(**fields) -> Automation:
 
 def edit(client, automation: Automation, **changes):
     fields = {"name": automation.name, "initial_conditions": 1, "mdm": LOCK, **changes}
-    return client.post(reverse("automations:edit", args=[automation.pk]), builder_data(**fields))
+    return client.post(
+        reverse("automations:edit", args=[automation.pk]),
+        builder_data(automation=automation, **fields),
+    )
 
 
 def scope(automation: Automation) -> tuple:
@@ -91,7 +94,7 @@ def test_retargeting_an_automation_without_a_lock_needs_nothing(manager_client):
     automation = make_automation(name="Revoke only")
     response = manager_client.post(
         reverse("automations:edit", args=[automation.pk]),
-        builder_data(name="Revoke only", initial_conditions=1, match="any"),
+        builder_data(automation=automation, name="Revoke only", initial_conditions=1, match="any"),
     )
     assert response.status_code == 302
 

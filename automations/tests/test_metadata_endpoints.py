@@ -1,4 +1,4 @@
-"""Cloud metadata endpoints (automations.net.METADATA_ADDRESSES) are refused as a webhook or MDM
+"""Cloud metadata endpoints (assetsonar.net.METADATA_ADDRESSES) are refused as a webhook or MDM
 destination with one message, when the URL is saved and again when it is used, even where the
 allow-list opens every network."""
 
@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from assets.mdm import MDMError, get_connector
 from assets.models import MDMConnection
-from automations import net
+from assetsonar import net
 from automations.models import ActionLog, Automation
 from automations.tests.builder_factories import builder_data
 from automations.tests.engine_factories import make_engine_automation, use_sync_q

@@ -86,7 +86,7 @@ def test_a_valid_code_saves_and_marks_the_change_verified(operator_client, devic
 
     assert response.status_code == 302
     automation = Automation.objects.get()
-    assert automation.actions.get(kind="mdm_lock").lock_message == "Return this laptop to IT"
+    assert automation.actions.get(kind="mdm_lock").config["message"] == "Return this laptop to IT"
     assert automation.changes.get().otp_verified
     event = AuditEvent.objects.get(action=AuditEvent.Action.OTP_VERIFIED)
     assert event.actor == mdm_operator
@@ -126,8 +126,10 @@ def test_a_code_cannot_be_used_twice(operator_client, device):
     automation = Automation.objects.get()
     edit = reverse("automations:edit", args=[automation.pk])
     data = lock_post(otp_token=code, initial_conditions=1)
-    data["mdm-message"] = "Changed message"
-    data["headers-INITIAL_FORMS"] = "1"
+    data[next(key for key in data if key.endswith("-message"))] = "Changed message"
+    data[next(key for key in data if key.endswith("-headers-INITIAL_FORMS"))] = "1"
+    for i, action in enumerate(automation.actions.order_by("position")):
+        data[f"actions-{i}-action_id"] = str(action.pk)
 
     response = operator_client.post(edit, data)
 
@@ -136,7 +138,7 @@ def test_a_code_cannot_be_used_twice(operator_client, device):
         dialog_error(response)
         == "That code was already used. Wait for your app to show the next one."
     )
-    assert automation.actions.get(kind="mdm_lock").lock_message == "Return this laptop to IT"
+    assert automation.actions.get(kind="mdm_lock").config["message"] == "Return this laptop to IT"
     assert AuditEvent.objects.filter(message__contains="already used").exists()
 
     # A second later (the one-second lock after a failure has passed) the next code works.
@@ -145,7 +147,7 @@ def test_a_code_cannot_be_used_twice(operator_client, device):
     )
     response = operator_client.post(edit, {**data, "otp_token": totp_code(device, steps=1)})
     assert response.status_code == 302
-    assert automation.actions.get(kind="mdm_lock").lock_message == "Changed message"
+    assert automation.actions.get(kind="mdm_lock").config["message"] == "Changed message"
 
 
 def test_repeated_failures_are_throttled_and_say_for_how_long(operator_client, device, settings):
@@ -212,13 +214,14 @@ def test_saves_that_leave_the_lock_unchanged_need_no_code(operator_client, devic
     edit = reverse("automations:edit", args=[automation.pk])
 
     renamed = builder_data(
+        automation=automation,
         name="Lock (renamed)",
         initial_conditions=1,
         mdm={"message": "Return", "phone": "+1 555 0100"},
     )
     assert operator_client.post(edit, renamed).status_code == 302
 
-    removed = builder_data(name="Lock (renamed)", initial_conditions=1)
+    removed = builder_data(automation=automation, name="Lock (renamed)", initial_conditions=1)
     assert operator_client.post(edit, removed).status_code == 302
     assert not automation.actions.filter(kind="mdm_lock").exists()
     assert not automation.changes.filter(otp_verified=True).exists()
@@ -230,12 +233,15 @@ def test_changing_the_phone_number_asks_for_a_code(operator_client, device):
     response = operator_client.post(
         reverse("automations:edit", args=[automation.pk]),
         builder_data(
-            name="Lock", initial_conditions=1, mdm={"message": "Return", "phone": "+1 555 0199"}
+            automation=automation,
+            name="Lock",
+            initial_conditions=1,
+            mdm={"message": "Return", "phone": "+1 555 0199"},
         ),
     )
 
     assert '<dialog id="otp-dialog"' in response.text
-    assert automation.actions.get(kind="mdm_lock").lock_phone == "+1 555 0100"
+    assert automation.actions.get(kind="mdm_lock").config["phone"] == "+1 555 0100"
 
 
 # --- No authenticator yet: enrol, then back to the form ------------------------------------------

@@ -20,9 +20,10 @@ from django.db import connection
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from assets.models import MDMCommand
+from automations.actions.webhook import LOST_ATTEMPT
 from automations.engine.events import events_sweep
-from automations.engine.webhook import LOST_ATTEMPT
-from automations.models import ActionLog, Event, Execution, MDMCommand
+from automations.models import ActionLog, Event, Execution
 from automations.tests.engine_factories import (
     SECRET,
     make_connection,

@@ -10,7 +10,7 @@ import socket
 import pytest
 from django.core.exceptions import ValidationError
 
-from automations import net
+from assetsonar import net
 from automations.models import ActionLog
 from automations.tests.engine_factories import make_engine_automation, use_sync_q
 from automations.tests.servers import WebhookReceiver

@@ -19,7 +19,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from automations.models import ActionLog, Event, Execution, MDMCommand
+from assets.models import MDMCommand
+from automations.models import ActionLog, Event, Execution
 from automations.tests.engine_factories import (
     make_connection,
     make_device,

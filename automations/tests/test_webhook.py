@@ -12,8 +12,8 @@ from django.utils import timezone
 from django_q.models import Schedule
 from standardwebhooks import Webhook
 
+from automations.actions.webhook import webhook_id_for
 from automations.engine import common
-from automations.engine.webhook import webhook_id_for
 from automations.models import Action, ActionLog, Execution, WebhookAttempt
 from automations.tests.engine_factories import (
     SECRET,
@@ -186,7 +186,7 @@ def test_exhausted_insight_says_how_long_it_tried(receiver, deactivate):
         log.webhook_attempts.all(), (0, 30, 150, 750, 2550, 6150, 16950), strict=True
     ):
         WebhookAttempt.objects.filter(pk=attempt.pk).update(at=start + timedelta(seconds=offset))
-    from automations.engine.webhook import _exhausted_insight
+    from automations.actions.webhook import _exhausted_insight
 
     assert _exhausted_insight(log).startswith(
         "Webhook endpoint answered 503 on 7 attempts over 5 hours."

@@ -20,8 +20,9 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from assets.models import MDMCommand
 from automations.engine.events import events_sweep
-from automations.models import ActionLog, Event, Execution, MDMCommand
+from automations.models import ActionLog, Event, Execution
 from automations.tests.engine_factories import (
     make_connection,
     make_device,

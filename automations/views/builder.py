@@ -29,16 +29,19 @@ from assetsonar.audit import audit_record
 from assetsonar.http import done, safe_next
 from assetsonar.models import AuditEvent
 from automations import otp, selectors, services
+from automations.actions import get_kind
 from automations.forms import (
     DEFAULT_FIELD,
     AutomationDetailsForm,
     AutomationFilterForm,
     BuilderForms,
     ConditionFormSet,
+    action_op,
     condition_row_form,
+    kind_menu,
 )
-from automations.models import Action, Automation, Execution
-from automations.services import MAX_CONDITIONS
+from automations.models import Automation, Execution
+from automations.services import MAX_ACTIONS, MAX_CONDITIONS
 
 PAGE_SIZE = 25
 SECRET_SESSION_KEY = "automations:new_secret:{pk}"  # noqa: S105 - a session key name, not a secret
@@ -82,7 +85,10 @@ def automation_list(request: HttpRequest) -> HttpResponse:
         automation.trigger_label = selectors.trigger_label(
             automation.trigger_module, automation.trigger_event
         )
-        automation.action_kinds = [a.kind for a in automation.actions.all()]
+        automation.action_chips = [
+            (a.kind, kind.chip if (kind := get_kind(a.kind)) else a.kind)
+            for a in automation.actions.all()
+        ]
         if automation.last_run_status:
             automation.last_run_label = Execution.Status(automation.last_run_status).label
     template = "automations/list.html"
@@ -109,8 +115,17 @@ def automation_list(request: HttpRequest) -> HttpResponse:
 @permission_required("automations.view_automation", raise_exception=True)
 def automation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     automation = get_object_or_404(selectors.automation_detail_qs(), pk=pk)
-    actions = {a.kind: a for a in automation.actions.all()}
-    webhook = actions.get(Action.Kind.WEBHOOK)
+    actions = []
+    for action in automation.actions.all():
+        kind = get_kind(action.kind)
+        actions.append(
+            {
+                "action": action,
+                "kind": kind,
+                "settings": kind.read(action) if kind else {},
+                "template": kind.detail_template if kind else "automations/actions/_detail.html",
+            }
+        )
     executions = selectors.automation_recent_executions(automation)
     new_secret = _pop_secret(request, automation.pk)
     response = render(
@@ -126,12 +141,9 @@ def automation_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 selectors.condition_phrase(c.field, c.operator, c.value)
                 for c in automation.conditions.all()
             ],
-            "webhook": webhook,
-            "webhook_header_names": list(webhook.get_headers()) if webhook else [],
-            "previous_secret_signs": webhook.previous_secret_signs() if webhook else False,
+            "actions": actions,
+            "signs": any(a["kind"] and a["kind"].signs_requests for a in actions),
             "secret_grace_hours": settings.WEBHOOK_SECRET_GRACE_HOURS,
-            "revoke": actions.get(Action.Kind.REVOKE_LICENSES),
-            "mdm_action": actions.get(Action.Kind.MDM_LOCK),
             "new_secret": new_secret,
             "changes": selectors.automation_changes(automation),
             "executions": executions,
@@ -166,8 +178,9 @@ def _render_builder(
             "forms": forms,
             "automation": automation,
             "mdm": availability,
-            "stored_mdm": forms.stored.mdm if forms.stored else None,
-            "stored_webhook": forms.stored.webhook if forms.stored else None,
+            "rows": forms.rows(),
+            "kind_menu": kind_menu(request.user),
+            "max_actions": MAX_ACTIONS,
             "suggestions": selectors.condition_suggestions(),
             "preview": forms.preview(),
             "otp_dialog": otp_dialog,
@@ -200,13 +213,12 @@ def _submit(
 ) -> HttpResponse:
     """Validate the builder; ask for the MDM gate and a one-time password where needed; save
     only when `save` (a POST) and everything passed."""
-    forms = BuilderForms(data, automation=automation)
+    forms = BuilderForms(data, automation=automation, user=request.user)
     page = {"automation": automation, "availability": availability}
-    stored_mdm = forms.stored.mdm if forms.stored else None
+    stored_locks = forms.stored.locks if forms.stored else ()
     # The gate looks at what was posted, before any validation: a hand-crafted POST that adds,
-    # changes or removes the MDM action is refused outright.
-    wanted = forms.mdm.submitted_state()
-    early_change = services.mdm_change(stored_mdm, wanted)
+    # changes or removes a device lock is refused outright.
+    early_change = services.mdm_change(stored_locks, forms.submitted_locks())
     if early_change and not availability.available:
         _refuse_mdm(request, availability, early_change)
         return _render_builder(
@@ -301,6 +313,12 @@ def _builder(request: HttpRequest, automation: Automation | None) -> HttpRespons
     availability = selectors.mdm_availability(request.user)
     page = {"automation": automation, "availability": availability}
     if request.method == "POST":
+        if request.POST.get("action_op"):
+            # Without JavaScript, the Actions section's buttons (add, remove, move up or down)
+            # post the form: show it again with the change, nothing saved.
+            data, fresh = action_op(request.POST, request.POST["action_op"])
+            forms = BuilderForms(data, automation=automation, fresh=fresh, user=request.user)
+            return _render_builder(request, forms, **page)
         if "add_condition" in request.POST:
             # Without JavaScript, "Add condition" posts the form: show it again with a new row.
             data = request.POST.copy()
@@ -308,13 +326,15 @@ def _builder(request: HttpRequest, automation: Automation | None) -> HttpRespons
             if total < MAX_CONDITIONS:
                 data["conditions-TOTAL_FORMS"] = str(total + 1)
                 data[f"conditions-{total}-field"] = DEFAULT_FIELD
-            return _render_builder(request, BuilderForms(data, automation=automation), **page)
+            return _render_builder(
+                request, BuilderForms(data, automation=automation, user=request.user), **page
+            )
         return _submit(request, request.POST, **page, save=True)
     if request.GET.get("restore"):
         stashed = otp.pop_stash(request, path=request.path)
         if stashed is not None:
             return _submit(request, stashed, **page, save=False)
-    return _render_builder(request, BuilderForms(automation=automation), **page)
+    return _render_builder(request, BuilderForms(automation=automation, user=request.user), **page)
 
 
 @require_http_methods(["GET", "POST"])
@@ -399,7 +419,7 @@ def automation_switch_on(request: HttpRequest, pk: int) -> HttpResponse:
     """Asks for the one-time password that switching on a lock automation needs (the toggle
     sends htmx requests here; a plain POST of the toggle gets the same page)."""
     automation = get_object_or_404(Automation, pk=pk)
-    if automation.enabled or not automation.actions.filter(kind=Action.Kind.MDM_LOCK).exists():
+    if automation.enabled or not selectors.locks_devices(automation):
         return redirect(automation.get_absolute_url())
     _may_lock_or_refuse(automation, request, "switching it on")
     return _confirm_lock(
@@ -423,7 +443,7 @@ def automation_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     next_url = safe_next(request, request.POST.get("next"), automation.get_absolute_url())
     otp_verified, error = False, ""
     locks = wanted and not automation.enabled
-    locks = locks and automation.actions.filter(kind=Action.Kind.MDM_LOCK).exists()
+    locks = locks and selectors.locks_devices(automation)
     if locks:
         # Refused with 403 without the MDM permission, and without a one-time password (the
         # page asks for it); htmx is sent to the same page, as it does not show a 403.
@@ -486,7 +506,7 @@ def automation_duplicate(request: HttpRequest, pk: int) -> HttpResponse:
     one-time password (the page asks for it, or copies without the lock); without the
     permission the copy leaves the lock out."""
     automation = get_object_or_404(selectors.automation_detail_qs(), pk=pk)
-    has_lock = any(a.kind == Action.Kind.MDM_LOCK for a in automation.actions.all())
+    has_lock = selectors.locks_devices(automation)
     with_mdm = request.POST.get("without_mdm", "") != "1"
     otp_verified, error = False, ""
     if has_lock and with_mdm and selectors.mdm_availability(request.user).available:
@@ -554,8 +574,12 @@ def automation_delete(request: HttpRequest, pk: int) -> HttpResponse:
 def automation_rotate_secret(request: HttpRequest, pk: int) -> HttpResponse:
     automation = get_object_or_404(Automation, pk=pk)
     try:
+        raw = request.POST.get("action", "")
         secret = services.automation_rotate_secret(
-            automation=automation, actor=request.user, request=request
+            automation=automation,
+            actor=request.user,
+            action_id=int(raw) if raw.isdigit() else None,
+            request=request,
         )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
@@ -629,3 +653,41 @@ def builder_preview(request: HttpRequest) -> HttpResponse:
     forms = BuilderForms(request.POST, check_network=False)
     preview = forms.preview(automation_id=int(raw_pk) if raw_pk.isdigit() else None)
     return render(request, f"{FORM_TEMPLATE}#preview", {"preview": preview, "oob": True})
+
+
+@require_POST
+@login_required
+def builder_actions(request: HttpRequest) -> HttpResponse:
+    """The Actions section again after one of its buttons (htmx): "add:<kind>", "remove:<i>",
+    "up:<i>" or "down:<i>" in `action_op`, applied to the posted form (nothing is saved; the
+    same buttons without JavaScript post the whole builder, which does the same)."""
+    _builder_perms(request)
+    raw_pk = request.GET.get("automation", "")
+    automation = (
+        get_object_or_404(selectors.automation_detail_qs(), pk=int(raw_pk))
+        if raw_pk.isdigit()
+        else None
+    )
+    op = request.POST.get("action_op", "")
+    kind = get_kind(op.partition(":")[2]) if op.startswith("add:") else None
+    if kind is not None and not kind.available(request.user)[0]:
+        return HttpResponse("You may not add this action.", status=403)
+    data, fresh = action_op(request.POST, op)
+    forms = BuilderForms(
+        data, automation=automation, check_network=False, fresh=fresh, user=request.user
+    )
+    preview = forms.preview(automation_id=automation.pk if automation else None)
+    return render(
+        request,
+        f"{FORM_TEMPLATE}#actions",
+        {
+            "forms": forms,
+            "automation": automation,
+            "rows": forms.rows(),
+            "kind_menu": kind_menu(request.user),
+            "max_actions": MAX_ACTIONS,
+            "mdm": selectors.mdm_availability(request.user),
+            "preview": preview,
+            "quiet": True,
+        },
+    )

@@ -19,8 +19,9 @@ from assetsonar.models import PortalSettings
 from assetsonar.paging import AFTER_PARAM, paginate
 from automations import otp
 from automations import selectors_executions as selectors
+from automations.actions import REGISTRY
 from automations.engine.retry import execution_retry_failed
-from automations.models import Action, ActionLog, Event, Execution
+from automations.models import ActionLog, Event, Execution
 from automations.templatetags.automation_tags import member_actions_context
 from members.models import Member
 
@@ -65,12 +66,13 @@ def _retry_sends_mdm(execution: Execution, logs: list[ActionLog]) -> bool:
     """Would a retry send device locks? Yes if a lock failed; and if the event was dead-lettered
     halfway, devices never claimed are claimed by the retry, so then yes whenever the automation
     locks devices at all."""
-    if any(log.status == ActionLog.Status.FAILED and log.action_kind == "mdm_lock" for log in logs):
+    locking = [k.key for k in REGISTRY.values() if k.locks_devices]
+    if any(log.status == ActionLog.Status.FAILED and log.action_kind in locking for log in logs):
         return True
     return (
         execution.event.status == Event.Status.DEAD
         and execution.automation_id is not None
-        and execution.automation.actions.filter(kind=Action.Kind.MDM_LOCK).exists()
+        and execution.automation.actions.filter(kind__in=locking).exists()
     )
 
 

@@ -11,9 +11,9 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from assets.models import MDMCommand
 from assetsonar.audit import audit_record
 from assetsonar.models import AuditEvent
-from automations.models import MDMCommand
 
 
 @require_POST

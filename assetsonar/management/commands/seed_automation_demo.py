@@ -31,6 +31,7 @@ from django.db import transaction
 from assets.models import Asset, MDMConnection
 from assetsonar.models import PortalSettings
 from automations import services
+from automations.actions import REGISTRY, ActionSpec
 from automations.models import Action, Automation, AutomationChange
 from automations.triggers import MEMBER_DEACTIVATED
 
@@ -126,9 +127,15 @@ class Command(BaseCommand):
             ),
             trigger_module="members",
             trigger_event=MEMBER_DEACTIVATED,
-            webhook=services.WebhookSpec(url=webhook_url),
-            revoke=services.RevokeSpec(user_based=True, user_machine=True, device_based=True),
-            mdm=services.MDMLockSpec(message=LOCK_MESSAGE, phone=LOCK_PHONE),
+            # Licenses first, then the lock, then the webhook (the demo's order).
+            actions=(
+                ActionSpec(
+                    "revoke_licenses",
+                    {"user_based": True, "user_machine": True, "device_based": True},
+                ),
+                ActionSpec("mdm_lock", {"message": LOCK_MESSAGE, "phone": LOCK_PHONE}),
+                ActionSpec("webhook", {"url": webhook_url, "method": "POST", "headers": {}}),
+            ),
         )
         automation = Automation.objects.create(
             name=spec.name,
@@ -136,30 +143,12 @@ class Command(BaseCommand):
             trigger_module=spec.trigger_module,
             trigger_event=spec.trigger_event,
         )
-        positions = services.ACTION_POSITIONS
-        Action.objects.create(
-            automation=automation,
-            kind=Action.Kind.REVOKE_LICENSES,
-            position=positions[Action.Kind.REVOKE_LICENSES],
-            revoke_user_based=True,
-            revoke_user_machine=True,
-            revoke_device_based=True,
-        )
-        Action.objects.create(
-            automation=automation,
-            kind=Action.Kind.MDM_LOCK,
-            position=positions[Action.Kind.MDM_LOCK],
-            lock_message=LOCK_MESSAGE,
-            lock_phone=LOCK_PHONE,
-        )
-        webhook = Action(
-            automation=automation,
-            kind=Action.Kind.WEBHOOK,
-            position=positions[Action.Kind.WEBHOOK],
-            url=webhook_url,
-        )
-        webhook.set_secret(services.generate_signing_secret())
-        webhook.save()
+        # Written here rather than by automation_create: the demo has no user to pass the MDM
+        # gate and its one-time password.
+        for position, item in enumerate(spec.actions):
+            action = Action(automation=automation, kind=item.kind, position=position)
+            REGISTRY[item.kind].write(action, item.config)
+            action.save()
         AutomationChange.objects.create(
             automation=automation,
             automation_name=automation.name,

@@ -1,4 +1,5 @@
-"""Action 2: revoke the member's license entitlements, in a fixed number of queries.
+"""The "Revoke licenses in AssetSonar" action kind: revoke the member's license entitlements, in
+a fixed number of queries. Settings (`config`): user_based, user_machine, device_based.
 
 The three options of the builder:
 - user-based (also cloud): entitlements of the member with no device, license kind user/cloud;
@@ -18,11 +19,16 @@ its live entitlements.
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
 from assetsonar.audit import audit_record
 from assetsonar.models import AuditEvent
+from automations.actions.base import ActionKind, register
 from automations.engine.common import Prep, log_key, write_create
 from automations.models import ActionLog
 from licenses.models import Entitlement, License
@@ -30,6 +36,21 @@ from licenses.services import entitlements_revoked_tally
 
 REVOKED_INSIGHT = "Revoked; the seat is free again."
 ALREADY_REVOKED_INSIGHT = "Already revoked by someone else before the automation reached it."
+NOTHING_MATCHED_INSIGHT = (
+    "No live entitlement matched the selected options, so nothing was revoked."
+)
+NO_OPTION_INSIGHT = "No revocation option is selected on this action."
+OPTIONS = {
+    "user_based": "user-based (also cloud user-based)",
+    "user_machine": "user-machine",
+    "device_based": "device-based on devices in custody",
+}
+# The words of the automation's sentence ("revoke user-based and user-machine licenses").
+PHRASES = {
+    "user_based": "user-based",
+    "user_machine": "user-machine",
+    "device_based": "device-based",
+}
 
 
 def licenses_revoke_many(*, items: list[Prep], context=None) -> list:
@@ -50,16 +71,17 @@ def licenses_revoke(*, execution, action, event, context=None) -> list:
 
         custody = list(Asset.objects.filter(custodian_id=member_id).values_list("pk", flat=True))
     clauses: list[tuple[str, list]] = []
-    if action.revoke_user_based:
+    config = action.config
+    if config.get("user_based"):
         clauses.append(
             (
                 "e.member_id = %s AND e.asset_id IS NULL AND l.kind IN (%s, %s)",
                 [member_id, License.Kind.USER, License.Kind.CLOUD],
             )
         )
-    if action.revoke_user_machine:
+    if config.get("user_machine"):
         clauses.append(("e.member_id = %s AND e.asset_id IS NOT NULL", [member_id]))
-    if action.revoke_device_based and custody:
+    if config.get("device_based") and custody:
         marks = ", ".join(["%s"] * len(custody))
         clauses.append(
             (
@@ -124,11 +146,7 @@ def licenses_revoke(*, execution, action, event, context=None) -> list:
                 target_type=ActionLog.TargetType.MEMBER,
                 target_label=(event.member_snapshot.get("full_name", "") or str(member_id))[:300],
                 status=ActionLog.Status.SKIPPED,
-                insight=(
-                    "No live entitlement matched the selected options, so nothing was revoked."
-                    if clauses
-                    else "No revocation option is selected on this action."
-                ),
+                insight=NOTHING_MATCHED_INSIGHT if clauses else NO_OPTION_INSIGHT,
                 finished_at=now,
             )
         )
@@ -204,3 +222,114 @@ def _claim(execution, action, event, clauses: list[tuple[str, list]], now) -> li
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [tuple(row) for row in cursor.fetchall()]
+
+
+# --- Settings: the builder card -----------------------------------------------------------------
+
+
+class RevokeForm(forms.Form):
+    user_based = forms.BooleanField(
+        required=False,
+        label="Un-entitle user-based licenses",
+        help_text="Also un-entitles cloud user-based (SaaS) licenses.",
+    )
+    user_machine = forms.BooleanField(
+        required=False,
+        label="Un-entitle user-machine entitlements",
+        help_text="The member's entitlements on a specific device.",
+    )
+    device_based = forms.BooleanField(
+        required=False,
+        label="Remove device-based entitlements from devices in custody",
+        help_text="Frees the device-based licenses of the devices the member holds.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if not any(cleaned.get(k) for k in OPTIONS):
+            raise ValidationError("Choose at least one kind of license to revoke.")
+        return cleaned
+
+
+def _join(items: list[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+@register
+class RevokeLicensesKind(ActionKind):
+    key = "revoke_licenses"
+    label = "Revoke licenses in AssetSonar"
+    description = "Take back the software seats the member holds (three options)."
+    log_label = "Revoke licenses"
+    chip = "Revoke licenses"
+    icon = "icon-revoke"
+    form_class = RevokeForm
+    builder_template = "automations/actions/revoke_licenses/builder.html"
+    detail_template = "automations/actions/revoke_licenses/detail.html"
+    insights = {
+        "revoked": REVOKED_INSIGHT,
+        "already_revoked": ALREADY_REVOKED_INSIGHT,
+        "nothing_matched": NOTHING_MATCHED_INSIGHT,
+        "no_option": NO_OPTION_INSIGHT,
+    }
+
+    def default_config(self) -> dict[str, Any]:
+        return {"user_based": True, "user_machine": False, "device_based": False}
+
+    def clean_config(self, config, *, previous):
+        if not any(config.get(k) for k in OPTIONS):
+            return {"__all__": ["Choose at least one kind of license to revoke."]}
+        return {}
+
+    def form_initial(self, config):
+        return {k: bool(config.get(k)) for k in OPTIONS}
+
+    def config_from_form(self, form):
+        return {k: bool(form.cleaned_data.get(k)) for k in OPTIONS}
+
+    def read(self, action):
+        return {k: bool(action.config.get(k)) for k in OPTIONS}
+
+    def write(self, action, config):
+        action.config = {k: bool(config.get(k)) for k in OPTIONS}
+        return None
+
+    def summary(self, config):
+        kinds = [PHRASES[k] for k in OPTIONS if config.get(k)]
+        return f"revoke {_join(kinds)} licenses" if kinds else ""
+
+    def snapshot(self, config):
+        chosen = [label for key, label in OPTIONS.items() if config.get(key)]
+        return {"Revoke licenses": ", ".join(chosen)}
+
+    def admin_text(self, action):
+        chosen = [
+            {"user_based": "user-based (also cloud)"}.get(key, label)
+            for key, label in OPTIONS.items()
+            if action.config.get(key)
+        ]
+        return "Revoke " + ", ".join(chosen)
+
+    def targets(self, member, config):
+        from licenses.models import Entitlement
+
+        live = Entitlement.objects.filter(revoked_at__isnull=True).select_related("license")
+        rows = []
+        if config.get("user_based"):
+            rows += live.filter(
+                member=member,
+                asset__isnull=True,
+                license__kind__in=[License.Kind.USER, License.Kind.CLOUD],
+            )
+        if config.get("user_machine"):
+            rows += live.filter(member=member, asset__isnull=False)
+        if config.get("device_based"):
+            rows += live.filter(
+                member__isnull=True, license__kind=License.Kind.DEVICE, asset__custodian=member
+            )
+        return [e.license.name for e in rows]
+
+    def prepare(self, *, items, context):
+        return licenses_revoke_many(items=items, context=context)

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('assets', '0003_mdmconnection_max_concurrent_requests'),
+        ('assets', '0004_mdmcommand_from_automations'),
         ('members', '0004_member_counts_and_list_indexes'),
     ]
 

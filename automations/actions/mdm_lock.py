@@ -1,4 +1,5 @@
-"""Action 3, engine side: lock every device the member held at the event through its MDM.
+"""The "Lock devices in custody via MDM" action kind: lock every device the member held at the
+event through its MDM. Settings (`config`): message, phone (shown on the locked screen).
 
 The vendor APIs live in `assets.mdm` (one connector per provider); this module only orchestrates.
 Targets are the devices in the member's custody when the event was recorded (the event's
@@ -30,13 +31,17 @@ absent is sent. The portal switch (PortalSettings.mdm_commands_enabled) is read 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from datetime import timedelta
+from typing import Any
 
+from django import forms
 from django.utils import timezone
 
-from assets.models import Asset
+from assets.models import Asset, MDMCommand
 from assetsonar.models import PortalSettings
+from automations.actions.base import ActionKind, register
 from automations.engine.common import (
     Job,
     Prep,
@@ -53,7 +58,7 @@ from automations.engine.common import (
     write_create,
     write_save,
 )
-from automations.models import ActionLog, MDMCommand
+from automations.models import ActionLog
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +67,7 @@ NOT_ENROLLED = (
     "or lock it by hand."
 )
 NOT_LOCKABLE = "Not a lockable device."
+REMOVED = "The MDM lock was removed from the automation."
 SWITCHED_OFF = (
     "Not locked: MDM commands are switched off in the portal settings. An administrator can "
     "switch them on; then use “Retry failed actions” or lock the device by hand."
@@ -208,7 +214,7 @@ def mdm_job(
     asset = log.asset
     skip, unmet = None, True
     if action is None:
-        skip = "The MDM lock was removed from the automation."
+        skip = REMOVED
     elif asset is None or not asset.is_lockable:
         skip = NOT_LOCKABLE
     elif not asset.is_mdm_enrolled:
@@ -238,8 +244,8 @@ def mdm_job(
             asset=asset,
             connection=connection,
             log=log,
-            message=action.lock_message,
-            phone=action.lock_phone,
+            message=action.config.get("message", ""),
+            phone=action.config.get("phone", ""),
         )
         pin = ""
         if connector is not None and connector.takes_pin(asset.platform):
@@ -425,3 +431,140 @@ def _record_error(log: ActionLog, command: MDMCommand, asset: Asset, exc) -> Non
     asset.lock_state = Asset.LockState.FAILED
     write_save(asset, ["lock_state"])
     log_finish(log, ActionLog.Status.FAILED, message)
+
+
+# --- Settings: the builder card -----------------------------------------------------------------
+
+PHONE_RE = re.compile(r"^\+?[0-9][0-9 ()./-]*$")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class MDMLockForm(forms.Form):
+    message = forms.CharField(
+        label="Lock-screen message",
+        required=False,
+        max_length=200,
+        widget=forms.Textarea(
+            attrs={
+                "rows": 2,
+                "placeholder": "This device belongs to Example Ltd. Please return it.",
+            }
+        ),
+        help_text="Shown on the locked screen. Up to 200 characters, one line.",
+    )
+    phone = forms.CharField(
+        label="Phone number",
+        required=False,
+        max_length=40,
+        widget=forms.TextInput(attrs={"placeholder": "+1 555 0100", "inputmode": "tel"}),
+        help_text="Shown on the locked screen so the finder can call IT.",
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        message = (cleaned.get("message") or "").strip()
+        phone = (cleaned.get("phone") or "").strip()
+        if "message" in self.errors:
+            pass
+        elif not message:
+            self.add_error("message", "Enter the message shown on the locked screen.")
+        elif CONTROL_RE.search(message):
+            self.add_error("message", "Keep the message on one line, without control characters.")
+        if "phone" in self.errors:
+            pass
+        elif not phone:
+            self.add_error("phone", "Enter the phone number shown on the locked screen.")
+        elif not PHONE_RE.match(phone) or not 5 <= sum(ch.isdigit() for ch in phone) <= 20:
+            self.add_error(
+                "phone",
+                "Enter a phone number of 5 to 20 digits; spaces, + ( ) . - / are allowed.",
+            )
+        cleaned["message"], cleaned["phone"] = message, phone
+        return cleaned
+
+
+@register
+class MDMLockKind(ActionKind):
+    key = "mdm_lock"
+    label = "Lock devices in custody via MDM"
+    description = "Applies to the member's devices in custody that are enrolled in an MDM."
+    log_label = "Lock devices via MDM"
+    chip = "MDM lock"
+    icon = "icon-lock"
+    form_class = MDMLockForm
+    builder_template = "automations/actions/mdm_lock/builder.html"
+    detail_template = "automations/actions/mdm_lock/detail.html"
+    log_template = "automations/actions/mdm_lock/log.html"
+    insights = {
+        "not_enrolled": NOT_ENROLLED,
+        "not_lockable": NOT_LOCKABLE,
+        "switched_off": SWITCHED_OFF,
+        "removed": REMOVED,
+    }
+    urgent = True
+    locks_devices = True
+    retry_setting = "MDM_RETRY_DELAYS"
+
+    def default_config(self) -> dict[str, Any]:
+        return {"message": "", "phone": ""}
+
+    def clean_config(self, config, *, previous):
+        if not (config.get("message") or "").strip():
+            return {"message": ["Enter the message shown on the locked screen."]}
+        return {}
+
+    def form_initial(self, config):
+        return {"message": config.get("message", ""), "phone": config.get("phone", "")}
+
+    def config_from_form(self, form):
+        return {"message": form.cleaned_data["message"], "phone": form.cleaned_data["phone"]}
+
+    def submitted_config(self, form):
+        return {
+            "message": (form.data.get(form.add_prefix("message")) or "").strip(),
+            "phone": (form.data.get(form.add_prefix("phone")) or "").strip(),
+        }
+
+    def read(self, action):
+        return {
+            "message": action.config.get("message", ""),
+            "phone": action.config.get("phone", ""),
+        }
+
+    def write(self, action, config):
+        action.config = {
+            "message": (config.get("message") or "").strip(),
+            "phone": (config.get("phone") or "").strip(),
+        }
+        return None
+
+    def available(self, user):
+        from automations.selectors import mdm_availability
+
+        availability = mdm_availability(user)
+        return availability.available, list(availability.problems)
+
+    def summary(self, config):
+        return "lock their devices through MDM"
+
+    def snapshot(self, config):
+        return {
+            "MDM lock": "on",
+            "Lock-screen message": config.get("message", ""),
+            "Lock-screen phone": config.get("phone", ""),
+        }
+
+    def admin_text(self, action):
+        return (
+            f"Lock message: “{action.config.get('message', '')}” · phone: "
+            f"{action.config.get('phone', '')}"
+        )
+
+    def targets(self, member, config):
+        return [str(a) for a in Asset.objects.filter(custodian=member) if a.is_lockable]
+
+    def prepare(self, *, items, context):
+        return mdm_prepare_many(items=items, context=context)
+
+    def resume(self, log, interrupted):
+        return mdm_retry_job(log, interrupted)

@@ -1,4 +1,7 @@
-"""Action 1: a signed webhook (Standard Webhooks), delivered at least once with backoff.
+"""The "Trigger webhook" action kind: a signed webhook (Standard Webhooks), delivered at least
+once with backoff. Its settings (URL, method in `config`; custom headers encrypted in
+`Action.secrets_encrypted`; the signing secret in its own encrypted columns), its builder card,
+its payload (shared by the builder's preview and the sender), its engine steps and insights.
 
 The ActionLog is the delivery (outbox row); each HTTP try is a WebhookAttempt. The webhook-id is
 derived from the log's key, so every retry of a delivery carries the same id and a receiver can
@@ -17,18 +20,23 @@ import email.utils
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.forms import formset_factory
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from automations import net
+from assetsonar import net
+from automations.actions.base import ActionKind, register
 from automations.engine.common import (
     Job,
     Prep,
@@ -45,7 +53,6 @@ from automations.engine.common import (
     write_create,
 )
 from automations.models import Action, ActionLog, WebhookAttempt
-from automations.payloads import event_payload
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +81,16 @@ RESERVED_HEADERS = frozenset(
     }
 )
 LOST_ATTEMPT = "No answer recorded: the worker stopped during this attempt."
+NO_SECRET_INSIGHT = "This webhook has no signing secret: open the automation and rotate the secret."  # noqa: S105 - an insight text
+
+
+def _target_label(url: str) -> str:
+    return (urlsplit(url).netloc or url)[:300]
+
+
+def headers_of(action: Action) -> dict[str, str]:
+    """The action's custom headers (decrypted)."""
+    return dict(action.get_secret_config().get("headers") or {})
 
 
 def webhook_id_for(key: str) -> str:
@@ -102,8 +119,11 @@ def webhook_prepare_many(*, items: list[Prep], context: RunContext) -> list[Job]
                 "action": item.action,
                 "action_kind": item.action.kind,
                 "target_type": ActionLog.TargetType.WEBHOOK,
-                "target_label": (urlsplit(item.action.url).netloc or item.action.url)[:300],
-                "detail": {"webhook_id": webhook_id_for(key), "url": item.action.url},
+                "target_label": _target_label(item.action.config.get("url", "")),
+                "detail": {
+                    "webhook_id": webhook_id_for(key),
+                    "url": item.action.config.get("url", ""),
+                },
             }
             for key, item in by_key.items()
         ]
@@ -160,11 +180,7 @@ def webhook_job(
         return None
     secrets, custom_headers = decrypted
     if not secrets:
-        log_finish(
-            log,
-            ActionLog.Status.FAILED,
-            "This webhook has no signing secret: open the automation and rotate the secret.",
-        )
+        log_finish(log, ActionLog.Status.FAILED, NO_SECRET_INSIGHT)
         return None
 
     body = json.dumps(event_payload(event, execution.automation), separators=(",", ":"))
@@ -176,7 +192,7 @@ def webhook_job(
         if name.lower() not in RESERVED_HEADERS
     }
     headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT})
-    url, method = action.url, action.method
+    url, method = action.config.get("url", ""), action.config.get("method", "POST")
 
     def perform() -> SendResult:
         # Signed when sent: the timestamp is the attempt's, the id the delivery's.
@@ -209,7 +225,7 @@ def _decrypt(action: Action) -> tuple[list[str], dict] | ValueError:
     """The action's signing secrets (the current one, and the previous one during the grace
     period after a rotation) and custom headers, or the error decrypting them."""
     try:
-        return action.signing_secrets(), action.get_headers()
+        return action.signing_secrets(), headers_of(action)
     except ValueError as exc:
         return exc
 
@@ -331,7 +347,7 @@ def _record(log: ActionLog, action: Action, result: SendResult) -> None:
     attempt = WebhookAttempt(
         log=log,
         number=log.attempts,
-        url=action.url[:500],
+        url=action.config.get("url", "")[:500],
         status_code=code,
         duration_ms=result.duration_ms,
         error=result.error[:500],
@@ -419,3 +435,354 @@ def _exhausted_insight(log: ActionLog) -> str:
         f"{' over ' + span if span else ''}. Check that the receiver is up, then use "
         "“Retry failed actions”."
     )[:500]
+
+
+# --- The payload (the builder's preview and the sender) ---------------------------------------
+# Shape follows the Standard Webhooks recommendation: {"type", "timestamp", "data"}.
+
+SAMPLE_SNAPSHOT = {
+    "id": 1042,
+    "full_name": "Jordan Rivera",
+    "email": "jordan.rivera@example.com",
+    "employee_id": "E01042",
+    "department": "Engineering",
+    "location": "Berlin",
+    "title": "Senior Engineer",
+    "employment_type": "full_time",
+    "manager": "alex.chen@example.com",
+    "status": "deactivated",
+    "deactivation_reason": "Last working day",
+    "assets_in_custody": 2,
+    "live_entitlements": 5,
+}
+
+MEMBER_FIELDS = [
+    "id",
+    "full_name",
+    "email",
+    "employee_id",
+    "department",
+    "location",
+    "title",
+    "employment_type",
+    "status",
+    "deactivation_reason",
+]
+
+
+def build_payload(
+    *,
+    event_type: str,
+    event_id: str,
+    occurred_at: datetime | str,
+    snapshot: dict[str, Any],
+    automation_id: int | None,
+    automation_name: str,
+) -> dict[str, Any]:
+    occurred = occurred_at.isoformat() if isinstance(occurred_at, datetime) else occurred_at
+    member = {key: snapshot.get(key, "") for key in MEMBER_FIELDS}
+    member["manager_email"] = snapshot.get("manager", "")
+    return {
+        "type": event_type,
+        "timestamp": occurred,
+        "data": {
+            "event_id": str(event_id),
+            "occurred_at": occurred,
+            "member": member,
+            "automation": {"id": automation_id, "name": automation_name},
+        },
+    }
+
+
+def event_payload(event, automation) -> dict[str, Any]:
+    """The payload for a real event (the member as recorded at the event)."""
+    return build_payload(
+        event_type=event.kind,
+        event_id=str(event.pk),
+        occurred_at=event.occurred_at,
+        snapshot=event.member_snapshot,
+        automation_id=automation.pk if automation else None,
+        automation_name=automation.name if automation else "",
+    )
+
+
+def preview_payload(*, event_type: str, automation_id: int | None, automation_name: str) -> dict:
+    """What the builder shows: the same shape with a sample member."""
+    return build_payload(
+        event_type=event_type,
+        event_id="3f2b8c1e-0000-4000-8000-00000000demo",
+        occurred_at="2026-11-28T09:30:00+00:00",
+        snapshot=SAMPLE_SNAPSHOT,
+        automation_id=automation_id,
+        automation_name=automation_name or "Untitled automation",
+    )
+
+
+# --- Settings: the builder card -----------------------------------------------------------------
+
+MAX_HEADERS = 20
+# Headers the sender sets itself (Standard Webhooks signature, body framing, routing).
+BUILDER_RESERVED_HEADERS = RESERVED_HEADERS | {"transfer-encoding", "connection"}
+HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+METHODS = [("POST", "POST"), ("PUT", "PUT")]
+
+
+class HeaderForm(forms.Form):
+    """One custom header. On edit a saved header shows its name only; a blank value keeps the
+    saved value (values are often credentials and are never sent back to the browser)."""
+
+    name = forms.CharField(
+        label="Header name",
+        required=False,
+        max_length=100,
+        widget=forms.TextInput(attrs={"placeholder": "Authorization", "autocomplete": "off"}),
+    )
+    value = forms.CharField(
+        label="Header value",
+        required=False,
+        max_length=2000,
+        strip=False,
+        widget=forms.PasswordInput(
+            render_value=True, attrs={"autocomplete": "new-password", "placeholder": "Value"}
+        ),
+    )
+
+    def __init__(self, *args: Any, existing: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.existing = {k.lower(): v for k, v in (existing or {}).items()}
+        if self.initial.get("name", "").lower() in self.existing:
+            self.fields["value"].widget.attrs["placeholder"] = "•••••• saved (blank keeps it)"
+            self.is_saved = True
+        else:
+            self.is_saved = False
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        name = (cleaned.get("name") or "").strip()
+        value = cleaned.get("value") or ""
+        cleaned["name"] = name
+        if not name and not value:
+            return cleaned
+        if not name:
+            self.add_error("name", "Enter the header name.")
+            return cleaned
+        if not HEADER_NAME_RE.match(name):
+            self.add_error("name", "Use letters, digits and - only (e.g. X-Api-Key).")
+        elif name.lower() in BUILDER_RESERVED_HEADERS:
+            self.add_error("name", f"{name} is set by AssetSonar; choose another header.")
+        if not value.strip():
+            saved = self.existing.get(name.lower())
+            if saved is None:
+                self.add_error("value", "Enter a value (saved values are kept only on edit).")
+            else:
+                cleaned["value"] = saved
+        elif CONTROL_RE.search(value):
+            self.add_error("value", "A header value cannot contain line breaks.")
+        else:
+            cleaned["value"] = value.strip()
+        return cleaned
+
+
+class BaseHeaderFormSet(forms.BaseFormSet):
+    default_error_messages = {
+        **forms.BaseFormSet.default_error_messages,
+        "too_many_forms": f"A webhook can have at most {MAX_HEADERS} custom headers.",
+    }
+
+    def clean(self) -> None:
+        seen: set[str] = set()
+        for form in self.forms:
+            if self._should_delete_form(form) or not hasattr(form, "cleaned_data"):
+                continue
+            name = form.cleaned_data.get("name", "").lower()
+            if not name:
+                continue
+            if name in seen:
+                form.add_error("name", "This header is already in the list.")
+            seen.add(name)
+
+    def headers(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for form in self.forms:
+            if self._should_delete_form(form) or not getattr(form, "cleaned_data", None):
+                continue
+            if form.cleaned_data.get("name"):
+                out[form.cleaned_data["name"]] = form.cleaned_data["value"]
+        return out
+
+
+HeaderFormSet = formset_factory(
+    HeaderForm,
+    formset=BaseHeaderFormSet,
+    extra=1,
+    can_delete=True,
+    max_num=MAX_HEADERS,
+    validate_max=True,
+    absolute_max=MAX_HEADERS + 10,
+)
+
+
+class WebhookForm(forms.Form):
+    """URL and method, and the formset of custom headers (prefix `<card>-headers`)."""
+
+    url = forms.URLField(
+        label="URL",
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"placeholder": "https://hr.example.com/hooks/offboard"}),
+    )
+    method = forms.ChoiceField(choices=METHODS, initial="POST", widget=forms.RadioSelect)
+
+    def __init__(
+        self,
+        *args: Any,
+        existing_headers: dict[str, str] | None = None,
+        check_network: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.check_network = check_network
+        existing = existing_headers or {}
+        self.headers = HeaderFormSet(
+            self.data if self.is_bound else None,
+            prefix=self.add_prefix("headers"),
+            initial=[{"name": name, "value": ""} for name in existing],
+            form_kwargs={"existing": existing},
+        )
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        return self.headers.is_valid() and valid
+
+    @property
+    def has_errors(self) -> bool:
+        return bool(self.errors or any(self.headers.errors) or self.headers.non_form_errors())
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        url = cleaned.get("url")
+        if not url:
+            if "url" not in self.errors:
+                self.add_error("url", "Enter the URL the webhook is sent to.")
+            return cleaned
+        if self.check_network:
+            try:
+                net.check_destination(url)
+            except ValidationError as exc:
+                self.add_error("url", exc)
+        return cleaned
+
+
+@register
+class WebhookKind(ActionKind):
+    key = "webhook"
+    label = "Trigger webhook"
+    description = "Tell another system (HR, ticketing, identity) with a signed JSON request."
+    log_label = "Trigger webhook"
+    chip = "Webhook"
+    icon = "icon-webhook"
+    form_class = WebhookForm
+    builder_template = "automations/actions/webhook/builder.html"
+    detail_template = "automations/actions/webhook/detail.html"
+    log_template = "automations/actions/webhook/log.html"
+    insights = {"lost_attempt": LOST_ATTEMPT, "no_secret": NO_SECRET_INSIGHT}
+    retry_setting = "WEBHOOK_RETRY_DELAYS"
+    signs_requests = True
+
+    def default_config(self) -> dict[str, Any]:
+        return {"url": "", "method": "POST", "headers": {}}
+
+    def clean_config(self, config, *, previous):
+        errors: dict[str, list[str]] = {}
+        if config.get("method") not in dict(METHODS):
+            errors["method"] = ["Choose POST or PUT."]
+        # The destination is checked whenever it is saved (the sender checks it again).
+        if config.get("url") != (previous or {}).get("url"):
+            try:
+                net.check_destination(config.get("url", ""))
+            except ValidationError as exc:
+                errors["url"] = [" ".join(exc.messages)]
+        return errors
+
+    def form_initial(self, config):
+        return {"url": config.get("url", ""), "method": config.get("method", "POST")}
+
+    def form_kwargs(self, *, config, options):
+        return {
+            "existing_headers": config.get("headers") or {},
+            "check_network": options.get("check_network", True),
+        }
+
+    def lenient_config(self, form):
+        return {"url": (form.data.get(form.add_prefix("url")) or "").strip()}
+
+    def config_from_form(self, form):
+        return {
+            "url": form.cleaned_data["url"],
+            "method": form.cleaned_data["method"],
+            "headers": form.headers.headers(),
+        }
+
+    def read(self, action):
+        return {
+            "url": action.config.get("url", ""),
+            "method": action.config.get("method", "POST"),
+            "headers": headers_of(action),
+        }
+
+    def write(self, action, config):
+        if action.pk and action.config.get("url") != config["url"]:
+            # A new address gets a new chance after a 410 Gone from the old one.
+            action.disabled_at = None
+        action.config = {"url": config["url"], "method": config.get("method", "POST")}
+        headers = dict(config.get("headers") or {})
+        action.set_secret_config({"headers": headers} if headers else {})
+        if not action.secret_encrypted:
+            secret = generate_signing_secret()
+            action.set_secret(secret)
+            return secret
+        return None
+
+    def summary(self, config):
+        url = config.get("url")
+        return f"call {url}" if url else "call a webhook (URL not set yet)"
+
+    def snapshot(self, config):
+        return {
+            "Webhook": f"{config.get('method', 'POST')} {config.get('url', '')}",
+            "Webhook headers": ", ".join(config.get("headers") or {}),
+        }
+
+    def admin_text(self, action):
+        names = ", ".join(headers_of(action)) or "none"
+        stopped = (
+            f" · stopped {action.disabled_at:%Y-%m-%d} (410 Gone)" if action.disabled_at else ""
+        )
+        previous = (
+            f" (the previous one also signs until {action.previous_secret_until:%Y-%m-%d %H:%M})"
+            if action.previous_secret_signs()
+            else ""
+        )
+        return (
+            f"{action.config.get('method', 'POST')} {action.config.get('url', '')} · headers: "
+            f"{names} (values hidden) · signing secret set{previous}{stopped}"
+        )
+
+    def targets(self, member, config):
+        return [_target_label(config.get("url", ""))]
+
+    def prepare(self, *, items, context):
+        return webhook_prepare_many(items=items, context=context)
+
+    def resume(self, log, interrupted):
+        return webhook_job(log, interrupted)
+
+
+def generate_signing_secret() -> str:
+    """A Standard Webhooks secret: "whsec_" + base64 of 24 random bytes."""
+    import base64
+    import secrets as _secrets
+
+    return "whsec_" + base64.b64encode(_secrets.token_bytes(24)).decode()

@@ -8,7 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from assets.models import Asset, MDMConnection
+from assets.models import Asset, MDMConnection, ReturnRequest
 from assetsonar.models import PortalSettings
 from automations.models import Automation, Execution
 from automations.tests.engine_factories import use_sync_q
@@ -41,6 +41,7 @@ def test_seed_adds_connection_enrolments_automation_and_switches_mdm_on(settings
     automation = Automation.objects.get(name="Offboard leavers")
     assert automation.enabled and automation.trigger_event == "member.deactivated"
     assert sorted(automation.actions.values_list("kind", flat=True)) == [
+        "device_return",
         "mdm_lock",
         "revoke_licenses",
         "webhook",
@@ -88,3 +89,10 @@ def test_deactivating_a_demo_member_revokes_locks_and_explains_the_refused_webho
     assert statuses["webhook"] == "failed"
     assert "The URL was refused" in execution.insight
     assert "OUTBOUND_ALLOWED_NETWORKS" in execution.insight
+    # The device return, after the other actions: the laptops asked back, not the monitor.
+    returns = execution.logs.filter(action_kind="device_return")
+    assert sorted(returns.values_list("asset_id", flat=True)) == sorted(a.pk for a in laptops)
+    assert set(returns.values_list("status", flat=True)) == {"succeeded"}
+    request = ReturnRequest.objects.filter(member=lena).first()
+    assert (request.reminder_every_days, request.max_reminders) == (3, 2)
+    assert request.escalate_to_role == "IT Manager"

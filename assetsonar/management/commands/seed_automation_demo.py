@@ -23,12 +23,14 @@ password for the device lock, neither of which a seed can give.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from assets.models import Asset, MDMConnection
+from assetsonar import roles
 from assetsonar.models import PortalSettings
 from automations import services
 from automations.actions import REGISTRY, ActionSpec
@@ -135,6 +137,24 @@ class Command(BaseCommand):
                 ),
                 ActionSpec("mdm_lock", {"message": LOCK_MESSAGE, "phone": LOCK_PHONE}),
                 ActionSpec("webhook", {"url": webhook_url, "method": "POST", "headers": {}}),
+            ),
+        )
+        # Device returns (issue 9), after the actions above: ask for the laptops and phones
+        # back, a reminder every 3 days, the IT Manager role told after 2 reminders.
+        spec = replace(
+            spec,
+            actions=(
+                *spec.actions,
+                ActionSpec(
+                    "device_return",
+                    {
+                        "categories": [Asset.Category.LAPTOP, Asset.Category.PHONE],
+                        "reminder_every_days": 3,
+                        "max_reminders": 2,
+                        "escalate_to": [],
+                        "escalate_to_role": roles.IT_MANAGER,
+                    },
+                ),
             ),
         )
         automation = Automation.objects.create(

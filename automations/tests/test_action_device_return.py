@@ -492,3 +492,55 @@ def test_deactivate_then_reminder_then_check_in_closes_the_request(
     assert len(smtp_server.messages) == 4
     laptop.refresh_from_db()
     assert (laptop.status, laptop.custodian_id) == (Asset.Status.AVAILABLE, None)
+
+
+# --- Through the builder ------------------------------------------------------------------------
+
+
+def return_row(**settings) -> tuple[str, dict]:
+    base = {
+        "categories": ["laptop", "phone"],
+        "reminder_every_days": "7",
+        "max_reminders": "3",
+        "escalate_to": "it-ops@example.com",
+        "escalate_to_role": "",
+    }
+    return ("device_return", {**base, **settings})
+
+
+def test_the_builder_adds_saves_and_describes_a_device_return(manager_client):
+    from automations.tests.builder_factories import action_rows, builder_data
+
+    create = reverse("automations:create")
+    menu = manager_client.get(create).text
+    assert "Request the return of devices" in menu and KIND.description in menu
+
+    added = manager_client.post(create, builder_data(revoke=None, action_op="add:device_return"))
+    assert 'data-kind="device_return"' in added.text
+    assert 'name="actions-0-reminder_every_days"' in added.text
+    assert not Automation.objects.exists()
+
+    bad = builder_data(revoke=None)
+    bad.update(action_rows(return_row(reminder_every_days="90", escalate_to="")))
+    html = manager_client.post(create, bad).text
+    assert DAYS_MESSAGE in html and NO_ESCALATION_MESSAGE in html
+    assert not Automation.objects.exists()
+
+    good = builder_data(revoke=None)
+    good.update(action_rows(return_row(escalate_to_role=roles.IT_MANAGER)))
+    response = manager_client.post(create, good)
+    assert response.status_code == 302, response.text
+    automation = Automation.objects.get()
+    assert automation.actions.get().config == {**CONFIG, "escalate_to_role": roles.IT_MANAGER}
+
+    detail = manager_client.get(reverse("automations:detail", args=[automation.pk])).text
+    assert (
+        "ask for the return of laptops and phones, reminding every 7 days, escalating to "
+        "it-ops@example.com and the IT Manager role after 3 reminders"
+    ) in detail
+    assert "Escalate after" in detail
+
+    preview = dict(good, name="Other")
+    preview.update(action_rows(return_row(reminder_every_days="3", categories=["tablet"])))
+    text = manager_client.post(reverse("automations:builder_preview"), preview).text
+    assert "ask for the return of tablets, reminding every 3 days" in text

@@ -262,6 +262,17 @@ def test_a_role_deleted_after_saving_fails_each_device_with_the_reason(
     )
     assert not ReturnRequest.objects.exists() and smtp_server.messages == []
 
+    # Once the role is back, "Retry failed actions" asks for the device and sends the notices.
+    from automations.engine.retry import execution_retry_failed
+
+    Group.objects.create(name="Returns desk")
+    with django_capture_on_commit_callbacks(execute=True):
+        execution_retry_failed(execution=log.execution, actor=None)
+    log.refresh_from_db()
+    assert (log.status, log.insight) == ("succeeded", "Return requested; reminders every 7 days")
+    assert ReturnRequest.objects.get().escalate_to_role == "Returns desk"
+    assert len(smtp_server.messages) == 2
+
 
 @pytest.mark.parametrize("lock_first", [True, False])
 def test_the_lock_and_the_return_of_one_automation_act_on_the_same_devices(
@@ -544,3 +555,20 @@ def test_the_builder_adds_saves_and_describes_a_device_return(manager_client):
     preview.update(action_rows(return_row(reminder_every_days="3", categories=["tablet"])))
     text = manager_client.post(reverse("automations:builder_preview"), preview).text
     assert "ask for the return of tablets, reminding every 3 days" in text
+
+
+def test_the_django_admin_shows_the_settings_and_each_device_log(
+    leaver, engine, smtp_server, django_capture_on_commit_callbacks, admin_client
+):
+    make_asset(custodian=leaver, asset_tag="AT-600", name="MacBook Air")
+    automation = automation_with(("device_return", CONFIG))
+    event = deactivate(leaver, django_capture_on_commit_callbacks)
+    (log,) = return_logs()
+
+    page = admin_client.get(reverse("admin:automations_automation_change", args=[automation.pk]))
+    assert "Request the return of laptops and phones, reminding every 7 days" in page.text
+    execution = Execution.objects.get(event=event)
+    page = admin_client.get(reverse("admin:automations_execution_change", args=[execution.pk]))
+    assert "Request device return" in page.text and "AT-600 · MacBook Air" in page.text
+    page = admin_client.get(reverse("admin:automations_actionlog_change", args=[log.pk]))
+    assert page.status_code == 200 and "Return requested; reminders every 7 days" in page.text

@@ -550,7 +550,7 @@ class EmailKind(ActionKind):
         unknown = [r for r in config.get("roles") or [] if r not in ROLE_NAMES]
         if unknown:
             errors["roles"] = [f"Unknown role: {', '.join(unknown)}."]
-        if config.get("member") not in ("", "work", "personal"):
+        if (config.get("member") or "") not in ("", "work", "personal"):
             errors["member"] = ["Choose the member's work or personal email, or neither."]
         if not _has_recipient(config):
             errors["__all__"] = [NO_RECIPIENT]

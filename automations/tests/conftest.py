@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connections
 
+from assetsonar.tests.smtp_server import smtp_server  # noqa: F401 - a pytest fixture, used by name
 from automations.tests.browser import CHROMIUM
 
 

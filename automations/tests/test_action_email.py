@@ -44,8 +44,10 @@ BODY = (
 
 
 @pytest.fixture(autouse=True)
-def sync_q(monkeypatch, settings):
-    use_sync_q(monkeypatch, settings)
+def sync_q(request, monkeypatch, settings):
+    # The tests with a real cluster (transactional) leave the tasks to it.
+    if not request.node.get_closest_marker("django_db").kwargs.get("transaction"):
+        use_sync_q(monkeypatch, settings)
     fast_retries(settings)
     settings.EMAIL_RETRY_DELAYS = (0,) * 6
 
@@ -539,3 +541,78 @@ def _unescape(html: str) -> str:
     import html as _html
 
     return _html.unescape(html)
+
+
+# --- The real django-q2 worker ------------------------------------------------------------------
+
+
+def _worker(command: str, log, env: dict[str, str]):
+    import subprocess
+    import sys
+
+    from django.conf import settings as django_settings
+
+    with log.open("ab") as out:
+        return subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
+            [sys.executable, "manage.py", command],
+            cwd=django_settings.BASE_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_cluster_sends_the_email_through_the_smtp_server(smtp_server, tmp_path):
+    import signal
+
+    from automations.tests.test_qcluster import cluster_env, finished_execution, stop, wait_until
+
+    email_automation(manager=True, addresses=["it-ops@example.com"])
+    member = leaver()
+    log = tmp_path / "qcluster.log"
+    env = {
+        **cluster_env(),
+        "EMAIL_HOST": "127.0.0.1",
+        "EMAIL_PORT": str(smtp_server.port),
+        "EMAIL_USE_TLS": "false",
+        "DEFAULT_FROM_EMAIL": "AssetSonar <assetsonar@example.com>",
+    }
+    process = _worker("qcluster", log, env)
+    try:
+        member_deactivate(member=member, actor=None, reason="Last working day")
+        execution = wait_until(finished_execution, log, "the execution")
+    finally:
+        stop(process, signal.SIGKILL)
+
+    assert execution.status == Execution.Status.SUCCEEDED
+    got = by_recipient(smtp_server)
+    assert sorted(got) == ["alex.chen@example.com", "it-ops@example.com"]
+    for log_row in email_logs():
+        assert got[log_row.target_label].header(mail.KEY_HEADER) == log_row.key
+    assert "Hello Alex," in got["alex.chen@example.com"].text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_email_host_the_worker_prints_the_mail_to_its_log(tmp_path):
+    import signal
+
+    from automations.tests.test_qcluster import cluster_env, finished_execution, stop, wait_until
+
+    email_automation(manager=True)
+    member = leaver()
+    log = tmp_path / "worker.log"
+    process = _worker("worker", log, {**cluster_env(), "EMAIL_HOST": ""})
+    try:
+        member_deactivate(member=member, actor=None, reason="Last working day")
+        wait_until(finished_execution, log, "the execution")
+        wait_until(lambda: "Hello Alex," in log.read_text(errors="replace"), log, "the mail")
+    finally:
+        stop(process, signal.SIGTERM)
+
+    (row,) = email_logs()
+    assert row.insight.startswith("Printed to the worker's log for alex.chen@example.com")
+    output = log.read_text(errors="replace")
+    assert "To: alex.chen@example.com" in output
+    assert mail.KEY_HEADER in output and row.key in output

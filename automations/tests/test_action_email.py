@@ -616,3 +616,22 @@ def test_without_email_host_the_worker_prints_the_mail_to_its_log(tmp_path):
     output = log.read_text(errors="replace")
     assert "To: alex.chen@example.com" in output
     assert mail.KEY_HEADER in output and row.key in output
+
+
+def test_django_admin_shows_the_email_action_and_its_logs_by_recipient(
+    smtp_server, deactivate, admin_client
+):
+    automation = email_automation(manager=True, addresses=["it-ops@example.com"])
+    deactivate(leaver())
+    execution = Execution.objects.get()
+
+    page = admin_client.get(reverse("admin:automations_automation_change", args=[automation.pk]))
+    assert page.status_code == 200
+    assert "email the manager and it-ops@example.com" in page.text
+    page = admin_client.get(reverse("admin:automations_execution_change", args=[execution.pk]))
+    assert page.status_code == 200
+    assert "alex.chen@example.com" in page.text and "it-ops@example.com" in page.text
+    row = ActionLog.objects.get(target_label="it-ops@example.com")
+    page = admin_client.get(reverse("admin:automations_actionlog_change", args=[row.pk]))
+    assert page.status_code == 200
+    assert "Recipient" in page.text and "Send an email" in page.text

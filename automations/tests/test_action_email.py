@@ -22,6 +22,7 @@ from automations.actions.base import check_kinds
 from automations.engine.events import events_sweep
 from automations.engine.runner import event_process
 from automations.models import Action, ActionLog, Automation, Execution
+from automations.tests.browser import needs_chromium
 from automations.tests.builder_factories import action_rows, builder_data
 from automations.tests.engine_factories import (
     fast_retries,
@@ -29,7 +30,7 @@ from automations.tests.engine_factories import (
     run_due_schedules,
     use_sync_q,
 )
-from conftest import make_asset, make_entitlement, make_license, make_member
+from conftest import make_asset, make_entitlement, make_license, make_member, make_user
 from licenses.models import Entitlement
 from members.services import member_deactivate
 
@@ -635,3 +636,49 @@ def test_django_admin_shows_the_email_action_and_its_logs_by_recipient(
     page = admin_client.get(reverse("admin:automations_actionlog_change", args=[row.pk]))
     assert page.status_code == 200
     assert "Recipient" in page.text and "Send an email" in page.text
+
+
+@needs_chromium
+@pytest.mark.django_db(transaction=True)
+def test_the_card_previews_as_you_type_in_chromium(live_server, browser):
+    from django.apps import apps
+
+    from assetsonar import roles as portal_roles
+    from automations.tests.browser import screenshot, settled, wait_until
+
+    portal_roles.sync_roles(apps)
+    make_user("itm", IT_MANAGER)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "itm")
+    page.fill("#id_password", "pw-itm-Secret1")
+    page.click("button[type=submit]")
+    page.goto(f"{live_server.url}/automations/new/")
+    page.wait_for_selector("#builder-form")
+
+    page.click('button[value="add:email"]')
+    page.wait_for_selector('[data-kind="email"] .email-preview-subject')
+    settled(page)
+    assert "Jordan Rivera has left" in page.inner_text(".email-preview-subject")
+
+    page.fill('[data-kind="email"] input[name$="-subject"]', "Bye {{ member.first_name }}")
+    page.fill('[data-kind="email"] textarea[name$="-body"]', "<b>{{ member.department }}</b>")
+    page.locator('[data-kind="email"] textarea[name$="-body"]').blur()
+    wait_until(
+        page,
+        "() => (document.querySelector('.email-preview-subject') || {}).textContent "
+        "=== 'Bye Jordan'",
+    )
+    settled(page)
+    assert page.inner_text(".email-preview-html") == "<b>Engineering</b>"  # shown as text
+    assert page.inner_text(".email-preview-text") == "<b>Engineering</b>"
+    screenshot(page, "builder-email.png")
+
+    page.fill('[data-kind="email"] textarea[name$="-body"]', "Hi {{ member.nope }}")
+    page.locator('[data-kind="email"] textarea[name$="-body"]').blur()
+    wait_until(page, "() => document.querySelector('.email-preview ul.errorlist') !== null")
+    assert "Unknown placeholder {{ member.nope }} on line 1." in page.inner_text(".email-preview")
+    assert errors == []

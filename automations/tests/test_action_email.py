@@ -682,3 +682,12 @@ def test_the_card_previews_as_you_type_in_chromium(live_server, browser):
     wait_until(page, "() => document.querySelector('.email-preview ul.errorlist') !== null")
     assert "Unknown placeholder {{ member.nope }} on line 1." in page.inner_text(".email-preview")
     assert errors == []
+
+
+def test_the_automation_page_describes_the_email(manager_client):
+    automation = email_automation(manager=True, member="personal", addresses=["it-ops@example.com"])
+    html = manager_client.get(automation.get_absolute_url()).text
+    assert "The member&#x27;s manager" in html
+    assert "The member (personal email if set, else work email)" in html
+    assert "<li>it-ops@example.com</li>" in html
+    assert "{{ member.full_name }} left ({{ devices.count }} devices)" in html

@@ -687,7 +687,7 @@ def test_the_card_previews_as_you_type_in_chromium(live_server, browser):
 def test_the_automation_page_describes_the_email(manager_client):
     automation = email_automation(manager=True, member="personal", addresses=["it-ops@example.com"])
     html = manager_client.get(automation.get_absolute_url()).text
-    assert "The member&#x27;s manager" in html
+    assert "<li>The member's manager</li>" in html
     assert "The member (personal email if set, else work email)" in html
     assert "<li>it-ops@example.com</li>" in html
     assert "{{ member.full_name }} left ({{ devices.count }} devices)" in html

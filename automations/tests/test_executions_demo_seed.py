@@ -40,12 +40,14 @@ def test_seed_adds_connection_enrolments_automation_and_switches_mdm_on(settings
     assert not Asset.objects.filter(category=Asset.Category.MONITOR, mdm_connection__isnull=False)
     automation = Automation.objects.get(name="Offboard leavers")
     assert automation.enabled and automation.trigger_event == "member.deactivated"
-    assert sorted(automation.actions.values_list("kind", flat=True)) == [
-        "device_return",
-        "mdm_lock",
+    assert list(automation.actions.order_by("position").values_list("kind", flat=True)) == [
         "revoke_licenses",
+        "mdm_lock",
         "webhook",
+        "email",
+        "device_return",
     ]
+    assert automation.actions.get(kind="email").config["manager"] is True
     assert automation.actions.get(kind="webhook").get_secret().startswith("whsec_")
     assert automation.changes.count() == 1
     assert PortalSettings.load().mdm_commands_enabled
@@ -96,3 +98,39 @@ def test_deactivating_a_demo_member_revokes_locks_and_explains_the_refused_webho
     request = ReturnRequest.objects.filter(member=lena).first()
     assert (request.reminder_every_days, request.max_reminders) == (3, 2)
     assert request.escalate_to_role == "IT Manager"
+
+
+def test_the_demo_emails_the_manager_and_prints_the_mail_when_no_mail_server_is_set(
+    settings, monkeypatch, django_capture_on_commit_callbacks, capsys
+):
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    use_sync_q(monkeypatch, settings)
+    lena, _ = _company()
+    lena.manager = make_member(full_name="Max Manager", email="max.manager@example.com")
+    lena.save(update_fields=["manager"])
+    call_command("seed_automation_demo", stdout=StringIO())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        member_deactivate(member=lena, actor=None, reason="Left the company")
+
+    log = Execution.objects.get(member=lena).logs.get(action_kind="email")
+    assert (log.status, log.target_label) == ("succeeded", "max.manager@example.com")
+    assert log.insight.startswith("Printed to the worker's log for max.manager@example.com")
+    out = capsys.readouterr().out
+    assert "To: max.manager@example.com" in out
+    assert "Subject: Lena Leaver has left: devices and licenses" in out
+    assert "Hello Max," in out
+
+
+def test_the_demo_email_to_a_member_without_manager_is_skipped_with_the_reason(
+    settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.OUTBOUND_ALLOWED_NETWORKS = []
+    use_sync_q(monkeypatch, settings)
+    lena, _ = _company()
+    call_command("seed_automation_demo", stdout=StringIO())
+    with django_capture_on_commit_callbacks(execute=True):
+        member_deactivate(member=lena, actor=None, reason="Left the company")
+    log = Execution.objects.get(member=lena).logs.get(action_kind="email")
+    assert (log.status, log.insight) == ("skipped", "No manager recorded for Lena Leaver.")

@@ -1,7 +1,14 @@
 """Demo data for offboarding: an MDM simulator connection with most devices enrolled, the
-automation "Offboard leavers" with all three actions, and MDM commands switched on, so that
-deactivating any demo member shows the whole story (licenses revoked, devices locked, a webhook
-attempted, everything in the execution log, on the member and on the asset).
+automation "Offboard leavers" with the seed's three actions and an email to the member's manager,
+and MDM commands switched on, so that deactivating any demo member shows the whole story (licenses
+revoked, devices locked, a webhook attempted, the manager told, everything in the execution log,
+on the member and on the asset).
+
+The email. Without EMAIL_HOST the portal uses Django's console backend, so the demo's mails are
+printed to the output of `manage.py worker` (the process that runs the automations) and the log
+says "Printed to the worker's log … not sent". A member without a manager gets a skipped row
+"No manager recorded for …". An "Offboard leavers" automation made by an earlier version of this
+command is left as it is (no email is added to it).
 
     manage.py seed_automation_demo                        # after seed_demo; safe to run again
     manage.py seed_automation_demo --webhook-url https://hooks.example.com/offboarding
@@ -50,6 +57,22 @@ LOCKABLE_PLATFORMS = [
     Asset.Platform.IPADOS,
     Asset.Platform.ANDROID,
 ]
+DEMO_EMAIL = {
+    "manager": True,
+    "member": "",
+    "addresses": [],
+    "roles": [],
+    "subject": "{{ member.full_name }} has left: devices and licenses",
+    "body": (
+        "Hello {{ member.manager.first_name }},\n\n"
+        "{{ member.full_name }} ({{ member.title }}, {{ member.department }}) was deactivated "
+        "in AssetSonar: {{ member.deactivation_reason }}.\n\n"
+        "Their licenses were revoked and their devices locked. Please collect these devices "
+        "({{ devices.count }}):\n{{ devices }}\n\n"
+        "Licenses they held ({{ licenses.count }}):\n{{ licenses }}\n\n"
+        "Details: {{ member.url }}\n"
+    ),
+}
 # One lockable device in this many stays unenrolled, so the demo also shows the "Device is not
 # enrolled in an MDM" insight.
 UNENROLLED_EVERY = 8
@@ -58,7 +81,8 @@ UNENROLLED_EVERY = 8
 class Command(BaseCommand):
     help = (
         "Add the offboarding demo: an MDM simulator connection with enrolled devices, the "
-        '"Offboard leavers" automation with all three actions, and MDM commands switched on.'
+        '"Offboard leavers" automation (licenses, lock, webhook, email to the manager), and MDM '
+        "commands switched on."
     )
 
     def add_arguments(self, parser) -> None:
@@ -129,7 +153,7 @@ class Command(BaseCommand):
             ),
             trigger_module="members",
             trigger_event=MEMBER_DEACTIVATED,
-            # Licenses first, then the lock, then the webhook (the demo's order).
+            # Licenses first, then the lock, then the webhook, then the manager's email.
             actions=(
                 ActionSpec(
                     "revoke_licenses",
@@ -137,6 +161,7 @@ class Command(BaseCommand):
                 ),
                 ActionSpec("mdm_lock", {"message": LOCK_MESSAGE, "phone": LOCK_PHONE}),
                 ActionSpec("webhook", {"url": webhook_url, "method": "POST", "headers": {}}),
+                ActionSpec("email", DEMO_EMAIL),
             ),
         )
         # Device returns (issue 9), after the actions above: ask for the laptops and phones

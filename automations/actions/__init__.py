@@ -18,6 +18,7 @@ from automations.actions.base import (
 from automations.actions import webhook  # noqa: F401
 from automations.actions import revoke_licenses  # noqa: F401
 from automations.actions import mdm_lock  # noqa: F401
+from automations.actions import approval  # noqa: F401
 
 __all__ = [
     "REGISTRY",

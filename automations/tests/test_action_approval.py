@@ -22,13 +22,13 @@ from automations.actions.approval import (
     approval_decide,
     approvals_expire_due,
 )
-from automations.models import Action, ActionLog, Approval, Execution
+from automations.models import ActionLog, Approval, Execution
+from automations.tests.action_approval_factories import approval_automation, member_with_laptop
 from automations.tests.builder_factories import totp_code, totp_device
 from automations.tests.engine_factories import (
     fast_retries,
     make_connection,
     make_device,
-    make_engine_automation,
     mdm_commands,
     use_sync_q,
 )
@@ -70,29 +70,6 @@ def ida(db):
 @pytest.fixture
 def olaf(db):
     return make_user("olaf", roles.IT_MANAGER, first_name="Olaf", last_name="Ops")
-
-
-def approval_automation(*, users=("ida",), role="", mdm=True, expire_days=3):
-    """Require approval (position 0), then the seed's device lock (position 1)."""
-    automation = make_engine_automation(mdm=mdm, name="Offboarding with approval")
-    Action.objects.create(
-        automation=automation,
-        kind="approval",
-        position=0,
-        config={
-            "role": role,
-            "users": list(users),
-            "expire_days": expire_days,
-            "note": "Check the handover first",
-        },
-    )
-    return automation
-
-
-def member_with_laptop():
-    member = make_member(full_name="Lena Leaver")
-    laptop = make_device(member, make_connection(name="Demo MDM"), name="Lena's MacBook")
-    return member, laptop
 
 
 def decide(approval, actor, *, approve, comment="", otp_verified=False, capture):
@@ -165,7 +142,11 @@ def test_approved_the_held_lock_runs_once(deactivate, ida, django_capture_on_com
     # A second approval is refused and nothing runs again.
     with pytest.raises(ApprovalRefused, match="already approved by Ida Manager"):
         decide(
-            approval, ida, approve=True, otp_verified=True, capture=django_capture_on_commit_callbacks
+            approval,
+            ida,
+            approve=True,
+            otp_verified=True,
+            capture=django_capture_on_commit_callbacks,
         )
     assert len(lock_logs(execution)) == 1
     assert ActionLog.objects.get(pk=lock.pk).attempts == 1

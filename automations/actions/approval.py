@@ -534,7 +534,10 @@ def _settle(approval: Approval, *, insight: str, held: str | None, now: datetime
     if held is not None:
         detail["unmet"] = True
     log.detail, log.insight, log.finished_at = detail, insight[:500], now
-    log.save(update_fields=["status", "detail", "insight", "finished_at"])
+    # The target column says the decision wherever logs are listed (the member's panel too).
+    by = f" by {approval.decided_by_name}" if approval.decided_by_name else ""
+    log.target_label = f"{approval.get_status_display()}{by}"[:300]
+    log.save(update_fields=["status", "detail", "insight", "finished_at", "target_label"])
     if held is None or approval.action_id is None:
         return
     for waiting in ActionLog.objects.filter(

@@ -136,6 +136,7 @@ def test_approved_the_held_lock_runs_once(deactivate, ida, django_capture_on_com
     assert step.insight.startswith("Approved by Ida Manager on ")
     assert step.insight.endswith(": “Handover done”.")
     assert step.detail["decided_by"] == "Ida Manager"
+    assert step.target_label == "Approved by Ida Manager"
     assert step.detail["comment"] == "Handover done"
     assert AuditEvent.objects.filter(message__contains=f"Approval {approval.pk} of").exists()
 
@@ -480,3 +481,16 @@ def test_rejecting_through_the_page_without_javascript(client, deactivate, ida):
     html = client.get(execution.get_absolute_url()).content.decode()
     assert "Decided by" in html
     assert "Keep the laptop" in html
+    assert "Rejected by Ida Manager" in html
+    # The member's Automated actions panel shows the decision.
+    panel = client.get(reverse("automations:member_actions_panel", args=[member.pk]))
+    assert "Rejected by Ida Manager" in panel.content.decode()
+    # The Django admin lists approvals by decision, read-only.
+    client.force_login(make_user("root", is_superuser=True, is_staff=True))
+    admin_list = client.get(
+        reverse("admin:automations_approval_changelist"), {"status__exact": "rejected"}
+    )
+    assert admin_list.status_code == 200
+    assert "Lena Leaver" in admin_list.content.decode()
+    change = client.get(reverse("admin:automations_approval_change", args=[approval.pk]))
+    assert 'name="_save"' not in change.content.decode()

@@ -494,3 +494,42 @@ def test_rejecting_through_the_page_without_javascript(client, deactivate, ida):
     assert "Lena Leaver" in admin_list.content.decode()
     change = client.get(reverse("admin:automations_approval_change", args=[approval.pk]))
     assert 'name="_save"' not in change.content.decode()
+
+
+# --- The builder --------------------------------------------------------------------------------
+
+
+def test_the_builder_saves_an_approval_before_a_revocation_without_javascript(manager_client, ida):
+    from automations.models import Automation
+    from automations.tests.builder_factories import action_rows, builder_data
+
+    data = builder_data(name="Approve first", revoke=None)
+    data.update(
+        action_rows(
+            ("approval", {"users": ["ida"], "role": roles.MDM_OPERATOR, "expire_days": "5"}),
+            ("revoke_licenses", {"user_based": True}),
+        )
+    )
+    response = manager_client.post(reverse("automations:create"), data)
+
+    assert response.status_code == 302, response.content.decode()[:3000]
+    automation = Automation.objects.get(name="Approve first")
+    first, second = automation.actions.order_by("position")
+    assert (first.kind, second.kind) == ("approval", "revoke_licenses")
+    assert first.config == {
+        "role": roles.MDM_OPERATOR,
+        "users": ["ida"],
+        "expire_days": 5,
+        "note": "",
+    }
+
+
+def test_the_builder_refuses_an_approval_without_approvers(manager_client):
+    from automations.tests.builder_factories import action_rows, builder_data
+
+    data = builder_data(name="Approve nobody", revoke=None)
+    data.update(action_rows(("approval", {"expire_days": "3"})))
+    response = manager_client.post(reverse("automations:create"), data)
+
+    assert response.status_code == 200
+    assert "Choose who approves: a role, named users, or both." in response.content.decode()

@@ -533,3 +533,27 @@ def test_the_builder_refuses_an_approval_without_approvers(manager_client):
 
     assert response.status_code == 200
     assert "Choose who approves: a role, named users, or both." in response.content.decode()
+
+
+def test_the_expiry_schedule_exists_and_runs_through_django_q(deactivate, ida):
+    from django_q.models import Schedule
+    from django_q.scheduler import scheduler
+
+    schedule = Schedule.objects.get(name="Expire approval requests")
+    assert (schedule.func, schedule.schedule_type, schedule.minutes) == (
+        "automations.actions.approval.approvals_expire_due",
+        Schedule.MINUTES,
+        15,
+    )
+    member, _ = member_with_laptop()
+    approval_automation()
+    execution = deactivate(member)
+    Approval.objects.filter(execution=execution).update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
+    Schedule.objects.filter(pk=schedule.pk).update(next_run=timezone.now() - timedelta(seconds=1))
+
+    scheduler()  # django-q2's scheduler; in sync mode the task runs right away
+
+    assert Approval.objects.get(execution=execution).status == Approval.Status.EXPIRED
+    assert lock_logs(execution)[0].status == ActionLog.Status.SKIPPED

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from assets.admin_mdm import MDMConnectionAdmin
-from assets.models import Asset, CustodyRecord, MDMConnection
+from assets.models import Asset, CustodyRecord, MDMConnection, ReturnMail, ReturnRequest
 from assets.services import EDITABLE_FIELDS, asset_check_in, asset_create, asset_update
 from assetsonar.admin_mixins import ReadOnlyAdminMixin
 
@@ -168,3 +168,39 @@ class CustodyRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 # Credentials handling lives in its own module (write-only encrypted fields, "Test connection").
 admin.site.register(MDMConnection, MDMConnectionAdmin)
+
+
+class ReturnMailInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The emails about a return request (its notice, reminders, escalation) and what became of
+    each. Written by assets.returns only."""
+
+    model = ReturnMail
+    fk_name = "request"
+    fields = ["kind", "number", "recipient", "to", "status", "attempts", "insight", "sent_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(ReturnRequest)
+class ReturnRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Device returns, read-only for support staff: they open and close through the services
+    (an automation's action, a check-in, a reactivation)."""
+
+    list_display = [
+        "asset",
+        "member",
+        "requested_at",
+        "reminders_sent",
+        "next_reminder_at",
+        "escalated_at",
+        "closed_at",
+        "closed_reason",
+    ]
+    list_select_related = ["asset", "member"]
+    list_filter = ["closed_reason", ("closed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["asset__asset_tag", "member__full_name", "member__email"]
+    show_full_result_count = False
+    date_hierarchy = None
+    inlines = [ReturnMailInline]
+    readonly_fields = [f.name for f in ReturnRequest._meta.fields]

@@ -11,9 +11,10 @@ from assets.models import Asset
 from assets.services import EDITABLE_FIELDS
 from members.models import Member
 
-# Custody starts only with a check-out, so no form offers "In custody" as a status to choose.
+# Custody starts only with a check-out (and a return is requested by its service), so no form
+# offers "In custody" or "Return requested" as a status to choose.
 STATUS_CHOICES_WITHOUT_CUSTODY = [
-    (value, label) for value, label in Asset.Status.choices if value != Asset.Status.IN_CUSTODY
+    (value, label) for value, label in Asset.Status.choices if value not in Asset.CUSTODY_STATUSES
 ]
 
 
@@ -74,7 +75,7 @@ class AssetForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         status = self.fields["status"]
-        if self.instance.pk and self.instance.status == Asset.Status.IN_CUSTODY:
+        if self.instance.pk and self.instance.is_held:
             status.disabled = True
             status.help_text = "Check the asset in to change its status."
         else:

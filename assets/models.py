@@ -74,8 +74,14 @@ class MDMConnection(models.Model):
         return bool(self.credentials_encrypted)
 
 
+# The statuses in which someone holds an asset: it has a custodian and an open custody record.
+# Everything that means "held by someone" asks this (Asset.CUSTODY_STATUSES), not IN_CUSTODY alone.
+CUSTODY_STATUSES = ("in_custody", "return_requested")
+
+
 class Asset(models.Model):
-    """A device. While `status` is "in custody" it has a custodian; otherwise none."""
+    """A device. While `status` is "in custody" or "return requested" (CUSTODY_STATUSES) it has a
+    custodian; otherwise none."""
 
     class Category(models.TextChoices):
         LAPTOP = "laptop", "Laptop"
@@ -98,9 +104,14 @@ class Asset(models.Model):
     class Status(models.TextChoices):
         AVAILABLE = "available", "Available"
         IN_CUSTODY = "in_custody", "In custody"
+        # Still in the custodian's custody (custodian and custody record unchanged), with an
+        # open ReturnRequest: the device is on its way back (assets/returns.py).
+        RETURN_REQUESTED = "return_requested", "Return requested"
         IN_REPAIR = "in_repair", "In repair"
         LOST = "lost", "Lost"
         RETIRED = "retired", "Retired"
+
+    CUSTODY_STATUSES = CUSTODY_STATUSES
 
     class LockState(models.TextChoices):
         UNLOCKED = "unlocked", "Not locked"
@@ -169,8 +180,8 @@ class Asset(models.Model):
             ),
             models.CheckConstraint(
                 condition=(
-                    models.Q(status="in_custody", custodian__isnull=False)
-                    | (~models.Q(status="in_custody") & models.Q(custodian__isnull=True))
+                    models.Q(status__in=CUSTODY_STATUSES, custodian__isnull=False)
+                    | (~models.Q(status__in=CUSTODY_STATUSES) & models.Q(custodian__isnull=True))
                 ),
                 name="asset_custodian_iff_in_custody",
                 violation_error_message="An asset has a custodian exactly when it is in custody.",
@@ -196,6 +207,11 @@ class Asset(models.Model):
     def is_lockable(self) -> bool:
         """A device an MDM lock applies to (not a monitor, an accessory, or one with no OS)."""
         return self.category in self.LOCKABLE_CATEGORIES and self.platform != self.Platform.NONE
+
+    @property
+    def is_held(self) -> bool:
+        """Someone holds it (in custody, or in custody with a return requested)."""
+        return self.status in self.CUSTODY_STATUSES
 
     @property
     def is_mdm_enrolled(self) -> bool:
@@ -302,3 +318,170 @@ class MDMCommand(models.Model):
 
     def set_pin(self, pin: str) -> None:
         self.pin_encrypted = crypto.encrypt(pin)
+
+
+# --- Device returns (assets/returns.py) ------------------------------------------------------
+# Kept in one block of its own.
+
+
+class ReturnRequest(models.Model):
+    """A request that a member hand back one device in their custody.
+
+    Opened by `assets.returns.return_requests_open` (an automation's "Request the return of
+    devices" action, usually): the asset goes to "return requested" and keeps its custodian. The
+    member and their manager are told; reminders follow every `reminder_every_days` days until the
+    device is checked in; after `max_reminders` reminders the request escalates once to
+    `escalate_to_emails` and the users of the role `escalate_to_role`. Checking the asset in closes
+    it; so do cancelling it and reactivating the member. At most one open request per asset.
+
+    `source_execution_id` names the automation execution that opened it as a plain integer (no
+    foreign key: assets sit below automations); `source_key` makes opening idempotent.
+    """
+
+    class ClosedReason(models.TextChoices):
+        CHECKED_IN = "checked_in", "Checked in"
+        CANCELLED = "cancelled", "Cancelled"
+        MEMBER_REACTIVATED = "member_reactivated", "Member reactivated"
+
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="return_requests")
+    member = models.ForeignKey(
+        "members.Member", on_delete=models.PROTECT, related_name="return_requests"
+    )
+    requested_at = models.DateTimeField()
+    requested_by = models.CharField(max_length=150, blank=True, help_text="Who or what asked.")
+    source_label = models.CharField(max_length=300, blank=True)
+    source_key = models.CharField(max_length=200, blank=True, editable=False)
+    source_execution_id = models.BigIntegerField(null=True, blank=True)
+    reminder_every_days = models.PositiveSmallIntegerField(
+        default=7, validators=[MinValueValidator(1), MaxValueValidator(365)]
+    )
+    max_reminders = models.PositiveSmallIntegerField(default=3, validators=[MaxValueValidator(50)])
+    escalate_to_emails = models.JSONField(default=list, blank=True)
+    escalate_to_role = models.CharField(max_length=150, blank=True)
+    # Subject and body templates that replace the defaults, by "<kind>.<recipient>" (e.g.
+    # "reminder.member"): the placeholder language of assetsonar/placeholders.py.
+    messages = models.JSONField(default=dict, blank=True)
+    reminders_sent = models.PositiveSmallIntegerField(default=0)
+    last_reminded_at = models.DateTimeField(null=True, blank=True)
+    # When the next reminder (or the escalation) is due; NULL once nothing more is due.
+    next_reminder_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_reason = models.CharField(max_length=30, choices=ClosedReason.choices, blank=True)
+    closed_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["asset"],
+                condition=models.Q(closed_at__isnull=True),
+                name="return_one_open_request_per_asset",
+                violation_error_message="This asset already has an open return request.",
+            ),
+            models.UniqueConstraint(
+                fields=["source_key"],
+                condition=~models.Q(source_key=""),
+                name="return_source_key_unique",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(closed_at__isnull=True, closed_reason="")
+                | (models.Q(closed_at__isnull=False) & ~models.Q(closed_reason="")),
+                name="return_closed_has_reason",
+            ),
+        ]
+        indexes = [
+            # The sweep's due rows (returns_remind_due) and the dashboard's overdue count.
+            models.Index(
+                fields=["next_reminder_at"],
+                condition=models.Q(closed_at__isnull=True),
+                name="return_open_next_reminder",
+            ),
+            models.Index(
+                fields=["-requested_at", "-id"],
+                condition=models.Q(closed_at__isnull=True),
+                name="return_open_by_requested",
+            ),
+            # The Returns view's "overdue" filter and the dashboard's count of overdue returns.
+            models.Index(
+                fields=["-requested_at", "-id"],
+                condition=models.Q(closed_at__isnull=True)
+                & (models.Q(reminders_sent__gt=0) | models.Q(escalated_at__isnull=False)),
+                name="return_overdue_by_requested",
+            ),
+            models.Index(fields=["member", "-requested_at"], name="return_by_member"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Return of {self.asset_id} by {self.member_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+    # Open and past its first reminder, or escalated: as a query (selectors, dashboard).
+    OVERDUE = models.Q(closed_at__isnull=True) & (
+        models.Q(reminders_sent__gt=0) | models.Q(escalated_at__isnull=False)
+    )
+
+    @property
+    def is_overdue(self) -> bool:
+        """Open and past its first reminder (or escalated)."""
+        return self.is_open and (self.reminders_sent > 0 or self.escalated_at is not None)
+
+
+class ReturnMail(models.Model):
+    """One email about device returns to one recipient: the outbox row of the notice, a
+    reminder or the escalation. Written in the transaction that makes it due, sent after it
+    (assets.returns.returns_send_pending); `key` is unique, so an email is made once and, once
+    sent, never sent again. A temporary failure is retried by the next sweep; a permanent one is
+    kept with the insight."""
+
+    class Kind(models.TextChoices):
+        NOTICE = "notice", "Return requested"
+        REMINDER = "reminder", "Reminder"
+        ESCALATION = "escalation", "Escalation"
+
+    class Recipient(models.TextChoices):
+        MEMBER = "member", "Member"
+        MANAGER = "manager", "Manager"
+        ESCALATION = "escalation", "Escalation contact"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Not sent"
+
+    key = models.CharField(max_length=200, unique=True)
+    # The first request the email is about (it lists every device of `request_ids`).
+    request = models.ForeignKey(ReturnRequest, on_delete=models.CASCADE, related_name="mails")
+    request_ids = models.JSONField(default=list)
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    number = models.PositiveSmallIntegerField(default=0, help_text="The reminder's number.")
+    recipient = models.CharField(max_length=20, choices=Recipient.choices)
+    to = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=300)
+    text = models.TextField()
+    html = models.TextField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    insight = models.CharField(max_length=500, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(
+                fields=["status", "id"],
+                condition=models.Q(status__in=["pending", "sending"]),
+                name="return_mail_unsent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.to or self.get_recipient_display()}"

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from assets.models import Asset, CustodyRecord
+from assets.returns import return_request_close_for_checked_in
 from assetsonar.audit import audit_record, model_changes
 from assetsonar.models import AuditEvent
 from assetsonar.tallies import tally_add, tally_status_change
@@ -33,7 +34,7 @@ def _check_fields(fields: dict[str, Any]) -> None:
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise TypeError(f"Unknown asset fields: {sorted(unknown)}")
-    if fields.get("status") == Asset.Status.IN_CUSTODY:
+    if fields.get("status") in Asset.CUSTODY_STATUSES:
         raise ValidationError({"status": "Use “Check out” to put an asset in someone's custody."})
 
 
@@ -53,12 +54,9 @@ def asset_create(*, actor: Any, request: Any = None, **fields: Any) -> Asset:
 def asset_update(*, asset: Asset, actor: Any, request: Any = None, **fields: Any) -> Asset:
     """Edit an asset's details. Custody changes only through check-out and check-in."""
     locked = Asset.objects.select_for_update().get(pk=asset.pk)
-    if locked.status == Asset.Status.IN_CUSTODY and fields.get("status") not in (
-        None,
-        Asset.Status.IN_CUSTODY,
-    ):
+    if locked.is_held and fields.get("status") not in (None, locked.status):
         raise ValidationError({"status": "Check the asset in before changing its status."})
-    if fields.get("status") == Asset.Status.IN_CUSTODY and locked.status == Asset.Status.IN_CUSTODY:
+    if locked.is_held and fields.get("status") == locked.status:
         fields.pop("status")
     _check_fields(fields)
     before = {name: getattr(locked, name) for name in EDITABLE_FIELDS}
@@ -127,13 +125,16 @@ def asset_check_in(
     status: str = Asset.Status.AVAILABLE,
     request: Any = None,
 ) -> CustodyRecord:
-    """Take an asset back from its custodian and close the open custody record."""
-    if status == Asset.Status.IN_CUSTODY or status not in Asset.Status.values:
+    """Take an asset back from its custodian and close the open custody record, and its open
+    return request if it has one (assets/returns.py)."""
+    if status in Asset.CUSTODY_STATUSES or status not in Asset.Status.values:
         raise ValidationError({"status": "Choose the status the asset returns to."})
     pk = asset.pk if isinstance(asset, Asset) else asset
     locked = Asset.objects.select_for_update().get(pk=pk)
-    if locked.status != Asset.Status.IN_CUSTODY:
+    if not locked.is_held:
         raise ValidationError(f"{locked.asset_tag} is not checked out to anyone.")
+    return_request_close_for_checked_in(asset=locked, actor=actor, request=request)
+    held_status = locked.status
     record = CustodyRecord.objects.select_for_update().get(asset=locked, checked_in_at__isnull=True)
     previous = locked.custodian
     record.checked_in_at = timezone.now()
@@ -145,7 +146,7 @@ def asset_check_in(
     locked.custodian = None
     locked.save(update_fields=["status", "custodian", "updated_at"])
     tally_add(Member, "assets_count", {record.member_id: -1})
-    tally_status_change("assets", Asset.Status.IN_CUSTODY, status)
+    tally_status_change("assets", held_status, status)
     audit_record(
         action=AuditEvent.Action.CHECKED_IN,
         actor=actor,

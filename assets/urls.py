@@ -1,12 +1,13 @@
 from django.urls import path
 
-from assets import views
+from assets import views, views_returns
 
 app_name = "assets"
 
 urlpatterns = [
     path("", views.asset_list, name="list"),
     path("new/", views.asset_create, name="create"),
+    path("returns/", views_returns.return_list_view, name="returns"),
     path("<int:pk>/", views.asset_detail, name="detail"),
     path("<int:pk>/edit/", views.asset_edit, name="edit"),
     path("<int:pk>/check-out/", views.asset_check_out, name="check_out"),

@@ -20,6 +20,7 @@ from assets import selectors, services
 from assets.filters import AssetFilter
 from assets.forms import AssetForm, CheckInForm, CheckOutForm, MarkUnlockedForm
 from assets.models import Asset
+from assets.selectors_returns import return_open_for_asset
 from assetsonar.audit import audit_for
 from assetsonar.forms import add_service_errors
 from assetsonar.http import done, resolve_sort
@@ -72,7 +73,7 @@ def _detail_context(request: HttpRequest, asset: Asset) -> dict:
     can_check_out = asset.status == Asset.Status.AVAILABLE and user.has_perms(
         ["assets.change_asset", "assets.add_custodyrecord"]
     )
-    can_check_in = asset.status == Asset.Status.IN_CUSTODY and user.has_perms(
+    can_check_in = asset.is_held and user.has_perms(
         ["assets.change_asset", "assets.change_custodyrecord"]
     )
     return {
@@ -83,6 +84,7 @@ def _detail_context(request: HttpRequest, asset: Asset) -> dict:
             selectors.asset_entitlements(asset, live=False), "revoked_page"
         ),
         "audit_events": audit_for(asset),
+        "open_return": return_open_for_asset(asset) if asset.is_held else None,
         "can_check_out": can_check_out,
         "can_check_in": can_check_in,
         "check_out_form": CheckOutForm() if can_check_out else None,

@@ -13,6 +13,7 @@ NAV = [
     ("members", "Members", "members:list", "members"),
     ("offboardings", "Upcoming offboardings", "members:upcoming", "members"),
     ("assets", "Assets", "assets:list", "assets"),
+    ("returns", "Returns", "assets:returns", "assets"),
     ("licenses", "Licenses", "licenses:list", "licenses"),
     ("automations", "Workflows & Automations", "automations:list", "automations"),
     ("provisioning", "Provisioning", "provisioning:page", "provisioning"),

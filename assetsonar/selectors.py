@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from assets.models import Asset
+from assets.selectors_returns import returns_overdue_count
 from assetsonar.paging import CappedPaginator
 from assetsonar.tallies import tally_values
 from licenses.selectors import licenses_with_seat_use
@@ -49,9 +50,11 @@ def dashboard_stats(*, sections: frozenset[str]) -> dict:
         if "assets" in sections:
             stats["assets"] = {
                 "total": sum(tallies["assets"].values()),
-                "in_custody": tallies["assets"].get(Asset.Status.IN_CUSTODY, 0),
+                "in_custody": sum(tallies["assets"].get(s, 0) for s in Asset.CUSTODY_STATUSES),
                 "available": tallies["assets"].get(Asset.Status.AVAILABLE, 0),
             }
+            # Device returns past their first reminder (assets/returns.py), on a partial index.
+            stats["returns_overdue"], stats["returns_overdue_capped"] = returns_overdue_count()
     if {"members", "assets", "entitlements"} <= sections:
         holding = (
             Member.objects.deactivated()

@@ -185,6 +185,9 @@ def member_reactivate(
         message="Reactivated; the last working day that had ended was cleared." if changes else "",
         request=request,
     )
+    from assets.returns import return_requests_cancel_for_member  # assets imports members
+
+    return_requests_cancel_for_member(member=locked, actor=actor, request=request)
     return locked, True
 
 

@@ -17,6 +17,8 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
+from assets.models import Asset
+from assets.selectors_returns import returns_open_for_member
 from assetsonar.csvsafe import SafeWriter
 from assetsonar.forms import add_service_errors
 from assetsonar.http import done, safe_next
@@ -90,12 +92,17 @@ def _sort_columns(current: str) -> dict[str, dict[str, str]]:
 def member_detail(request: HttpRequest, pk: int) -> HttpResponse:
     member = _get_member(pk)
     company = selectors.company_time_zone()
+    assets = list(selectors.member_assets_in_custody(member))
     context = {
         "member": member,
         "offboarding": selectors.member_offboarding(
             member, company_zone=company, today=selectors.company_today(company)
         ),
-        "assets": list(selectors.member_assets_in_custody(member)),
+        "assets": assets,
+        # Read only when one of their devices is on its way back (its status says so).
+        "open_returns": returns_open_for_member(member)
+        if any(a.status == Asset.Status.RETURN_REQUESTED for a in assets)
+        else [],
         "entitlements": list(selectors.member_live_entitlements(member)),
         "custody_history": selectors.member_custody_history(member),
         "revoked_entitlements": selectors.member_revoked_entitlements(member),

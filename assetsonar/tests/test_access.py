@@ -91,6 +91,7 @@ def test_every_role_sees_the_whole_navigation(client, request, fixture):
         "Members",
         "Upcoming offboardings",
         "Assets",
+        "Returns",
         "Licenses",
         "Workflows &amp; Automations",
         *provisioning,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
@@ -208,6 +209,12 @@ def seed_demo_company() -> None:
         )
         member_deactivate(member=leaver, actor=None, reason="Left the company")
         work_off_queue()
+    # The leaver asked to return their devices, one reminder sent (Returns, the asset's panel).
+    from assets.returns import return_requests_open, returns_remind_due
+
+    devices = list(leaver.assets_in_custody.all())
+    return_requests_open(member=leaver, assets=devices, actor=None, reminder_every_days=7)
+    returns_remind_due(now=timezone.now() + timedelta(days=8))
     # What the admin's other pages list: a task queued, one done and one failed (django-q2), a
     # sign-in refused and one accepted (django-axes), an authenticator of another user.
     async_task("math.floor", 1.5, task_name="queued-for-axe")

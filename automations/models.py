@@ -444,3 +444,71 @@ class AuthenticatorDevice(TimestampMixin, ThrottlingMixin, Device):
     get_throttle_factor = TOTPDevice.get_throttle_factor
     config_url = TOTPDevice.config_url
     _read_str_from_settings = TOTPDevice._read_str_from_settings
+
+
+# --- Approvals (the "Require approval" action kind, automations/actions/approval.py) ---------
+
+
+class Approval(models.Model):
+    """One request for a person's decision: a "Require approval" step of one execution, which
+    holds the actions after it (the engine's held logs) until an approver decides, the request
+    expires (`expires_at`) or the member is reactivated (cancelled). `approvers` is who may
+    decide, resolved when the step ran; `needs_mdm`: a held action locks devices, so approving
+    needs the MDM permission and a one-time password."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for a decision"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+        CANCELLED = "cancelled", "Cancelled"
+
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="approvals")
+    action = models.ForeignKey(
+        Action, null=True, blank=True, on_delete=models.SET_NULL, related_name="approvals"
+    )
+    # The approval step's own log (target type "approval").
+    log = models.OneToOneField(
+        ActionLog, null=True, blank=True, on_delete=models.SET_NULL, related_name="approval"
+    )
+    member = models.ForeignKey("members.Member", on_delete=models.PROTECT, related_name="approvals")
+    approvers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, related_name="approvals_to_decide", blank=True
+    )
+    note = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    requested_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="approvals_decided",
+    )
+    decided_by_name = models.CharField(max_length=150, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(max_length=1000, blank=True)
+    needs_mdm = models.BooleanField(default=False)
+    # user id → the Message-ID of the mail sent to that approver (nothing is mailed twice).
+    notified = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["execution", "action"], name="approval_once_per_step")
+        ]
+        indexes = [models.Index(fields=["status", "-requested_at"])]
+        permissions = [
+            ("decide_approval", "Can see the Approvals inbox of every approval request"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Approval {self.pk} for {self.member_id} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("automations:approval_detail", args=[self.pk])
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == self.Status.PENDING

@@ -58,3 +58,9 @@ def member_status_event(
     kind = TRANSITIONS.get((before, instance.status))
     if kind is not None:
         event_record(member=instance, kind=kind)
+    if kind == MEMBER_REACTIVATED:
+        # Reactivated before a decision: the member's pending approvals are cancelled and the
+        # actions they hold are not run (automations/actions/approval.py).
+        from automations.actions.approval import approvals_cancel_for_member
+
+        approvals_cancel_for_member(member_id=instance.pk)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from automations.views import builder, executions, mdm, otp, preview
+from automations.views import approvals, builder, executions, mdm, otp, preview
 
 app_name = "automations"
 
@@ -28,6 +28,9 @@ urlpatterns = [
     path("members/<int:pk>/actions/", executions.member_actions_panel, name="member_actions_panel"),
     # What deactivating the members ticked on the members list would run
     path("deactivation-preview/", preview.deactivation_preview, name="deactivation_preview"),
+    # Approvals (the "Require approval" action kind)
+    path("approvals/", approvals.approval_inbox, name="approvals"),
+    path("approvals/<int:pk>/", approvals.approval_detail, name="approval_detail"),
     # MDM
     path("mdm-commands/<int:pk>/pin/", mdm.mdm_command_pin, name="mdm_command_pin"),
 ]

@@ -84,6 +84,8 @@ def test_every_role_sees_the_whole_navigation(client, request, fixture):
     html = client.get(reverse("dashboard")).content.decode()
     # IT managers also manage SCIM provisioning (provisioning.manage_provisioning).
     provisioning = ["Provisioning"] if fixture == "it_manager" else []
+    # IT managers see every approval request (automations.decide_approval).
+    approvals = ["Approvals"] if fixture == "it_manager" else []
     assert nav_labels(html) == [
         "Dashboard",
         "Members",
@@ -93,6 +95,7 @@ def test_every_role_sees_the_whole_navigation(client, request, fixture):
         "Licenses",
         "Workflows &amp; Automations",
         *provisioning,
+        *approvals,
     ]
 
 
@@ -129,10 +132,11 @@ def test_member_counts_alone_do_not_show_who_still_holds_assets(client):
 def test_a_dashboard_of_fewer_sections_makes_fewer_queries(
     client, manager_client, django_assert_max_num_queries
 ):
-    # 12: the upcoming offboardings card reads the company time zone and counts (issue 10).
-    with django_assert_max_num_queries(12) as full:
+    # 12: the upcoming offboardings card reads the company time zone and counts (issue 10);
+    # +1: the navigation's count of approvals waiting for the user (issue 9).
+    with django_assert_max_num_queries(13) as full:
         manager_client.get(reverse("dashboard"))
     client.force_login(user_with("licensing", "licenses.view_license"))
-    with django_assert_max_num_queries(6) as licenses_only:
+    with django_assert_max_num_queries(7) as licenses_only:
         client.get(reverse("dashboard"))
     assert len(licenses_only.captured_queries) < len(full.captured_queries)

@@ -84,7 +84,7 @@ def _first(model, **filters):
 def _portal_fillers():
     """URL name → kwargs taken from the demo data, for portal routes with arguments."""
     from assets.models import Asset, MDMCommand
-    from automations.models import Execution
+    from automations.models import Approval, Execution
     from licenses.models import Entitlement
     from members.models import Member
 
@@ -124,6 +124,7 @@ def _portal_fillers():
         "automations:execution_retry": lambda: {"pk": _first(Execution).pk},
         "automations:member_actions_panel": lambda: {"pk": _first(Execution).member_id},
         "automations:mdm_command_pin": lambda: {"pk": _first(MDMCommand).pk},
+        "automations:approval_detail": lambda: {"pk": _first(Approval).pk},
         "provisioning:token_revoke": lambda: {"pk": _first(ScimToken).pk},
     }
 
@@ -233,6 +234,17 @@ def seed_demo_company() -> None:
     Action.objects.create(automation=lock, kind="mdm_lock", config={"message": "Call IT."})
     ida = make_user("ida", roles.IT_MANAGER, roles.MDM_OPERATOR, is_staff=True)
     totp_device(ida)
+    # A "Require approval" request waiting for ida: its page and its admin pages (issue 9).
+    from automations.models import Approval, Execution
+
+    execution = Execution.objects.order_by("pk").first()
+    approval = Approval.objects.create(
+        execution=execution,
+        member=execution.member,
+        note="Check the handover first",
+        expires_at=timezone.now() + timezone.timedelta(days=3),
+    )
+    approval.approvers.add(ida)
     client = Client()
     client.post(reverse("login"), {"username": "ida", "password": "wrong"}, REMOTE_ADDR="10.0.0.9")
     client.post(reverse("login"), {"username": "ida", "password": "pw-ida-Secret1"})

@@ -20,6 +20,7 @@ from automations.actions import revoke_licenses  # noqa: F401
 from automations.actions import mdm_lock  # noqa: F401
 from automations.actions import email  # noqa: F401
 from automations.actions import device_return  # noqa: F401
+from automations.actions import approval  # noqa: F401
 
 __all__ = [
     "REGISTRY",

@@ -268,7 +268,9 @@ def _prepare(
             while queue:
                 action = queue.pop(0)
                 wave.append(Prep(execution, action, event))
-                if not action.continue_on_error and queue:
+                # A kind that holds the actions after it (Require approval) is a gate too.
+                holds = getattr(REGISTRY.get(action.kind), "holds_later", False)
+                if (not action.continue_on_error or holds) and queue:
                     gates[execution.pk] = action
                     break
         jobs += _prepare_wave(wave, context, crashed, isolate=isolate)

@@ -16,9 +16,10 @@ from members.models import Member
 
 HTMX = {"HX-Request": "true"}
 
-# Session, user, user permissions, group permissions, then the page's own queries.
-LIST_QUERY_BUDGET = 8  # + count (capped), page, departments, locations (counts are columns)
-DETAIL_QUERY_BUDGET = 19  # + member, assets, entitlements, custody, revoked, audit trail,
+# Session, user, user permissions, group permissions, the navigation's approvals count (issue 9),
+# then the page's own queries.
+LIST_QUERY_BUDGET = 9  # + count (capped), page, departments, locations (counts are columns)
+DETAIL_QUERY_BUDGET = 20  # + member, assets, entitlements, custody, revoked, audit trail,
 # the Automated actions panel (the member's execution ids, their action list and the "still
 # running?" check), and the deactivate dialog's planned automations (automations, their
 # conditions and actions, the member's snapshot: member, custody, live entitlements; 1 query when

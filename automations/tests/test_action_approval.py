@@ -539,6 +539,11 @@ def test_the_expiry_schedule_exists_and_runs_through_django_q(deactivate, ida):
     from django_q.models import Schedule
     from django_q.scheduler import scheduler
 
+    from automations.actions.approval import ensure_expiry_schedule
+
+    # A transactional test earlier in this process may have flushed the migration's row: the
+    # migration calls this same function.
+    ensure_expiry_schedule()
     schedule = Schedule.objects.get(name="Expire approval requests")
     assert (schedule.func, schedule.schedule_type, schedule.minutes) == (
         "automations.actions.approval.approvals_expire_due",

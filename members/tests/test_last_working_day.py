@@ -256,6 +256,9 @@ def test_a_new_member_takes_the_option_from_the_portal_setting(it_manager, defau
 
 @pytest.mark.django_db
 def test_the_schedule_exists_every_5_minutes_and_runs_the_service():
+    # A transactional test earlier in this process may have flushed the migration's row: the
+    # migration calls this same function.
+    tasks.ensure_deactivate_due_schedule()
     schedule = Schedule.objects.get(name=tasks.DEACTIVATE_DUE_SCHEDULE_NAME)
     assert (schedule.func, schedule.schedule_type, schedule.minutes, schedule.repeats) == (
         "members.tasks.deactivate_due",
@@ -287,6 +290,7 @@ def test_django_q2s_scheduler_runs_the_schedule_when_due_and_moves_it_5_minutes_
     settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
     monkeypatch.setattr(Conf, "SYNC", True)
     member = make_member(last_working_day=date(2020, 1, 1))
+    tasks.ensure_deactivate_due_schedule()  # the migration's row, even after a flush
     schedule = Schedule.objects.get(name=tasks.DEACTIVATE_DUE_SCHEDULE_NAME)
     Schedule.objects.filter(pk=schedule.pk).update(
         next_run=timezone.now() - timedelta(hours=3)  # the workers were down for 3 hours

@@ -455,7 +455,9 @@ def approval_decide(
         raise ApprovalRefused("The comment is at most 1,000 characters.")
     with transaction.atomic():
         locked = (
-            Approval.objects.select_for_update().select_related("execution").get(pk=approval.pk)
+            Approval.objects.select_for_update(of=("self",))
+            .select_related("execution")
+            .get(pk=approval.pk)
         )
         if not may_decide(locked, actor):
             raise PermissionDenied("Only the approvers of this request may decide it.")
@@ -558,7 +560,10 @@ def _close(approvals: list[Approval], status: str, *, now: datetime, why: str) -
     for approval in approvals:
         with transaction.atomic():
             locked = (
-                Approval.objects.select_for_update().select_related("action").get(pk=approval.pk)
+                # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the join.
+                Approval.objects.select_for_update(of=("self",))
+                .select_related("action")
+                .get(pk=approval.pk)
             )
             if not locked.is_pending:
                 continue

@@ -11,7 +11,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
-from django.urls import reverse
+
+from assetsonar.links import pk_url
 
 
 def validate_time_zone(value: str) -> None:
@@ -242,7 +243,7 @@ class Member(models.Model):
         super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
-        return reverse("members:detail", args=[self.pk])
+        return pk_url("members:detail", self.pk)
 
     @classmethod
     def from_db(cls, db, field_names, values):

@@ -67,4 +67,5 @@ def test_template_filter_and_tag():
     html = django_engine.from_string(
         '{{ 5|pk_url:"members:detail" }} {% pk_url "licenses:revoke" 2 3 as u %}{{ u }}'
     ).render({})
-    assert html == f"{reverse('members:detail', args=[5])} {reverse('licenses:revoke', args=[2, 3])}"
+    expected = [reverse("members:detail", args=[5]), reverse("licenses:revoke", args=[2, 3])]
+    assert html == " ".join(expected)

@@ -343,6 +343,10 @@ def scim_user_patch(
     try:
         patch.patch(current)
     except SCIMException as exc:
+        if isinstance(exc.__cause__, PydanticValidationError):
+            # A value of the wrong type (`"active": "maybe"`): the attribute and the reason,
+            # not pydantic's multi-line report.
+            raise invalid_value(describe_validation_error(exc.__cause__)) from exc
         raise ScimError(exc.status, exc.detail, exc.scim_type) from exc
     except PydanticValidationError as exc:
         raise invalid_value(describe_validation_error(exc)) from exc

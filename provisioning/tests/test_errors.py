@@ -29,8 +29,10 @@ def fresh_rate_counters():
 
 @pytest.fixture
 def api(client, scim_secret):
-    def call(method, path, body=None, *, raw=None, secret=scim_secret, **headers):
+    def call(method, path, body=None, *, raw=None, secret=scim_secret, address=None, **headers):
         extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+        if address:
+            extra["REMOTE_ADDR"] = address
         if secret:
             extra["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
         data = raw if raw is not None else (json.dumps(body) if body is not None else "")
@@ -263,6 +265,30 @@ def test_a_failing_put_changes_nothing(api):
     assert not Event.objects.exists()
 
 
+def test_a_patch_value_of_the_wrong_type_names_the_attribute(api):
+    member = make_member()
+    body = {
+        "schemas": [PATCH],
+        "Operations": [{"op": "Replace", "path": "active", "value": "maybe"}],
+    }
+    detail = error(api("PATCH", f"/Users/{member.pk}", body), 400, "invalidValue")
+    assert detail.startswith("active: Input should be a valid boolean")
+    member.refresh_from_db()
+    assert member.is_active
+    assert not Event.objects.exists()
+
+
+def test_paging_far_past_the_end_is_an_empty_page(api):
+    make_member()
+    for start in ("99999999999999999999", "2"):
+        body = api("GET", f"/Users?startIndex={start}&count=99999999999999999999").json()
+        assert (body["totalResults"], body["itemsPerPage"], body["Resources"]) == (1, 0, [])
+        assert body["startIndex"] == int(start)
+    # Below 1 is read as 1 (RFC 7644 §3.4.2.4), a negative count as 0.
+    body = api("GET", "/Users?startIndex=-5&count=-1").json()
+    assert (body["startIndex"], body["totalResults"], body["Resources"]) == (1, 1, [])
+
+
 @pytest.mark.parametrize(
     ("operations", "status", "scim_type"),
     [
@@ -327,3 +353,29 @@ def test_stale_if_match_on_delete_is_412_and_the_member_stays(api):
     member.refresh_from_db()
     assert member.is_active and member.scim_hidden_at is None
     assert not Event.objects.exists()
+
+
+def test_requests_without_a_valid_token_are_rate_limited_per_address(api, settings):
+    settings.SCIM_UNAUTHENTICATED_RATE_LIMIT = 2
+    settings.SCIM_RATE_WINDOW = 60
+    here = {"address": "203.0.113.7"}
+    assert api("GET", "/Users", secret=None, **here).status_code == 401
+    assert api("GET", "/Users", secret="assc_guess", **here).status_code == 401
+    response = api("POST", "/Users", user(), secret="assc_guess", **here)
+    detail = error(response, 429)
+    assert detail.startswith(
+        "Too many requests without a valid SCIM token from 203.0.113.7: at most 2 per 60 seconds."
+    )
+    assert 1 <= int(response["Retry-After"]) <= 60
+    for _ in range(5):
+        assert api("GET", "/Users", secret=None, **here).status_code == 429
+    # The flood past the limit is not written to the request log: its first refusal is.
+    assert list(ScimRequest.objects.order_by("pk").values_list("status", flat=True)) == [
+        401,
+        401,
+        429,
+    ]
+    # A valid token from the same address is not locked out; another address has its own count.
+    assert api("GET", "/Users", **here).status_code == 200
+    assert api("GET", "/Users", secret=None, address="198.51.100.9").status_code == 401
+    nothing_written()

@@ -173,6 +173,11 @@ def test_bad_filters_name_the_problem(api):
     assert "yesterday" in detail
     detail = error(api("GET", "/Users?filter=active gt true"), 400, "invalidFilter")
     assert "gt" in detail
+    detail = error(api("GET", '/Users?filter=active eq "yes"'), 400, "invalidFilter")
+    assert detail == "“active” is compared with true or false, not “yes”."
+    many = " or ".join(f'userName eq "u{i}"' for i in range(201))
+    detail = error(api("GET", f"/Users?filter={many}"), 400, "invalidFilter")
+    assert detail.startswith("The filter has more than 200 comparisons")
 
 
 def test_paging_parameters_must_be_integers(api):

@@ -351,7 +351,28 @@ def _patch_op(request: HttpRequest):
             body, scim_ctx=Context.RESOURCE_PATCH_REQUEST
         )
     except PydanticValidationError as exc:
-        raise invalid_value(describe_validation_error(exc)) from exc
+        raise _patch_refusal(body, exc) from exc
+
+
+def _patch_refusal(body: dict, exc: PydanticValidationError) -> ScimError:
+    """scim2-models' refusal of a PatchOp: its scimType (`mutability` for removing a required
+    attribute) and a message naming the attribute. scim2-models checks the operations as a
+    whole and names none for that refusal, so the first operation refused alone is named."""
+    first = exc.errors()[0]
+    scim_type = (first.get("ctx") or {}).get("scim_type") or "invalidValue"
+    detail = describe_validation_error(exc)
+    if not first["loc"]:
+        for operation in body["Operations"]:
+            try:
+                PatchOp[schema.SCIM_USER].model_validate(
+                    {**body, "Operations": [operation]}, scim_ctx=Context.RESOURCE_PATCH_REQUEST
+                )
+            except PydanticValidationError:
+                path = operation.get("path")
+                if isinstance(path, str) and path and path.lower() not in detail.lower():
+                    detail = f"{path}: {detail}"
+                break
+    return ScimError(400, detail, scim_type)
 
 
 @scim_view("GET", "POST", "PUT", "PATCH", "DELETE")

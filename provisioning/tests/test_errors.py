@@ -294,6 +294,38 @@ def test_a_patch_value_of_the_wrong_type_names_the_attribute(api):
     assert not Event.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("operation", "scim_type", "expected"),
+    [
+        (
+            {"op": "remove", "path": "userName"},
+            "mutability",
+            "userName: required attribute cannot be removed",
+        ),
+        (
+            {"op": "Replace", "path": "userName", "value": None},
+            "mutability",
+            "userName: required attribute cannot be unassigned",
+        ),
+        (
+            {"op": "replace", "value": {"userName": 5}},
+            "invalidValue",
+            "userName: Input should be a valid string",
+        ),
+        ({"op": "replace", "path": "id", "value": "5"}, "mutability", "'id' is read-only"),
+    ],
+)
+def test_a_refused_patch_operation_names_the_attribute(api, operation, scim_type, expected):
+    member = make_member(title="Engineer")
+    body = {
+        "schemas": [PATCH],
+        "Operations": [{"op": "replace", "path": "title", "value": "CTO"}, operation],
+    }
+    assert error(api("PATCH", f"/Users/{member.pk}", body), 400, scim_type) == expected
+    member.refresh_from_db()
+    assert member.title == "Engineer"
+
+
 def test_paging_far_past_the_end_is_an_empty_page(api):
     make_member()
     for start in ("99999999999999999999", "2"):
@@ -309,7 +341,7 @@ def test_paging_far_past_the_end_is_an_empty_page(api):
     ("operations", "status", "scim_type"),
     [
         ([{"op": "frobnicate", "path": "title", "value": "x"}], 400, "invalidValue"),
-        ([{"op": "replace", "path": "title["}], 400, "invalidValue"),
+        ([{"op": "replace", "path": "title["}], 400, "invalidPath"),
         ("nope", 400, "invalidSyntax"),
         ([], 400, "invalidSyntax"),
     ],

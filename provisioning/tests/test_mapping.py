@@ -262,3 +262,13 @@ def test_entra_string_booleans_everywhere(api, method, body):
     assert response.json()["active"] is False
     member.refresh_from_db()
     assert member.status == Member.Status.DEACTIVATED
+
+
+@pytest.mark.parametrize("op", ["replace", "Replace", "REPLACE", "Add", "ADD"])
+def test_patch_ops_in_any_case(api, op):
+    member = make_member(title="Engineer")
+    body = {"schemas": [PATCH], "Operations": [{"op": op, "path": "title", "value": "CTO"}]}
+    response = api("PATCH", f"/Users/{member.pk}", body)
+    assert response.status_code == 200, response.content
+    member.refresh_from_db()
+    assert member.title == "CTO"

@@ -329,6 +329,8 @@ PERMISSIONS_POLICY = {
 # 429 with Retry-After), the largest request body accepted (then 413), and the page sizes.
 SCIM_RATE_LIMIT = env_int("SCIM_RATE_LIMIT", 600)
 SCIM_RATE_WINDOW = env_int("SCIM_RATE_WINDOW", 60)
+# Requests without a valid token one address may make per window (then 429 with Retry-After).
+SCIM_UNAUTHENTICATED_RATE_LIMIT = env_int("SCIM_UNAUTHENTICATED_RATE_LIMIT", 30)
 SCIM_MAX_BODY_BYTES = env_int("SCIM_MAX_BODY_BYTES", 256 * 1024)
 # Days the SCIM request log (the Provisioning page) keeps.
 SCIM_REQUEST_LOG_DAYS = env_int("SCIM_REQUEST_LOG_DAYS", 30)

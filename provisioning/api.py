@@ -3,6 +3,11 @@
 Function views like the rest of the portal; `scim_view` does what every SCIM request shares:
 the bearer token, its scope and rate, the body size limit, SCIM error bodies, and one row in the
 request log. Groups are not served (discovery says so).
+
+scim2-server is not used: scim2-models already parses, validates, patches and serialises, and
+what scim2-server adds on top (routing and a storage behind it) is what Django's views and the
+ORM do here, where every write must go through members.services (the row lock, the one
+deactivation event, the audit row) inside one database transaction.
 """
 
 from __future__ import annotations
@@ -24,7 +29,13 @@ from scim2_models import Context, PatchOp
 
 from assetsonar.audit import client_ip
 from provisioning import schema
-from provisioning.auth import ScimActor, authenticate, require_write, throttle
+from provisioning.auth import (
+    ScimActor,
+    authenticate,
+    require_write,
+    throttle,
+    throttle_unauthenticated,
+)
 from provisioning.errors import (
     CONTENT_TYPE,
     ScimError,
@@ -73,8 +84,12 @@ def scim_view(*methods: str, read_only_post: bool = False):
             request.scim_request_id = uuid.uuid4().hex
             request.scim_token = None
             request.scim_member = None
+            quiet = False
             try:
-                token = authenticate(request)
+                try:
+                    token = authenticate(request)
+                except ScimError as exc:
+                    raise throttle_unauthenticated(request, exc) from None
                 request.scim_token = token
                 throttle(token)
                 if request.method not in methods:
@@ -89,6 +104,7 @@ def scim_view(*methods: str, read_only_post: bool = False):
             except ScimError as exc:
                 response = exc.response()
                 failure = (exc.scim_type, exc.detail)
+                quiet = exc.quiet
             except Exception:
                 # A bug, not the client's fault: logged with its traceback, answered as a SCIM
                 # error the identity provider can show, and kept in the request log.
@@ -101,7 +117,8 @@ def scim_view(*methods: str, read_only_post: bool = False):
                 response = error.response()
                 failure = ("", error.detail)
             response["X-Request-ID"] = request.scim_request_id
-            _log(request, response, failure, started)
+            if not quiet:
+                _log(request, response, failure, started)
             return response
 
         return wrapped
@@ -182,8 +199,19 @@ def _list(request: HttpRequest, params: dict) -> HttpResponse:
         if not isinstance(text, str):
             raise schema_filter_error()
         queryset = queryset.filter(filter_to_q(text))
+    # startIndex is a position (RFC 7644 §3.4.2.4), so the page is an OFFSET on the primary key
+    # index. It is kept: totalResults needs a COUNT over the same rows anyway, and at 100,000
+    # members the last page costs about twice the first (bench/README.md, "SCIM benchmark").
+    # Newest first (sorting is not offered, so the order is ours): a user just provisioned is on
+    # the first page, where scim2-tester's list checks look for it, and a member created while
+    # a client pages through shows it one member twice, never one less.
     total = queryset.count()
-    page = list(queryset.order_by("pk")[start - 1 : start - 1 + count]) if count else []
+    # Past the end there is nothing to fetch (and an OFFSET beyond a bigint is a database error).
+    page = (
+        list(queryset.order_by("-pk")[start - 1 : start - 1 + count])
+        if count and start <= total
+        else []
+    )
     base = schema.base_url(request)
     return _json(
         {
@@ -326,7 +354,28 @@ def _patch_op(request: HttpRequest):
             body, scim_ctx=Context.RESOURCE_PATCH_REQUEST
         )
     except PydanticValidationError as exc:
-        raise invalid_value(describe_validation_error(exc)) from exc
+        raise _patch_refusal(body, exc) from exc
+
+
+def _patch_refusal(body: dict, exc: PydanticValidationError) -> ScimError:
+    """scim2-models' refusal of a PatchOp: its scimType (`mutability` for removing a required
+    attribute) and a message naming the attribute. scim2-models checks the operations as a
+    whole and names none for that refusal, so the first operation refused alone is named."""
+    first = exc.errors()[0]
+    scim_type = (first.get("ctx") or {}).get("scim_type") or "invalidValue"
+    detail = describe_validation_error(exc)
+    if not first["loc"]:
+        for operation in body["Operations"]:
+            try:
+                PatchOp[schema.SCIM_USER].model_validate(
+                    {**body, "Operations": [operation]}, scim_ctx=Context.RESOURCE_PATCH_REQUEST
+                )
+            except PydanticValidationError:
+                path = operation.get("path")
+                if isinstance(path, str) and path and path.lower() not in detail.lower():
+                    detail = f"{path}: {detail}"
+                break
+    return ScimError(400, detail, scim_type)
 
 
 @scim_view("GET", "POST", "PUT", "PATCH", "DELETE")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 
+from assetsonar.audit import client_ip
 from provisioning.errors import ScimError
 from provisioning.models import ScimToken
 from provisioning.services import token_hash
@@ -56,14 +57,15 @@ def require_write(token: ScimToken) -> None:
         raise ScimError(403, f"The token “{token.name}” is read-only; this request changes users.")
 
 
-def throttle(token: ScimToken) -> None:
-    """A fixed window per token (SCIM_RATE_LIMIT requests per SCIM_RATE_WINDOW seconds), counted
-    in the cache: shared by every thread of the server process (waitress runs one process), and
-    by every process when REDIS_URL puts the cache in Redis."""
+def _count(key: str) -> tuple[int, int]:
+    """One more request in the current fixed window of SCIM_RATE_WINDOW seconds, counted in the
+    cache: shared by every thread of the server process (waitress runs one process), and by
+    every process when REDIS_URL puts the cache in Redis. Returns the window's count so far and
+    the seconds until the window ends."""
     window = settings.SCIM_RATE_WINDOW
     now = time.time()
     slot = int(now // window)
-    key = f"scim-rate:{token.pk}:{slot}"
+    key = f"{key}:{slot}"
     if cache.add(key, 1, timeout=window + 1):
         count = 1
     else:
@@ -72,11 +74,41 @@ def throttle(token: ScimToken) -> None:
         except ValueError:  # expired between add and incr
             cache.add(key, 1, timeout=window + 1)
             count = 1
+    return count, max(1, math.ceil((slot + 1) * window - now))
+
+
+def throttle(token: ScimToken) -> None:
+    """At most SCIM_RATE_LIMIT requests per SCIM_RATE_WINDOW seconds per token, then 429."""
+    count, retry = _count(f"scim-rate:{token.pk}")
     if count > settings.SCIM_RATE_LIMIT:
-        retry = max(1, math.ceil((slot + 1) * window - now))
         raise ScimError(
             429,
             f"Too many requests with the token “{token.name}”: at most "
-            f"{settings.SCIM_RATE_LIMIT} per {window} seconds. Retry in {retry} s.",
+            f"{settings.SCIM_RATE_LIMIT} per {settings.SCIM_RATE_WINDOW} seconds. "
+            f"Retry in {retry} s.",
             headers={"Retry-After": str(retry)},
         )
+
+
+def throttle_unauthenticated(request, refusal: ScimError) -> ScimError:
+    """The error to answer a request that failed authentication with: its 401, or a 429 once
+    its address has failed SCIM_UNAUTHENTICATED_RATE_LIMIT times in the window.
+
+    A valid token is never refused by this count (it has its own rate), so a misconfigured
+    client sharing an address with the identity provider cannot lock the provider out. Past the
+    limit only the window's first refusal is logged (`quiet`): a flood of bad tokens costs a
+    cache increment and one indexed lookup per request, not a row in the request log each."""
+    limit = settings.SCIM_UNAUTHENTICATED_RATE_LIMIT
+    address = client_ip(request) or "unknown"
+    count, retry = _count(f"scim-unauthenticated:{address}")
+    if count <= limit:
+        return refusal
+    error = ScimError(
+        429,
+        f"Too many requests without a valid SCIM token from {address}: at most {limit} per "
+        f"{settings.SCIM_RATE_WINDOW} seconds. Retry in {retry} s; until then further "
+        "refusals from this address are not logged.",
+        headers={"Retry-After": str(retry)},
+    )
+    error.quiet = count > limit + 1
+    return error

@@ -20,6 +20,8 @@ class ScimError(Exception):
         self.detail = detail
         self.scim_type = scim_type
         self.headers = headers or {}
+        # True for a refusal that is not written to the request log (a flood past its limit).
+        self.quiet = False
 
     def response(self) -> HttpResponse:
         body = {"schemas": [ERROR], "status": str(self.status), "detail": self.detail}

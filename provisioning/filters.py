@@ -10,13 +10,14 @@ LOWER(column) so the members' Lower() indexes answer it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import reduce
 from operator import and_, or_
 from typing import Any
 
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from scim2_models import InvalidFilterException, ScimFilter
 from scim2_models.path import FilterVisitor
@@ -70,6 +71,9 @@ LOWERED = {
     "department_l": "department",
 }
 NOTHING = Q(pk__in=[])
+# Comparisons one filter may hold. Identity providers send one or two; SQLite refuses an
+# expression tree deeper than 1000, which a long chain of `or` reaches.
+MAX_COMPARISONS = 200
 
 
 def with_filter_aliases(queryset: QuerySet) -> QuerySet:
@@ -135,8 +139,17 @@ _ORDER = {
 
 
 class _ToQ(FilterVisitor[Q]):
-    def __init__(self, parent: str | None = None):
+    def __init__(self, parent: str | None = None, counter: list[int] | None = None):
         self.parent = parent
+        self.counter = counter if counter is not None else [0]
+
+    def _count(self) -> None:
+        self.counter[0] += 1
+        if self.counter[0] > MAX_COMPARISONS:
+            raise invalid_filter(
+                f"The filter has more than {MAX_COMPARISONS} comparisons; split it into "
+                "several requests."
+            )
 
     def visit_logical_expr(self, node: LogicalExpr) -> Q:
         parts = [self.visit(term) for term in node.terms]
@@ -148,9 +161,10 @@ class _ToQ(FilterVisitor[Q]):
     def visit_value_path(self, node: ValuePath) -> Q:
         # A member has one email address and one address, so "some value matches all of the
         # inner conditions" is "the member matches all of them".
-        return _ToQ(parent=node.attr_path.attr).visit(node.val_filter)
+        return _ToQ(parent=node.attr_path.attr, counter=self.counter).visit(node.val_filter)
 
     def visit_present(self, node: Present) -> Q:
+        self._count()
         kind, column, _alias = _resolve(node.attr_path, self.parent)
         if kind in (_STRING, "exact", "work_optional"):
             return ~Q(**{column: ""})
@@ -161,6 +175,7 @@ class _ToQ(FilterVisitor[Q]):
         return Q()
 
     def visit_comparison(self, node: Comparison) -> Q:
+        self._count()
         kind, column, alias = _resolve(node.attr_path, self.parent)
         op, value = node.op, node.value
         label = _label(node.attr_path, self.parent)
@@ -193,13 +208,21 @@ class _ToQ(FilterVisitor[Q]):
         if kind == "active":
             if op not in (CompareOperator.eq, CompareOperator.ne):
                 raise invalid_filter(f"“{label}” can only be compared with eq or ne.")
-            active = value if isinstance(value, bool) else str(value).lower() == "true"
+            # Entra's string booleans ("True") are read like JSON's; anything else is refused
+            # rather than read as false.
+            text = str(value).lower()
+            if not isinstance(value, bool) and text not in ("true", "false"):
+                raise invalid_filter(f"“{label}” is compared with true or false, not “{value}”.")
+            active = value if isinstance(value, bool) else text == "true"
             condition = Q(status="active" if active else "deactivated")
             return ~condition if op == CompareOperator.ne else condition
         # datetime
         moment = value if isinstance(value, datetime) else parse_datetime(str(value))
         if moment is None:
             raise invalid_filter(f"“{label}”: “{value}” is not a date and time (RFC 3339).")
+        if timezone.is_naive(moment):
+            # meta.lastModified is served in UTC ("…Z"); a value without a zone is read as such.
+            moment = moment.replace(tzinfo=UTC)
         if op == CompareOperator.ne:
             return ~Q(**{column: moment})
         if op not in _ORDER:

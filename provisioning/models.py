@@ -78,7 +78,15 @@ class ScimRequest(models.Model):
     class Meta:
         ordering = ["-at", "-id"]
         verbose_name = "SCIM request"
-        indexes = [models.Index(fields=["token", "-at"], name="scim_request_token_at")]
+        indexes = [
+            models.Index(fields=["token", "-at"], name="scim_request_token_at"),
+            # The Provisioning page's failures, found without reading the successes between.
+            models.Index(
+                fields=["token", "-at"],
+                name="scim_request_token_failed",
+                condition=models.Q(status__gte=400),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} → {self.status}"

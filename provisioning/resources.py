@@ -7,6 +7,7 @@ boolean), applies PATCH operations and serialises responses with `attributes` /
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date
 from typing import Any
@@ -85,10 +86,17 @@ def member_to_json(member: Member, base: str) -> dict[str, Any]:
     return data
 
 
+def _scim_name(part: Any) -> str:
+    # pydantic names a field by its Python name when the input came as an object (a PATCH
+    # without a path): user_name is userName to the client.
+    text = str(part).strip("`")
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), text) if ":" not in text else text
+
+
 def describe_validation_error(exc: PydanticValidationError) -> str:
     parts = []
     for error in exc.errors()[:3]:
-        where = ".".join(str(p).strip("`") for p in error["loc"] if not isinstance(p, int))
+        where = ".".join(_scim_name(p) for p in error["loc"] if not isinstance(p, int))
         parts.append(f"{where}: {error['msg']}" if where else error["msg"])
     return "; ".join(parts)
 

@@ -39,8 +39,13 @@ def tokens_for_page() -> list[ScimToken]:
 
 
 def recent_requests(*, token: ScimToken | None = None, limit: int = 50) -> list[ScimRequest]:
-    """A token's most recent requests, failures first (then newest first)."""
+    """A token's most recent failed requests, then its most recent others, each newest first.
+
+    Two queries, so that a failure stays on the page however many successful requests (an
+    identity provider's polling) came after it."""
     queryset = ScimRequest.objects.select_related("member", "token")
     queryset = queryset.filter(token=token) if token else queryset.filter(token__isnull=True)
-    recent = list(queryset.order_by("-at", "-id")[:limit])
-    return sorted(recent, key=lambda r: (not r.failed, -r.at.timestamp(), -r.pk))
+    queryset = queryset.order_by("-at", "-id")
+    failed = list(queryset.filter(status__gte=400)[:limit])
+    succeeded = list(queryset.filter(status__lt=400)[:limit])
+    return failed + succeeded

@@ -322,6 +322,19 @@ def scim_user_update(
     return _apply_status(locked, desired.active, actor, request)
 
 
+def _patch_error(exc: SCIMException, operation: Any) -> ScimError:
+    """scim2-models' refusal of one PATCH operation, naming the attribute."""
+    if isinstance(exc.__cause__, PydanticValidationError):
+        # A value of the wrong type (`"active": "maybe"`): the attribute and the reason, not
+        # pydantic's multi-line report.
+        return invalid_value(describe_validation_error(exc.__cause__))
+    detail = exc.detail
+    path = str(operation.path) if operation.path else ""
+    if path and path.lower() not in detail.lower():
+        detail = f"{path}: {detail}"  # "required attribute cannot be unassigned" names none
+    return ScimError(exc.status, detail, exc.scim_type)
+
+
 @_saving
 def scim_user_patch(
     *,
@@ -340,12 +353,15 @@ def scim_user_patch(
         # A placeholder work address, so that Entra's `addresses[type eq "work"].locality` finds
         # its target; one still without a locality after the patch is dropped.
         current.addresses = [Address(type="work")]
-    try:
-        patch.patch(current)
-    except SCIMException as exc:
-        raise ScimError(exc.status, exc.detail, exc.scim_type) from exc
-    except PydanticValidationError as exc:
-        raise invalid_value(describe_validation_error(exc)) from exc
+    # One operation at a time, so that an error can name the attribute it was about; the
+    # document is discarded with the transaction when one fails, so the others never apply.
+    for operation in patch.operations or []:
+        try:
+            patch.model_copy(update={"operations": [operation]}).patch(current)
+        except SCIMException as exc:
+            raise _patch_error(exc, operation) from exc
+        except PydanticValidationError as exc:
+            raise invalid_value(describe_validation_error(exc)) from exc
     desired = desired_fields(current, locked, complete=True)
     fields = _validate(desired, locked)
     locked = member_update(member=locked, actor=actor, request=request, **fields)

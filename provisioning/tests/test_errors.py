@@ -28,9 +28,22 @@ def fresh_rate_counters():
 
 
 @pytest.fixture
+def clock(monkeypatch):
+    """The rate limiter's clock, 30 s into a 60-second window: a test's requests never straddle
+    a window's end (the real clock would reset the counts at the minute now and then)."""
+    from types import SimpleNamespace
+
+    from provisioning import auth
+
+    monkeypatch.setattr(auth, "time", SimpleNamespace(time=lambda: 60 * 30_000_000 + 30.0))
+
+
+@pytest.fixture
 def api(client, scim_secret):
-    def call(method, path, body=None, *, raw=None, secret=scim_secret, **headers):
+    def call(method, path, body=None, *, raw=None, secret=scim_secret, address=None, **headers):
         extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+        if address:
+            extra["REMOTE_ADDR"] = address
         if secret:
             extra["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
         data = raw if raw is not None else (json.dumps(body) if body is not None else "")
@@ -160,6 +173,11 @@ def test_bad_filters_name_the_problem(api):
     assert "yesterday" in detail
     detail = error(api("GET", "/Users?filter=active gt true"), 400, "invalidFilter")
     assert "gt" in detail
+    detail = error(api("GET", '/Users?filter=active eq "yes"'), 400, "invalidFilter")
+    assert detail == "“active” is compared with true or false, not “yes”."
+    many = " or ".join(f'userName eq "u{i}"' for i in range(201))
+    detail = error(api("GET", f"/Users?filter={many}"), 400, "invalidFilter")
+    assert detail.startswith("The filter has more than 200 comparisons")
 
 
 def test_paging_parameters_must_be_integers(api):
@@ -263,11 +281,67 @@ def test_a_failing_put_changes_nothing(api):
     assert not Event.objects.exists()
 
 
+def test_a_patch_value_of_the_wrong_type_names_the_attribute(api):
+    member = make_member()
+    body = {
+        "schemas": [PATCH],
+        "Operations": [{"op": "Replace", "path": "active", "value": "maybe"}],
+    }
+    detail = error(api("PATCH", f"/Users/{member.pk}", body), 400, "invalidValue")
+    assert detail.startswith("active: Input should be a valid boolean")
+    member.refresh_from_db()
+    assert member.is_active
+    assert not Event.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("operation", "scim_type", "expected"),
+    [
+        (
+            {"op": "remove", "path": "userName"},
+            "mutability",
+            "userName: required attribute cannot be removed",
+        ),
+        (
+            {"op": "Replace", "path": "userName", "value": None},
+            "mutability",
+            "userName: required attribute cannot be unassigned",
+        ),
+        (
+            {"op": "replace", "value": {"userName": 5}},
+            "invalidValue",
+            "userName: Input should be a valid string",
+        ),
+        ({"op": "replace", "path": "id", "value": "5"}, "mutability", "'id' is read-only"),
+    ],
+)
+def test_a_refused_patch_operation_names_the_attribute(api, operation, scim_type, expected):
+    member = make_member(title="Engineer")
+    body = {
+        "schemas": [PATCH],
+        "Operations": [{"op": "replace", "path": "title", "value": "CTO"}, operation],
+    }
+    assert error(api("PATCH", f"/Users/{member.pk}", body), 400, scim_type) == expected
+    member.refresh_from_db()
+    assert member.title == "Engineer"
+
+
+def test_paging_far_past_the_end_is_an_empty_page(api):
+    make_member()
+    for start in ("99999999999999999999", "2"):
+        body = api("GET", f"/Users?startIndex={start}&count=99999999999999999999").json()
+        assert (body["totalResults"], body["itemsPerPage"], body["Resources"]) == (1, 0, [])
+        assert body["startIndex"] == int(start)
+    # Below 1 is read as 1 (RFC 7644 §3.4.2.4), a negative count as 0.
+    body = api("GET", "/Users?startIndex=-5&count=-1").json()
+    assert (body["startIndex"], body["totalResults"], body["Resources"]) == (1, 1, [])
+
+
 @pytest.mark.parametrize(
     ("operations", "status", "scim_type"),
     [
         ([{"op": "frobnicate", "path": "title", "value": "x"}], 400, "invalidValue"),
-        ([{"op": "replace", "path": "title["}], 400, "invalidValue"),
+        ([{"op": "replace", "path": "title["}], 400, "invalidPath"),
         ("nope", 400, "invalidSyntax"),
         ([], 400, "invalidSyntax"),
     ],
@@ -291,15 +365,18 @@ def test_discovery_endpoints_refuse_writes_with_405(api):
         assert error(api("POST", path, {}), 405) == "POST is not allowed here."
 
 
-def test_rate_limit_429_with_retry_after(api, settings):
+def test_rate_limit_429_with_retry_after(api, settings, clock):
     settings.SCIM_RATE_LIMIT = 3
     settings.SCIM_RATE_WINDOW = 60
     for _ in range(3):
         assert api("GET", "/ServiceProviderConfig").status_code == 200
     response = api("GET", "/Users")
     detail = error(response, 429)
-    assert detail.startswith("Too many requests with the token “Okta production”: at most 3 per 60")
-    assert 1 <= int(response["Retry-After"]) <= 60
+    assert detail == (
+        "Too many requests with the token “Okta production”: at most 3 per 60 seconds. "
+        "Retry in 30 s."
+    )
+    assert response["Retry-After"] == "30"
     # Another token has its own budget.
     _token, other = scim_token_create(name="Entra", read_only=False, actor=None)
     assert api("GET", "/Users", secret=other).status_code == 200
@@ -327,3 +404,30 @@ def test_stale_if_match_on_delete_is_412_and_the_member_stays(api):
     member.refresh_from_db()
     assert member.is_active and member.scim_hidden_at is None
     assert not Event.objects.exists()
+
+
+def test_requests_without_a_valid_token_are_rate_limited_per_address(api, settings, clock):
+    settings.SCIM_UNAUTHENTICATED_RATE_LIMIT = 2
+    settings.SCIM_RATE_WINDOW = 60
+    here = {"address": "203.0.113.7"}
+    assert api("GET", "/Users", secret=None, **here).status_code == 401
+    assert api("GET", "/Users", secret="assc_guess", **here).status_code == 401
+    response = api("POST", "/Users", user(), secret="assc_guess", **here)
+    detail = error(response, 429)
+    assert detail.startswith(
+        "Too many requests without a valid SCIM token from 203.0.113.7: at most 2 per 60 seconds. "
+        "Retry in 30 s;"
+    )
+    assert response["Retry-After"] == "30"
+    for _ in range(5):
+        assert api("GET", "/Users", secret=None, **here).status_code == 429
+    # The flood past the limit is not written to the request log: its first refusal is.
+    assert list(ScimRequest.objects.order_by("pk").values_list("status", flat=True)) == [
+        401,
+        401,
+        429,
+    ]
+    # A valid token from the same address is not locked out; another address has its own count.
+    assert api("GET", "/Users", **here).status_code == 200
+    assert api("GET", "/Users", secret=None, address="198.51.100.9").status_code == 401
+    nothing_written()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.utils import timezone
@@ -104,10 +104,16 @@ def test_filter_on_manager_and_id(people):
     assert names('id eq "not-a-number"') == []
 
 
-def test_filter_on_last_modified(people):
+def test_filter_on_last_modified(people, settings):
     _boss, jordan, _sam = people
     later = timezone.now() + timedelta(seconds=1)
     Member.objects.filter(pk=jordan.pk).update(updated_at=later + timedelta(hours=1))
     assert names(f'meta.lastModified gt "{later.isoformat()}"') == ["Jordan Rivera"]
     assert names(f'meta.lastModified le "{later.isoformat()}"') == ["Avery Boss", "Sam Lee"]
     assert "Jordan Rivera" not in names(f'meta.lastModified lt "{later.isoformat()}"')
+    # Without a zone the moment is read as UTC, the zone meta.lastModified is served in, not
+    # as the portal's TIME_ZONE (read as Berlin time, an hour earlier: everyone).
+    settings.TIME_ZONE = "Europe/Berlin"
+    half_way = later + timedelta(minutes=30)
+    naive = half_way.astimezone(UTC).replace(tzinfo=None).isoformat()
+    assert names(f'meta.lastModified gt "{naive}"') == ["Jordan Rivera"]

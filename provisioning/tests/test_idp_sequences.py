@@ -112,6 +112,12 @@ def test_okta_create_update_deactivate_reactivate(scim, receiver, offboarding, c
         "Platform",
     )
     assert not events(member)
+    changed = AuditEvent.objects.get(
+        action=AuditEvent.Action.CHANGED, object_type="members.member", object_id=user["id"]
+    )
+    assert changed.actor_name == "SCIM · Okta production"
+    assert replaced.headers["X-Request-ID"] in changed.message
+    assert changed.changes["title"] == ["", "Staff Engineer"]
 
     # Deactivation: PATCH without a path.
     deactivated = scim(
@@ -249,6 +255,11 @@ def test_entra_create_patch_with_its_quirks_deactivate_delete(scim, receiver, of
     assert Execution.objects.filter(member=member).count() == 2
     device.refresh_from_db()
     assert device.custodian == member
+    hidden = AuditEvent.objects.get(
+        object_type="members.member", object_id=user_id, message__startswith="Hidden from SCIM"
+    )
+    assert hidden.actor_name == "SCIM · Okta production"
+    assert deleted.headers["X-Request-ID"] in hidden.message
     gone = scim("GET", f"/Users/{user_id}")
     assert gone.status_code == 404
     assert gone.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]

@@ -240,3 +240,35 @@ def test_put_with_active_false_deactivates_once_through_the_member_service(api):
     )
     assert Event.objects.filter(member=member, kind=MEMBER_DEACTIVATED).count() == 1
     assert AuditEvent.objects.filter(action=AuditEvent.Action.DEACTIVATED).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        ("PATCH", {"Operations": [{"op": "Replace", "path": "active", "value": "False"}]}),
+        ("PATCH", {"Operations": [{"op": "Replace", "value": {"active": "False"}}]}),
+        ("PUT", None),
+    ],
+    ids=["patch-path", "patch-no-path", "put"],
+)
+def test_entra_string_booleans_everywhere(api, method, body):
+    member = make_member()
+    if body is None:
+        body = api("GET", f"/Users/{member.pk}").json() | {"active": "False"}
+    else:
+        body = {"schemas": [PATCH], **body}
+    response = api(method, f"/Users/{member.pk}", body)
+    assert response.status_code == 200, response.content
+    assert response.json()["active"] is False
+    member.refresh_from_db()
+    assert member.status == Member.Status.DEACTIVATED
+
+
+@pytest.mark.parametrize("op", ["replace", "Replace", "REPLACE", "Add", "ADD"])
+def test_patch_ops_in_any_case(api, op):
+    member = make_member(title="Engineer")
+    body = {"schemas": [PATCH], "Operations": [{"op": op, "path": "title", "value": "CTO"}]}
+    response = api("PATCH", f"/Users/{member.pk}", body)
+    assert response.status_code == 200, response.content
+    member.refresh_from_db()
+    assert member.title == "CTO"

@@ -46,8 +46,16 @@ def get(client, scim_secret):
 def test_filtered_list_has_a_fixed_query_budget(get, size, django_assert_max_num_queries):
     seed(size)
     get("/ServiceProviderConfig")  # the token's last use is written once a minute at most
-    with django_assert_max_num_queries(BUDGET):
+    with django_assert_max_num_queries(BUDGET) as captured:
         body = get('/Users?filter=name.familyName eq "rivera" and active eq true&count=100')
+    # The filter is SQL: the page is one SELECT with the condition and a LIMIT, never every
+    # member loaded and matched in Python.
+    (page_sql,) = [
+        q["sql"]
+        for q in captured.captured_queries
+        if 'FROM "members_member"' in q["sql"] and "COUNT(" not in q["sql"]
+    ]
+    assert 'LOWER("members_member"."family_name")' in page_sql and "LIMIT 100" in page_sql
     assert body["totalResults"] == size // 2
     assert len(body["Resources"]) == min(100, size // 2)
     assert all(r["name"]["familyName"] == "Rivera" for r in body["Resources"])
@@ -72,6 +80,6 @@ def test_paging_has_a_fixed_query_budget(get, size, django_assert_max_num_querie
         if not body["Resources"]:
             break
         start += body["itemsPerPage"]
-    # Every member once, in a stable order, no page overlapping another.
-    assert seen == [str(m.pk) for m in sorted(members, key=lambda m: m.pk)]
+    # Every member once, newest first, no page overlapping another.
+    assert seen == [str(m.pk) for m in sorted(members, key=lambda m: -m.pk)]
     assert get("/Users?count=0")["Resources"] == []

@@ -124,13 +124,20 @@ def test_provisioning_page_lists_recent_requests_failures_first(manager_client, 
     assert "Jordan Rivera" in html
     assert "3 requests, 1 failed" in html
 
+    # Polling after the failure does not push it off the page.
+    for _ in range(25):
+        scim_get(client, secret, f"/Users/{member.pk}")
+    html = manager_client.get(reverse("provisioning:page")).content.decode()
+    assert html.index("Filtering on “bogus” is not supported") < html.index("/scim/v2/Users/")
+
 
 def test_provisioning_page_query_budget(manager_client, client, django_assert_max_num_queries):
     for n in (1, 6):
         for i in range(n):
             _token, secret = scim_token_create(name=f"Token {n}-{i}", read_only=False, actor=None)
             scim_get(client, secret)
-        with django_assert_max_num_queries(8 + ScimToken.objects.count()):
+        # Two per token: its recent failures and its recent other requests.
+        with django_assert_max_num_queries(8 + 2 * ScimToken.objects.count()):
             assert manager_client.get(reverse("provisioning:page")).status_code == 200
 
 

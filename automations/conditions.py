@@ -192,9 +192,12 @@ def member_snapshot(
     }
 
 
-def member_snapshots(member_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+def member_snapshots(
+    member_ids: Iterable[int], *, custody: dict[int, list[int]] | None = None
+) -> dict[int, dict[str, Any]]:
     """`member_snapshot` of many members at once, in 3 queries whatever their number (the
-    members with their managers, the assets in their custody, their live entitlements)."""
+    members with their managers, the assets in their custody, their live entitlements).
+    `custody`, when given, is filled with member id → the ids of the assets in their custody."""
     from django.db.models import Count
 
     from assets.models import Asset
@@ -203,7 +206,8 @@ def member_snapshots(member_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
 
     ids = list(member_ids)
     members = Member.objects.select_related("manager").filter(pk__in=ids)
-    custody: dict[int, list[int]] = {}
+    if custody is None:
+        custody = {}
     for asset_id, custodian_id in Asset.objects.filter(custodian_id__in=ids).values_list(
         "pk", "custodian_id"
     ):

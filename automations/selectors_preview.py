@@ -19,6 +19,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.db.models import Prefetch
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from automations import conditions as cond
@@ -63,6 +64,13 @@ class PlannedStep:
     @property
     def label(self) -> str:
         return self.kind.log_label if self.kind else self.action.kind
+
+    @property
+    def count_label(self) -> str:
+        """ "3 license seats", "1 device lock"."""
+        n = len(self.to_do)
+        one, many = self.kind.target_noun if self.kind else ("target", "targets")
+        return f"{n} {one if n == 1 else many}"
 
 
 @dataclass
@@ -260,7 +268,8 @@ class SelectionPreview:
 
     members: int
     matched: int  # members at least one automation runs for
-    runs: list[tuple[Automation, int]]  # each automation and for how many members
+    # Each automation, for how many of the members, and its actions' phrases.
+    runs: list[tuple[Automation, int, list[str]]]
     kinds: list[KindTotal]
 
 
@@ -275,7 +284,9 @@ def preview_selection(
     kinds: dict[str, KindTotal] = {}
     for preview in previews.values():
         for run in preview.runs:
-            entry = runs.setdefault(run.automation.pk, [run.automation, 0])
+            entry = runs.setdefault(
+                run.automation.pk, [run.automation, 0, [step.phrase for step in run.steps]]
+            )
             entry[1] += 1
             for step in run.steps:
                 if step.kind is None:
@@ -291,6 +302,72 @@ def preview_selection(
     return SelectionPreview(
         members=len(previews),
         matched=sum(1 for p in previews.values() if p.runs),
-        runs=[(automation, n) for automation, n in runs.values()],
+        runs=sorted(
+            ((automation, n, phrases) for automation, n, phrases in runs.values()),
+            key=lambda run: (run[0].name, run[0].pk),
+        ),
         kinds=sorted(kinds.values(), key=lambda t: order.index(t.kind.key)),
     )
+
+
+# --- Who an automation would run for now -------------------------------------------------------
+
+# The members an automation's trigger can happen to: deactivation (and last-working-day)
+# triggers happen to active members, reactivation to deactivated ones.
+AUDIENCE_STATUS: dict[str, str] = {triggers.MEMBER_REACTIVATED: "deactivated"}
+# Members checked one by one when a condition cannot be a database filter.
+SCAN_LIMIT = 2000
+SCAN_CHUNK = 500
+AUDIENCE_ORDERING = [Lower("full_name"), "id"]
+
+
+@dataclass
+class Audience:
+    """The members an automation would run for if its trigger happened to them now.
+
+    In the database (`queryset`, paged by the caller) when every condition can be a filter
+    (`conditions.conditions_q`); otherwise the members are checked with `conditions.matches` on
+    their snapshots, at most SCAN_LIMIT of them (`checked`, `matched`), narrowed first by the
+    conditions that can be a filter when all must match."""
+
+    status: str
+    queryset: Any = None
+    matched: list[Any] = field(default_factory=list)
+    checked: int = 0
+    of: int = 0  # members of that status the scan could have checked
+    left_out: list[str] = field(default_factory=list)  # conditions checked one by one
+
+    @property
+    def in_database(self) -> bool:
+        return self.queryset is not None
+
+
+def automation_audience(automation: Automation) -> Audience:
+    """Who `automation` would run for now (uses its prefetched conditions). In the database:
+    no query until the caller pages the queryset. Checked one by one: 2 queries, then 3 per
+    SCAN_CHUNK members checked."""
+    from automations.selectors import condition_phrase
+    from members.models import Member
+
+    status = AUDIENCE_STATUS.get(automation.trigger_event, Member.Status.ACTIVE)
+    conditions = list(automation.conditions.all())
+    q, left = cond.conditions_q(conditions, automation.match)
+    base = Member.objects.filter(status=status).filter(q)
+    if not left:
+        return Audience(status, queryset=base.only("id", "full_name", "email", "department"))
+    audience = Audience(
+        status,
+        of=base.count(),
+        left_out=[condition_phrase(c.field, c.operator, c.value) for c in left],
+    )
+    ids = list(base.order_by(*AUDIENCE_ORDERING).values_list("pk", flat=True)[:SCAN_LIMIT])
+    for start in range(0, len(ids), SCAN_CHUNK):
+        chunk = ids[start : start + SCAN_CHUNK]
+        snapshots = cond.member_snapshots(chunk)
+        audience.matched += [
+            snapshots[pk]
+            for pk in chunk
+            if pk in snapshots and cond.matches(conditions, automation.match, snapshots[pk])
+        ]
+    audience.checked = len(ids)
+    return audience

@@ -54,7 +54,8 @@ class Target:
     label. `skip_reason` says why it would not be acted on ("" when it would be): the insight
     its log gets. `unmet`: skipped without acting on it, which leaves the execution partially
     failed. `logged`: False for what the engine passes over without a log (a monitor among the
-    devices to lock), shown by the preview only. `via`: how it is reached ("Jamf Pro “prod”")."""
+    devices to lock), shown by the preview only. `via`: how it is reached or who it is
+    ("via Jamf Pro “prod”", "Manager Alex Chen")."""
 
     key: str
     label: str

@@ -202,11 +202,11 @@ def lock_skip(
 
 
 def via(asset: Asset) -> str:
-    """How a device is reached: "Jamf Pro “prod”" ("" when it is not enrolled)."""
+    """How a device is reached: "via Jamf Pro “prod”" ("" when it is not enrolled)."""
     connection = asset.mdm_connection if asset.mdm_connection_id else None
     if connection is None:
         return ""
-    return f"{connection.get_provider_display()} “{connection.name}”"
+    return f"via {connection.get_provider_display()} “{connection.name}”"
 
 
 def lock_plan(items: list[Prep], context: RunContext) -> list[list[Target]]:

@@ -354,7 +354,10 @@ def automation_audience(automation: Automation) -> Audience:
     q, left = cond.conditions_q(conditions, automation.match)
     base = Member.objects.filter(status=status).filter(q)
     if not left:
-        return Audience(status, queryset=base.only("id", "full_name", "email", "department"))
+        # Counted in key order (no sort of what matches); the pages order it by name.
+        return Audience(
+            status, queryset=base.only("id", "full_name", "email", "department").order_by("pk")
+        )
     audience = Audience(
         status,
         of=base.count(),

@@ -229,8 +229,7 @@ def webhook_blocked(action: Action | None, decrypted) -> tuple[str, str, bool] |
 def webhook_target(action: Action) -> Target:
     """The one target of a webhook action: its receiver (the target part of the log key and
     the log's label), shared by the claim (`webhook_prepare_many`) and the preview."""
-    url = action.config.get("url", "")
-    return Target("webhook", _target_label(url), via=f"{action.config.get('method', 'POST')} {url}")
+    return Target("webhook", _target_label(action.config.get("url", "")))
 
 
 def webhook_plan(items: list[Prep]) -> list[list[Target]]:

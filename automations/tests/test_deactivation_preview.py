@@ -141,6 +141,7 @@ def test_the_bulk_dialog_preview_says_for_how_many_of_the_selection(manager_clie
     text = response.content.decode()
     assert "Offboard engineers" in text and "(for 1 of 2)" in text
     assert "Lock multi-device holders" not in text
+    assert "In total" in text and "0 license seats" in text  # the engineer holds none
 
 
 def test_the_bulk_preview_needs_the_deactivate_permission(viewer_client, automations):

@@ -582,7 +582,9 @@ def test_who_would_this_run_for_matches_any_and_all_like_the_engine(match):
     assert len(found) == (1 if match == "all" else 3)
 
 
-def test_a_value_outside_ascii_is_checked_member_by_member_bounded(django_assert_max_num_queries):
+def test_a_value_outside_ascii_is_checked_member_by_member_bounded(
+    django_assert_max_num_queries, manager_client
+):
     people()
     conditions = [("location", "is", "zürich"), ("department", "is_not_empty", None)]
     made = automation("Zürich", LOCK, conditions=conditions)
@@ -595,6 +597,10 @@ def test_a_value_outside_ascii_is_checked_member_by_member_bounded(django_assert
     assert audience.left_out == ["location is zürich"]
     assert {s["id"] for s in audience.matched} == engine_matches(conditions)
     assert len(audience.matched) == 1 and audience.checked == audience.of == 5
+
+    page = manager_client.get(made.get_absolute_url()).text
+    assert "Checked member by member, not in the database: location is zürich" in page
+    assert "Of the first 5 active members (of 5), <strong>1</strong> match" in page
 
 
 @pytest.mark.parametrize("size", [3, 30])
@@ -618,3 +624,36 @@ def test_the_automation_page_says_who_it_would_run_for_within_a_budget(
     assert ("All of them" in page) == (size > 10)
     assert "Eng 00" in everyone and f"Eng {size - 1:02d}" in everyone
     assert "Sales" not in everyone.split("audience-members")[1]
+
+
+def test_an_action_after_a_gate_says_what_it_waits_for(manager_client):
+    lena = make_member(full_name="Lena Leaver")
+    make_entitlement(license=make_license(name="Figma"), member=lena)
+    automation(
+        "Tell HR first",
+        webhook("https://hr.example.com/hooks", continue_on_error=False),
+        revoke(user_based=True),
+    )
+
+    (run,) = member_preview(lena).runs
+    html = manager_client.get(reverse("automations:deactivation_preview"), {"member": lena.pk}).text
+
+    assert [s.waits_for for s in run.steps] == ["", "“Trigger webhook” (action 1) to succeed"]
+    assert "Waits for “Trigger webhook” (action 1) to succeed." in html
+
+
+def test_a_reactivation_automation_is_checked_against_deactivated_members(manager_client):
+    back = make_member(full_name="Back Again", department="Sales")
+    member_deactivate(member=back, actor=None, reason="Left")
+    make_member(full_name="Still Here", department="Sales")
+    made = automation("Welcome back", LOCK, conditions=[("department", "is", "sales")])
+    made.trigger_event = "member.reactivated"
+    made.save()
+
+    audience = automation_audience(made)
+    page = manager_client.get(made.get_absolute_url()).text
+
+    assert audience.status == "deactivated"
+    assert list(audience.queryset.values_list("full_name", flat=True)) == ["Back Again"]
+    assert "<strong>1</strong> deactivated member matches its conditions now" in page
+    assert "if they were reactivated" in page and "Still Here" not in page

@@ -5,8 +5,9 @@ An action kind is one module of this package (`webhook.py`, `revoke_licenses.py`
 `mdm_lock.py`) holding one `ActionKind` subclass, registered with `register()`, plus its templates
 under `templates/automations/actions/<key>/`. Everything else asks the registry: the builder
 (which kinds can be added, their settings forms and cards), the services (validation, history,
-the MDM gate), the engine (`runner.py`: prepare, send and record, retries), the execution log, the
-member's Automated actions panel and the admin. A Django system check (`automations.E001`, see
+the MDM gate), the engine (`runner.py`: prepare, send and record, retries), the deactivation
+preview (`plan`, from the target selection `prepare` uses), the execution log, the member's
+Automated actions panel and the admin. A Django system check (`automations.E001`, see
 `check_kinds`) refuses to start with a kind that lacks a part.
 
 Adding a kind touches: its module here, one import line in `automations/actions/__init__.py`,

@@ -165,6 +165,19 @@ def _asset_key(source_key: str, asset_pk: int) -> str:
     return key
 
 
+def return_refused(
+    asset: Asset, *, member_id: int, member_name: str, open_request: ReturnRequest | None
+) -> str:
+    """Why no return request is opened for `asset` held by the member (its open request, or it
+    left their custody); "" when one is. Shared by `return_requests_open` and the deactivation
+    preview (automations/actions/device_return.py)."""
+    if open_request is not None:
+        return f"Already requested {open_request.requested_at:%d %b %Y}."
+    if asset.custodian_id != member_id or not asset.is_held:
+        return f"{asset.asset_tag} is no longer in {member_name}'s custody."
+    return ""
+
+
 def return_requests_open(
     *,
     member: Member,
@@ -221,20 +234,14 @@ def return_requests_open(
             if asset is None:
                 results.append(Opened(pk, None, False, "No such asset."))
                 continue
-            if asset.pk in open_by_asset:
-                existing = open_by_asset[asset.pk]
-                results.append(
-                    Opened(
-                        pk, existing, False, f"Already requested {existing.requested_at:%d %b %Y}."
-                    )
-                )
-                continue
-            if asset.custodian_id != member.pk or not asset.is_held:
-                results.append(
-                    Opened(
-                        pk, None, False, f"{asset.asset_tag} is no longer in {member}'s custody."
-                    )
-                )
+            note = return_refused(
+                asset,
+                member_id=member.pk,
+                member_name=str(member),
+                open_request=open_by_asset.get(asset.pk),
+            )
+            if note:
+                results.append(Opened(pk, open_by_asset.get(asset.pk), False, note))
                 continue
             req = ReturnRequest.objects.create(
                 asset=asset,

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db.models import F, Q
+from django.db.models.functions import Trim
+from django.db.models.lookups import Exact, IContains, IExact, IStartsWith
 
 TEXT, CHOICE, NUMBER, PERSON = "text", "choice", "number", "person"
 
@@ -54,6 +57,9 @@ class Field:
     type: str
     help: str = ""
     suggest_values: bool = False  # offer existing values from the data (departments, ...)
+    # Where the database holds the value on Member (`condition_q`): a field path, the counter
+    # column of a number, "" when the condition can only be evaluated on a snapshot.
+    db: str = ""
 
     @property
     def operators(self) -> list[Operator]:
@@ -63,15 +69,27 @@ class Field:
 FIELDS: dict[str, Field] = {
     f.key: f
     for f in [
-        Field("department", "Department", TEXT, suggest_values=True),
-        Field("location", "Location", TEXT, suggest_values=True),
-        Field("title", "Title", TEXT),
-        Field("employment_type", "Employment type", CHOICE),
-        Field("email_domain", "Email domain", TEXT, help="The part after @, e.g. example.com"),
-        Field("manager", "Manager", PERSON, help="The manager's email address"),
-        Field("employee_id", "Employee ID", TEXT),
-        Field("assets_in_custody", "Number of assets in custody", NUMBER),
-        Field("live_entitlements", "Number of live license entitlements", NUMBER),
+        Field("department", "Department", TEXT, suggest_values=True, db="department"),
+        Field("location", "Location", TEXT, suggest_values=True, db="location"),
+        Field("title", "Title", TEXT, db="title"),
+        Field("employment_type", "Employment type", CHOICE, db="employment_type"),
+        Field(
+            "email_domain",
+            "Email domain",
+            TEXT,
+            help="The part after @, e.g. example.com",
+            db="email",
+        ),
+        Field("manager", "Manager", PERSON, help="The manager's email address", db="manager"),
+        Field("employee_id", "Employee ID", TEXT, db="employee_id"),
+        # The counts kept on the member row (members/tallies), equal to the snapshot's counts.
+        Field("assets_in_custody", "Number of assets in custody", NUMBER, db="assets_count"),
+        Field(
+            "live_entitlements",
+            "Number of live license entitlements",
+            NUMBER,
+            db="live_entitlements_count",
+        ),
     ]
 }
 
@@ -192,9 +210,12 @@ def member_snapshot(
     }
 
 
-def member_snapshots(member_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+def member_snapshots(
+    member_ids: Iterable[int], *, custody: dict[int, list[int]] | None = None
+) -> dict[int, dict[str, Any]]:
     """`member_snapshot` of many members at once, in 3 queries whatever their number (the
-    members with their managers, the assets in their custody, their live entitlements)."""
+    members with their managers, the assets in their custody, their live entitlements).
+    `custody`, when given, is filled with member id → the ids of the assets in their custody."""
     from django.db.models import Count
 
     from assets.models import Asset
@@ -203,7 +224,8 @@ def member_snapshots(member_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
 
     ids = list(member_ids)
     members = Member.objects.select_related("manager").filter(pk__in=ids)
-    custody: dict[int, list[int]] = {}
+    if custody is None:
+        custody = {}
     for asset_id, custodian_id in Asset.objects.filter(custodian_id__in=ids).values_list(
         "pk", "custodian_id"
     ):
@@ -283,3 +305,121 @@ def _display(field: Field, value: Any) -> str:
     if field.type == CHOICE:
         return dict(choice_values(field)).get(value, str(value))
     return str(value)
+
+
+# --- In the database -------------------------------------------------------------------------
+
+
+def condition_q(field_key: str, operator: str, value: Any) -> Q | None:
+    """The condition as a filter on Member that selects the members `condition_matches` holds
+    for (the automation page's "Who would this run for now"), or None when it cannot be one:
+    a field without `db`, or a value with letters outside ASCII (the databases fold the case of
+    those differently from Python's casefold: SQLite only folds ASCII). Text is compared
+    trimmed and case-insensitively, as `_test` does."""
+    field = FIELDS.get(field_key)
+    if field is None or not field.db or operator not in OPERATORS_BY_TYPE[field.type]:
+        return None
+    if field.type == NUMBER:
+        number = int(value)
+        return {
+            "is": Q(**{field.db: number}),
+            "is_not": ~Q(**{field.db: number}),
+            "greater_than": Q(**{f"{field.db}__gt": number}),
+            "less_than": Q(**{f"{field.db}__lt": number}),
+        }[operator]
+    values = list(value or []) if OPERATORS[operator].many else [value]
+    if any(not str(v).isascii() for v in values if v is not None):
+        return None
+    if field.key == "email_domain":
+        return _domain_q(operator, [str(v).strip().lower() for v in values if v is not None])
+    if field.type == PERSON:
+        return _manager_q(operator, [str(v).strip() for v in values if v is not None])
+    text = Trim(F(field.db))
+    if operator == "is_empty":
+        return Q(Exact(text, ""))
+    if operator == "is_not_empty":
+        return ~Q(Exact(text, ""))
+    if operator == "is_any_of":
+        return _any([Q(IExact(text, str(v).strip())) for v in values])
+    expected = str(value).strip()
+    return {
+        "is": Q(IExact(text, expected)),
+        "is_not": ~Q(IExact(text, expected)),
+        "contains": Q(IContains(text, expected)),
+        "starts_with": Q(IStartsWith(text, expected)),
+    }[operator]
+
+
+def _any(parts: list[Q]) -> Q:
+    if not parts:
+        return Q(pk__in=[])  # "is any of" nothing: no member
+    out = parts[0]
+    for part in parts[1:]:
+        out |= part
+    return out
+
+
+def _manager_q(operator: str, values: list[str]) -> Q:
+    # Lookups through the relation, which Django joins LEFT (and negates with the NULLs kept):
+    # a member without a manager has "" as the snapshot's manager.
+    empty = Q(manager__isnull=True) | Q(manager__email="")
+    if operator == "is_empty":
+        return empty
+    if operator == "is_not_empty":
+        return ~empty
+    matched = _any([Q(manager__email__iexact=v) for v in values])
+    return ~matched if operator == "is_not" else matched
+
+
+def _domain_q(operator: str, values: list[str]) -> Q | None:
+    """The part of the email after its last @ (`Member.email_domain`), as a regular expression
+    on the address (re's syntax in SQLite, POSIX's in PostgreSQL: only [^@], \\s, $ and escaped
+    characters are used, which read the same in both)."""
+    if any("@" in v for v in values):
+        return None
+
+    def regex(pattern: str) -> Q:
+        return Q(email__iregex=pattern)
+
+    empty = regex(r"@\s*$") | Q(email="")
+    if operator == "is_empty":
+        return empty
+    if operator == "is_not_empty":
+        return ~empty
+    escaped = [_escape(v) for v in values]
+    if operator in ("is", "is_not", "is_any_of"):
+        matched = _any([regex(f"@{v}$") for v in escaped])
+        return ~matched if operator == "is_not" else matched
+    if operator == "contains":
+        return regex(f"@[^@]*{escaped[0]}[^@]*$")
+    return regex(f"@{escaped[0]}[^@]*$")  # starts_with
+
+
+def _escape(value: str) -> str:
+    # A backslash before each character that is not a letter or a digit: literal in both
+    # dialects (re.escape leaves some unescaped that POSIX brackets would read, e.g. "-").
+    return "".join(ch if ch.isalnum() else "\\" + ch for ch in value)
+
+
+def conditions_q(conditions: Iterable, match: str) -> tuple[Q, list]:
+    """The conditions (objects with field/operator/value) as one filter on Member, and those
+    that cannot be one (`condition_q` gives None). With "all", the filter holds the others
+    (a member must pass it and the rest); with "any" and one left out, the filter is empty
+    (Q()): every member must be checked."""
+    parts, left = [], []
+    for c in conditions:
+        q = condition_q(c.field, c.operator, c.value)
+        if q is None:
+            left.append(c)
+        else:
+            parts.append(q)
+    if not parts and not left:
+        return Q(), []
+    if match == "all":
+        combined = Q()
+        for part in parts:
+            combined &= part
+        return combined, left
+    if left:
+        return Q(), left
+    return _any(parts), []

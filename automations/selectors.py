@@ -283,8 +283,8 @@ def summary_of(automation: Automation) -> str:
 class PlannedRun:
     """An enabled automation the trigger would run now, for which of the given members, and
     what it does, in the automation's order: "revoke user-based licenses",
-    "lock their devices through MDM", "call https://…". A preview of each action's targets can
-    be added here without changing its callers."""
+    "lock their devices through MDM", "call https://…" (the Upcoming offboardings page). Each
+    action's targets and skip reasons: automations.selectors_preview, the deactivate dialogs."""
 
     automation: Automation
     members: list[Any]

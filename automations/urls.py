@@ -10,6 +10,7 @@ urlpatterns = [
     path("new/", builder.automation_create, name="create"),
     path("<int:pk>/", builder.automation_detail, name="detail"),
     path("<int:pk>/edit/", builder.automation_edit, name="edit"),
+    path("<int:pk>/audience/", builder.automation_audience, name="audience"),
     path("<int:pk>/toggle/", builder.automation_toggle, name="toggle"),
     path("<int:pk>/switch-on/", builder.automation_switch_on, name="switch_on"),
     path("<int:pk>/duplicate/", builder.automation_duplicate, name="duplicate"),

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Trim, Upper
 
 from assetsonar.links import pk_url
 
@@ -217,6 +217,10 @@ class Member(models.Model):
                 condition=Q(status="deactivated")
                 & (Q(assets_count__gt=0) | Q(live_entitlements_count__gt=0)),
             ),
+            # An automation's "Who it would run for now" (automations/conditions.condition_q):
+            # department and location compared trimmed and case-insensitively.
+            models.Index(Upper(Trim("department")), name="member_department_ci"),
+            models.Index(Upper(Trim("location")), name="member_location_ci"),
             # SCIM filters: `name.familyName eq` and `meta.lastModified gt` (incremental sync).
             models.Index(Lower("family_name"), name="member_family_name_lower"),
             models.Index(fields=["updated_at", "id"], name="member_updated_at"),

@@ -197,7 +197,13 @@ def member_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
             else:
                 messages.info(request, f"{member} was already deactivated; nothing changed.")
             return done(request, member.get_absolute_url())
-    context = {"member": member, "deactivate_form": form, "action": "deactivate"}
+    # The dialog's preview of what deactivating sets off, rendered in place here.
+    context = {
+        "member": member,
+        "deactivate_form": form,
+        "action": "deactivate",
+        "show_preview": True,
+    }
     if _partial_request(request):
         return render(request, "members/member_detail.html#deactivate-form", context)
     return render(request, "members/member_confirm.html", context)

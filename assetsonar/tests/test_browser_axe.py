@@ -113,6 +113,7 @@ def _portal_fillers():
         "licenses:revoke": entitlement,
         "automations:detail": lambda: {"pk": _first(Automation).pk},
         "automations:edit": lambda: {"pk": _first(Automation).pk},
+        "automations:audience": lambda: {"pk": _first(Automation).pk},
         "automations:toggle": lambda: {"pk": _first(Automation).pk},
         "automations:switch_on": lambda: {
             "pk": _first(Automation, enabled=False, actions__kind="mdm_lock").pk

@@ -32,14 +32,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from assetsonar.audit import audit_record
 from assetsonar.models import AuditEvent
-from automations.actions.base import REGISTRY, ActionKind, register
+from automations.actions.base import REGISTRY, ActionKind, Target, register
 from automations.engine.common import log_claim_many, log_key
 from automations.models import Action, ActionLog, Approval
 
@@ -84,18 +84,65 @@ def _users(usernames: list[str]):
 
 def approvers_for(config: dict[str, Any]) -> list[Any]:
     """The active users who may decide: the role's users and the named users (two queries)."""
-    users: dict[int, Any] = {}
-    if config.get("role"):
+    return approvers_many([config])[0]
+
+
+def approvers_many(configs: list[dict[str, Any]]) -> list[list[Any]]:
+    """`approvers_for` of each of `configs`, in two queries for all of them: the target
+    selection shared by the engine (`approval_request`) and the preview (`approval_plan`)."""
+    roles = {c["role"] for c in configs if c.get("role")}
+    names = {name for c in configs for name in c.get("users") or []}
+    by_role: dict[str, list[Any]] = {}
+    if roles:
         for user in (
             get_user_model()
-            .objects.filter(groups__name=config["role"], is_active=True)
+            .objects.filter(groups__name__in=roles, is_active=True)
+            .annotate(role=F("groups__name"))
             .order_by("pk")
         ):
+            by_role.setdefault(user.role, []).append(user)
+    named = {u.username: u for u in _users(sorted(names)).order_by("pk")} if names else {}
+    out = []
+    for config in configs:
+        users: dict[int, Any] = {}
+        for user in by_role.get(config.get("role") or "", []):
             users[user.pk] = user
-    if config.get("users"):
-        for user in _users(list(config["users"])).order_by("pk"):
+        for user in sorted(
+            (named[n] for n in config.get("users") or [] if n in named), key=lambda u: u.pk
+        ):
             users[user.pk] = user
-    return list(users.values())[:MAX_APPROVERS]
+        out.append(list(users.values())[:MAX_APPROVERS])
+    return out
+
+
+def _no_approver_insight(config: dict[str, Any]) -> str:
+    why = (
+        f"the {config['role']} role has no active users"
+        if config["role"]
+        else "no named approver is an active user"
+    )
+    if config["role"] and config["users"]:
+        why += " and no named approver is an active user"
+    return NO_APPROVER_INSIGHT.format(why=why[0].upper() + why[1:] + ".")[:500]
+
+
+def approval_target(approvers: list[Any], config: dict[str, Any]) -> Target:
+    """The step's one target: who decides (the log's label), or why no one can."""
+    return Target(
+        TARGET_TYPE,
+        (", ".join(_person(u) for u in approvers) or "No approver")[:300],
+        skip_reason="" if approvers else _no_approver_insight(config),
+        via=f"expires after {_days(config['expire_days'])}",
+    )
+
+
+def approval_plan(items) -> list[list[Target]]:
+    """The preview of `approval_request`: who would be asked to approve (two queries)."""
+    configs = [_normal(item.action.config) for item in items]
+    return [
+        [approval_target(approvers, config)]
+        for approvers, config in zip(approvers_many(configs), configs, strict=True)
+    ]
 
 
 def _approvers_text(config: dict[str, Any]) -> str:
@@ -196,6 +243,7 @@ class ApprovalKind(ActionKind):
     log_label = "Require approval"
     chip = "Approval"
     icon = "icon-approval"
+    target_noun = ("approval", "approvals")
     form_class = ApprovalForm
     builder_template = "automations/actions/approval/builder.html"
     detail_template = "automations/actions/approval/detail.html"
@@ -265,8 +313,8 @@ class ApprovalKind(ActionKind):
             f"(expires after {_days(config['expire_days'])})"
         )
 
-    def targets(self, member, config):
-        return [_person(user) for user in approvers_for(_normal(config))]
+    def plan(self, *, items, context):
+        return approval_plan(items)
 
     def prepare(self, *, items, context):
         for item in items:
@@ -297,29 +345,23 @@ def approval_request(*, execution, action, event, now: datetime) -> Approval | N
         return existing
     config = _normal(action.config)
     approvers = approvers_for(config)
+    target = approval_target(approvers, config)
     member_name = (event.member_snapshot.get("full_name", "") or str(event.member_id))[:300]
     spec = {
-        "key": log_key(event.pk, execution.automation_id, action.pk, TARGET_TYPE),
+        "key": log_key(event.pk, execution.automation_id, action.pk, target.key),
         "execution": execution,
         "action": action,
         "action_kind": action.kind,
         "target_type": TARGET_TYPE,
-        "target_label": (", ".join(_person(u) for u in approvers) or "No approver")[:300],
+        "target_label": target.label,
         "status": ActionLog.Status.PENDING,
     }
     (log,) = log_claim_many([spec])
     if log.status != ActionLog.Status.PENDING or log.insight:
         return None  # claimed and settled before
-    if not approvers:
-        why = (
-            f"the {config['role']} role has no active users"
-            if config["role"]
-            else "no named approver is an active user"
-        )
-        if config["role"] and config["users"]:
-            why += " and no named approver is an active user"
+    if target.skip_reason:
         log.status, log.finished_at = ActionLog.Status.FAILED, now
-        log.insight = NO_APPROVER_INSIGHT.format(why=why[0].upper() + why[1:] + ".")[:500]
+        log.insight = target.skip_reason
         log.save(update_fields=["status", "finished_at", "insight"])
         return None
     approval = Approval.objects.create(
@@ -398,10 +440,15 @@ def approval_notify(approval_id: int) -> int:
 def held_actions(approval: Approval) -> list[dict[str, Any]]:
     """The actions this step holds (after it, by position), each with its targets for the
     member now: what the approval page and the mail list (two queries and the targets')."""
+    from automations.engine.common import Prep, RunContext
+
     if approval.action is None:
         return []
     action = approval.action
+    execution = approval.execution
+    event = execution.event
     rows = []
+    context = RunContext()
     for later in Action.objects.filter(
         Q(position__gt=action.position) | Q(position=action.position, pk__gt=action.pk),
         automation_id=action.automation_id,
@@ -409,11 +456,13 @@ def held_actions(approval: Approval) -> list[dict[str, Any]]:
         kind = REGISTRY.get(later.kind)
         if kind is None:
             continue
+        # Their targets as the engine selects them once approved (the event's snapshot).
+        (plan,) = kind.plan(items=[Prep(execution, later, event)], context=context)
         rows.append(
             {
                 "label": kind.log_label,
                 "summary": kind.summary(kind.read(later)),
-                "targets": kind.targets(approval.member, kind.read(later)),
+                "targets": [t.label for t in plan if t.logged],
                 "locks_devices": kind.locks_devices,
             }
         )

@@ -5,8 +5,9 @@ An action kind is one module of this package (`webhook.py`, `revoke_licenses.py`
 `mdm_lock.py`) holding one `ActionKind` subclass, registered with `register()`, plus its templates
 under `templates/automations/actions/<key>/`. Everything else asks the registry: the builder
 (which kinds can be added, their settings forms and cards), the services (validation, history,
-the MDM gate), the engine (`runner.py`: prepare, send and record, retries), the execution log, the
-member's Automated actions panel and the admin. A Django system check (`automations.E001`, see
+the MDM gate), the engine (`runner.py`: prepare, send and record, retries), the deactivation
+preview (`plan`, from the target selection `prepare` uses), the execution log, the member's
+Automated actions panel and the admin. A Django system check (`automations.E001`, see
 `check_kinds`) refuses to start with a kind that lacks a part.
 
 Adding a kind touches: its module here, one import line in `automations/actions/__init__.py`,
@@ -44,6 +45,32 @@ class ActionSpec:
     action_id: int | None = field(default=None, compare=False)
 
 
+@dataclass(frozen=True)
+class Target:
+    """One thing an action acts on for a member (a license seat, a device, a webhook, a
+    recipient, the approval step), as `ActionKind.plan` selects it: the engine's `prepare()`
+    claims one ActionLog per logged target, and the deactivation preview lists them.
+
+    `key` is the target part of the log key (`engine.common.log_key`), `label` the log's target
+    label. `skip_reason` says why it would not be acted on ("" when it would be): the insight
+    its log gets. `unmet`: skipped without acting on it, which leaves the execution partially
+    failed. `logged`: False for what the engine passes over without a log (a monitor among the
+    devices to lock), shown by the preview only. `via`: how it is reached or who it is
+    ("via Jamf Pro “prod”", "Manager Alex Chen")."""
+
+    key: str
+    label: str
+    skip_reason: str = ""
+    unmet: bool = False
+    logged: bool = True
+    via: str = ""
+    obj: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def acted_on(self) -> bool:
+        return not self.skip_reason
+
+
 class ActionKind:
     """One kind of action. Subclasses set the class attributes and implement the methods below;
     `check_kinds` lists what is required."""
@@ -67,6 +94,8 @@ class ActionKind:
     # Target types of its logs beyond ActionLog.TargetType's (value → label), e.g. an email
     # kind's {"recipient": "Recipient"}.
     target_types: ClassVar[dict[str, str]] = {}
+    # What the deactivation preview counts of its targets: (one, many), e.g. ("email", "emails").
+    target_noun: ClassVar[tuple[str, str]] = ("target", "targets")
     # Fixed texts of its logs' insights (named, so tests and docs can refer to them).
     insights: ClassVar[dict[str, str]] = {}
     # Engine behaviour.
@@ -97,7 +126,7 @@ class ActionKind:
         "summary",
         "snapshot",
         "admin_text",
-        "targets",
+        "plan",
         "prepare",
     )
 
@@ -170,8 +199,16 @@ class ActionKind:
         """One line for the admin's read-only view (no secret value)."""
         raise NotImplementedError
 
-    def targets(self, member: Any, config: dict[str, Any]) -> list[str]:
-        """What it would act on for `member` now (labels), for previews."""
+    def plan(self, *, items: list[Prep], context: RunContext) -> list[list[Target]]:
+        """What it would do now for each item (an action and the event's member snapshot; the
+        execution may be unsaved): its targets in order, each with the reason it would be
+        skipped, one list per item. Reads only, a fixed number of queries for all the items.
+        Items are planned in order, as the engine prepares them: what an earlier item takes
+        (a seat it revokes, a device it locks) a later one does not get.
+
+        The target selection (and the skip decisions known before sending) is the one
+        `prepare()` uses: the preview (automations.selectors_preview) is what the engine then
+        does, except for what only sending can tell (a receiver down, a vendor refusing)."""
         raise NotImplementedError
 
     # --- Running ----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from assets.models import CUSTODY_STATUSES, Asset
-from automations.actions.base import ActionKind, register
+from automations.actions.base import ActionKind, Target, register
 from automations.engine.common import Prep, log_begin, log_claim_many, log_key, write_save
 from automations.models import ActionLog
 
@@ -133,6 +133,15 @@ def returns_prepare_many(*, items: list[Prep], context) -> list:
     """Claim one log per device of each item and open the returns, in the caller's transaction
     (one query for the devices of the whole batch, then per item: the claims, the start and
     the service's call). Nothing is left to send over the network: no job is returned."""
+    for item, devices in zip(items, return_devices(items), strict=True):
+        _prepare_one(item, devices, normalised(item.action.config), context)
+    return []
+
+
+def return_devices(items: list[Prep]) -> list[list[Asset]]:
+    """The target selection, shared by the engine (`returns_prepare_many`) and the preview
+    (`return_plan`): for each item, the devices in the member's custody at the event (the
+    event's snapshot) in the chosen categories, by id (one query for all the items)."""
     custody: dict[int, list[int]] = {}
     for item in items:
         ids = item.event.member_snapshot.get("custody_asset_ids")
@@ -145,13 +154,50 @@ def returns_prepare_many(*, items: list[Prep], context) -> list:
         custody[id(item)] = sorted(ids)
     wanted = {pk for ids in custody.values() for pk in ids}
     by_id = {a.pk: a for a in Asset.objects.filter(pk__in=wanted)} if wanted else {}
+    out = []
     for item in items:
-        settings = normalised(item.action.config)
+        categories = normalised(item.action.config)["categories"]
         devices = [by_id[pk] for pk in custody[id(item)] if pk in by_id]
-        if settings["categories"]:
-            devices = [a for a in devices if a.category in settings["categories"]]
-        _prepare_one(item, devices, settings, context)
-    return []
+        if categories:
+            devices = [a for a in devices if a.category in categories]
+        out.append(devices)
+    return out
+
+
+def return_plan(items: list[Prep], context) -> list[list[Target]]:
+    """The preview of `returns_prepare_many`: per item, the devices asked back, each with the
+    reason none would be opened (`assets.returns.return_refused`: already requested, no longer
+    in custody), or why nothing is asked (two queries for all the items). A device an earlier
+    item asks back counts as requested for the later ones, as in the engine."""
+    from assets.models import ReturnRequest
+    from assets.returns import return_refused
+
+    per_item = return_devices(items)
+    ids = {a.pk for devices in per_item for a in devices}
+    open_by_asset = (
+        {r.asset_id: r for r in ReturnRequest.objects.filter(asset_id__in=ids, closed_at=None)}
+        if ids
+        else {}
+    )
+    plans = []
+    for item, devices in zip(items, per_item, strict=True):
+        name = item.event.member_snapshot.get("full_name", "") or str(item.event.member_id)
+        if not devices:
+            plans.append([Target("none", name[:300], skip_reason=NO_DEVICE_INSIGHT)])
+            continue
+        targets = []
+        for asset in devices:
+            note = return_refused(
+                asset,
+                member_id=item.event.member_id,
+                member_name=name,
+                open_request=open_by_asset.get(asset.pk),
+            )
+            if not note:
+                open_by_asset[asset.pk] = ReturnRequest(asset=asset, requested_at=context.now)
+            targets.append(Target(f"asset:{asset.pk}", str(asset)[:300], note, obj=asset))
+        plans.append(targets)
+    return plans
 
 
 def _prepare_one(item: Prep, devices: list[Asset], settings: dict[str, Any], context) -> None:
@@ -328,6 +374,7 @@ class DeviceReturnKind(ActionKind):
     log_label = "Request device return"
     chip = "Device return"
     icon = "icon-revoke"  # a shared icon: the stylesheet is not this kind's file
+    target_noun = ("device return", "device returns")
     form_class = DeviceReturnForm
     builder_template = "automations/actions/device_return/builder.html"
     detail_template = "automations/actions/device_return/detail.html"
@@ -415,14 +462,8 @@ class DeviceReturnKind(ActionKind):
             "ask for the return of "
         )
 
-    def targets(self, member, config):
-        categories = normalised(config)["categories"]
-        devices = Asset.objects.filter(custodian=member, status__in=CUSTODY_STATUSES).order_by(
-            "asset_tag"
-        )
-        if categories:
-            devices = devices.filter(category__in=categories)
-        return [str(a) for a in devices]
+    def plan(self, *, items, context):
+        return return_plan(items, context)
 
     def prepare(self, *, items, context):
         return returns_prepare_many(items=items, context=context)

@@ -42,7 +42,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from assetsonar import mail, placeholders, roles
-from automations.actions.base import ActionKind, register
+from automations.actions.base import ActionKind, Target, register
 from automations.engine.common import (
     Job,
     Prep,
@@ -228,6 +228,52 @@ def users_of_roles(names: list[str]) -> dict[str, list[str]]:
     return found
 
 
+def recipient_targets(member, config: dict[str, Any], *, role_users=None) -> list[Target]:
+    """The target selection, shared by the engine (`email_prepare_many`) and the preview
+    (`email_plan`): one Target per recipient (`resolve_recipients`), skipped with the reason
+    when there is no address (no manager recorded, a role nobody active holds)."""
+    targets = []
+    for recipient in resolve_recipients(member, config, role_users=role_users):
+        if recipient.address:
+            label = recipient.address
+        elif recipient.source == "manager":
+            label = "Manager"
+        elif recipient.source == "member":
+            label = _member_name(member)
+        else:
+            label = recipient.source.replace("role:", "")
+        targets.append(
+            Target(
+                recipient_target(recipient),
+                label[:300],
+                skip_reason=recipient.problem[:500],
+                via=recipient.label,
+                obj=recipient,
+            )
+        )
+    return targets
+
+
+def email_plan(items: list[Prep]) -> list[list[Target]]:
+    """The preview of `email_prepare_many`: its recipients for each item's member now (two
+    queries for all the items: the members with their managers, the users of the roles). The
+    message itself is not rendered here (its template was checked when it was saved); what the
+    mail server answers is known only once sent."""
+    from members.models import Member
+
+    members = Member.objects.select_related("manager").in_bulk(
+        {item.event.member_id for item in items}
+    )
+    wanted_roles = sorted({r for item in items for r in item.action.config.get("roles") or []})
+    role_users = users_of_roles(wanted_roles) if wanted_roles else {}
+    return [
+        recipient_targets(members[item.event.member_id], item.action.config, role_users=role_users)
+        if item.event.member_id in members
+        else []
+        for item in items
+    ]
+
+
 def recipient_target(recipient: Recipient) -> str:
     """The target part of the log key."""
     if not recipient.address:
@@ -279,25 +325,24 @@ def email_prepare_many(*, items: list[Prep], context: RunContext) -> list[Job]:
     for item in items:
         execution, action, event = item
         member_context = event_context(event.member_id, event.pk)
-        recipients = resolve_recipients(member_context.member, action.config, role_users=role_users)
+        targets = recipient_targets(member_context.member, action.config, role_users=role_users)
         message, broken = None, ""
-        if any(r.address for r in recipients):
+        if any(t.obj.address for t in targets):
             try:
                 message = render(action.config, member_context)
             except placeholders.PlaceholderError as exc:
                 broken = (
                     f"The email's template cannot be rendered ({exc}): fix it in the automation."
                 )
-        for recipient in recipients:
+        for target in targets:
+            recipient = target.obj
             spec = {
-                "key": log_key(
-                    event.pk, execution.automation_id, action.pk, recipient_target(recipient)
-                ),
+                "key": log_key(event.pk, execution.automation_id, action.pk, target.key),
                 "execution": execution,
                 "action": action,
                 "action_kind": action.kind,
                 "target_type": TARGET_TYPE,
-                "target_label": (recipient.address or recipient.source.replace("role:", ""))[:300],
+                "target_label": target.label,
             }
             if recipient.address and broken:
                 spec.update(
@@ -319,14 +364,10 @@ def email_prepare_many(*, items: list[Prep], context: RunContext) -> list[Job]:
             else:
                 spec.update(
                     status=ActionLog.Status.SKIPPED,
-                    insight=recipient.problem[:500],
+                    insight=target.skip_reason[:500],
                     finished_at=context.now,
                     detail={"source": recipient.source},
                 )
-                if recipient.source == "manager":
-                    spec["target_label"] = "Manager"
-                elif recipient.source == "member":
-                    spec["target_label"] = _member_name(member_context.member)[:300]
             specs.append(spec)
     if not specs:
         return []
@@ -517,6 +558,7 @@ class EmailKind(ActionKind):
     log_label = "Send an email"
     chip = "Email"
     icon = "icon-email"
+    target_noun = ("email", "emails")
     form_class = EmailForm
     builder_template = "automations/actions/email/builder.html"
     detail_template = "automations/actions/email/detail.html"
@@ -601,8 +643,8 @@ class EmailKind(ActionKind):
         config = _config(action.config)
         return f"{self.summary(config)} · subject: {config['subject']}"
 
-    def targets(self, member, config):
-        return [r.address or r.problem for r in resolve_recipients(member, _config(config))]
+    def plan(self, *, items, context):
+        return email_plan(items)
 
     def prepare(self, *, items, context):
         return email_prepare_many(items=items, context=context)

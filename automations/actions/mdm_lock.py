@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from assets.models import Asset, MDMCommand
 from assetsonar.models import PortalSettings
-from automations.actions.base import ActionKind, register
+from automations.actions.base import ActionKind, Target, register
 from automations.engine.common import (
     Job,
     Prep,
@@ -89,21 +89,8 @@ def mdm_prepare_many(*, items: list[Prep], context: RunContext) -> list[Job]:
     the attempts and the devices' lock commands), in execution order, so that a later
     automation or event of the batch sees the lock an earlier one stored here."""
     targets: list[tuple[Prep, list[Asset]]] = []
-    custody_ids = {
-        pk for item in items for pk in item.event.member_snapshot.get("custody_asset_ids") or []
-    }
-    by_id = _devices_locked(custody_ids)
-    for item in items:
-        custody = item.event.member_snapshot.get("custody_asset_ids")
-        if custody is None:
-            # An event recorded before custody was part of the snapshot: the custody now.
-            legacy = Asset.objects.filter(custodian_id=item.event.member_id).values_list(
-                "pk", flat=True
-            )
-            by_id.update(_devices_locked(set(legacy)))
-            custody = legacy
-        assets = [by_id[pk] for pk in sorted(custody) if pk in by_id]
-        assets = [a for a in assets if a.is_lockable]
+    for item, devices in zip(items, _devices(items, lock=True), strict=True):
+        assets = [a for a in devices if a.is_lockable]
         if assets:
             targets.append((item, assets))
     if not targets:
@@ -162,6 +149,112 @@ def mdm_prepare_many(*, items: list[Prep], context: RunContext) -> list[Job]:
     return jobs
 
 
+def _devices(items: list[Prep], *, lock: bool) -> list[list[Asset]]:
+    """The target selection, shared by the engine (`mdm_prepare_many`) and the preview
+    (`lock_plan`): for each item, the devices in the member's custody at the event (the event's
+    snapshot), by id, lockable or not. `lock`: their rows locked for the caller's transaction
+    (the engine), one query for the whole batch."""
+    fetch = _devices_locked if lock else _devices_read
+    custody_ids = {
+        pk for item in items for pk in item.event.member_snapshot.get("custody_asset_ids") or []
+    }
+    by_id = fetch(custody_ids)
+    out = []
+    for item in items:
+        custody = item.event.member_snapshot.get("custody_asset_ids")
+        if custody is None:
+            # An event recorded before custody was part of the snapshot: the custody now.
+            legacy = Asset.objects.filter(custodian_id=item.event.member_id).values_list(
+                "pk", flat=True
+            )
+            by_id.update(fetch(set(legacy)))
+            custody = legacy
+        out.append([by_id[pk] for pk in sorted(custody) if pk in by_id])
+    return out
+
+
+def _devices_read(ids: set[int]) -> dict[int, Asset]:
+    if not ids:
+        return {}
+    return {a.pk: a for a in Asset.objects.select_related("mdm_connection").filter(pk__in=ids)}
+
+
+def lock_skip(
+    asset: Asset | None, *, action, enabled: bool, latest, command
+) -> tuple[str, bool] | None:
+    """Why a device is not to be locked now, and whether that leaves the target unmet; None
+    when the lock is to be sent. Decided at every attempt (`mdm_job`) and by the preview
+    (`lock_plan`). `latest`: the device's last lock command (any log); `command`: this log's
+    own, if an earlier run stored it."""
+    if action is None:
+        return REMOVED, True
+    if asset is None or not asset.is_lockable:
+        return NOT_LOCKABLE, True
+    if not asset.is_mdm_enrolled:
+        return NOT_ENROLLED, True
+    if not enabled:
+        return SWITCHED_OFF, True
+    if command is None and _live(latest, asset):
+        # The device is locked (or being locked): a second command would only give it a second
+        # PIN, and the PIN the device shows would no longer be the one stored.
+        return _already_locked(latest), False
+    return None
+
+
+def via(asset: Asset) -> str:
+    """How a device is reached: "via Jamf Pro “prod”" ("" when it is not enrolled)."""
+    connection = asset.mdm_connection if asset.mdm_connection_id else None
+    if connection is None:
+        return ""
+    return f"via {connection.get_provider_display()} “{connection.name}”"
+
+
+def lock_plan(items: list[Prep], context: RunContext) -> list[list[Target]]:
+    """The preview of `mdm_prepare_many`: per item, every device in custody at the event, each
+    with the reason it would not be locked (`lock_skip`); a device an earlier item locks counts
+    as locked for the later ones, as in the engine. Three queries for all the items (devices,
+    their lock commands, the portal switch)."""
+    per_item = _devices(items, lock=False)
+    ids = {a.pk for devices in per_item for a in devices}
+    latest: dict[int, MDMCommand] = {}
+    if ids:
+        for c in (
+            MDMCommand.objects.filter(asset_id__in=ids, kind=MDMCommand.Kind.LOCK)
+            .select_related("log__execution")
+            .order_by("pk")
+        ):
+            latest[c.asset_id] = c
+    enabled = context.mdm_commands_enabled
+    plans = []
+    for item, devices in zip(items, per_item, strict=True):
+        targets = []
+        for asset in devices:
+            key, label = f"asset:{asset.pk}", str(asset)[:300]
+            if not asset.is_lockable:
+                # Passed over without a log by the engine (`mdm_prepare_many`).
+                targets.append(Target(key, label, NOT_LOCKABLE, logged=False, obj=asset))
+                continue
+            skip = lock_skip(
+                asset,
+                action=item.action,
+                enabled=enabled,
+                latest=latest.get(asset.pk),
+                command=None,
+            )
+            if skip is None:
+                # Locked by this item: a later automation finds the lock in force.
+                latest[asset.pk] = MDMCommand(
+                    asset=asset,
+                    status=MDMCommand.Status.PENDING,
+                    log=ActionLog(execution=item.execution),
+                )
+                asset.lock_state = Asset.LockState.PENDING
+            reason, unmet = skip or ("", False)
+            targets.append(Target(key, label, reason, unmet=unmet, via=via(asset), obj=asset))
+        plans.append(targets)
+    return plans
+
+
 def _devices_locked(ids: set[int]) -> dict[int, Asset]:
     """The devices by id, their rows locked for the caller's transaction (in id order, so two
     batches never deadlock): whether a device has a lock is decided by one run at a time."""
@@ -212,21 +305,9 @@ def mdm_job(
     `command` this log's own, if an earlier run stored it. The command and its PIN are stored
     here, in the run's first transaction, before anything is sent."""
     asset = log.asset
-    skip, unmet = None, True
-    if action is None:
-        skip = REMOVED
-    elif asset is None or not asset.is_lockable:
-        skip = NOT_LOCKABLE
-    elif not asset.is_mdm_enrolled:
-        skip = NOT_ENROLLED
-    elif not enabled:
-        skip = SWITCHED_OFF
-    elif command is None and _live(latest, asset):
-        # The device is locked (or being locked): a second command would only give it a second
-        # PIN, and the PIN the device shows would no longer be the one stored.
-        skip, unmet = _already_locked(latest), False
+    skip = lock_skip(asset, action=action, enabled=enabled, latest=latest, command=command)
     if skip:
-        log_finish(log, ActionLog.Status.SKIPPED, skip, unmet=unmet)
+        log_finish(log, ActionLog.Status.SKIPPED, skip[0], unmet=skip[1])
         return None
 
     connection = asset.mdm_connection
@@ -318,6 +399,8 @@ def _already_locked(command: MDMCommand) -> str:
     execution = command.log.execution if command.log is not None else None
     if execution is None:
         return f"Already locked (MDM command #{command.pk}), PIN kept."
+    if execution.pk is None:  # the preview: an earlier automation of the same deactivation
+        return f"Already locked by automation “{execution.automation_name}” before it, PIN kept."
     return (
         f"Already locked by execution {execution.pk} (automation “{execution.automation_name}”), "
         "PIN kept."
@@ -491,6 +574,7 @@ class MDMLockKind(ActionKind):
     log_label = "Lock devices via MDM"
     chip = "MDM lock"
     icon = "icon-lock"
+    target_noun = ("device lock", "device locks")
     form_class = MDMLockForm
     builder_template = "automations/actions/mdm_lock/builder.html"
     detail_template = "automations/actions/mdm_lock/detail.html"
@@ -560,8 +644,8 @@ class MDMLockKind(ActionKind):
             f"{action.config.get('phone', '')}"
         )
 
-    def targets(self, member, config):
-        return [str(a) for a in Asset.objects.filter(custodian=member) if a.is_lockable]
+    def plan(self, *, items, context):
+        return lock_plan(items, context)
 
     def prepare(self, *, items, context):
         return mdm_prepare_many(items=items, context=context)

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from assetsonar.audit import audit_record
 from assetsonar.models import AuditEvent
-from automations.actions.base import ActionKind, register
+from automations.actions.base import ActionKind, Target, register
 from automations.engine.common import Prep, log_key, write_create, write_last
 from automations.models import ActionLog
 from licenses.models import Entitlement, License
@@ -65,30 +65,7 @@ def licenses_revoke(*, execution, action, event, context=None) -> list:
     """Revoke what the action's options select for the event's member, in the caller's
     transaction. Nothing is left to do outside the database, so no job is returned."""
     member_id = event.member_id
-    custody = event.member_snapshot.get("custody_asset_ids")
-    if custody is None:  # an event recorded before custody was part of the snapshot
-        from assets.models import Asset
-
-        custody = list(Asset.objects.filter(custodian_id=member_id).values_list("pk", flat=True))
-    clauses: list[tuple[str, list]] = []
-    config = action.config
-    if config.get("user_based"):
-        clauses.append(
-            (
-                "e.member_id = %s AND e.asset_id IS NULL AND l.kind IN (%s, %s)",
-                [member_id, License.Kind.USER, License.Kind.CLOUD],
-            )
-        )
-    if config.get("user_machine"):
-        clauses.append(("e.member_id = %s AND e.asset_id IS NOT NULL", [member_id]))
-    if config.get("device_based") and custody:
-        marks = ", ".join(["%s"] * len(custody))
-        clauses.append(
-            (
-                f"e.member_id IS NULL AND l.kind = %s AND e.asset_id IN ({marks})",
-                [License.Kind.DEVICE, *custody],
-            )
-        )
+    clauses = selection(action.config, member_ids=[member_id], custody=_custody(event))
 
     now = timezone.now()
     reason = (
@@ -150,7 +127,7 @@ def licenses_revoke(*, execution, action, event, context=None) -> list:
                 target_type=ActionLog.TargetType.MEMBER,
                 target_label=(event.member_snapshot.get("full_name", "") or str(member_id))[:300],
                 status=ActionLog.Status.SKIPPED,
-                insight=NOTHING_MATCHED_INSIGHT if clauses else NO_OPTION_INSIGHT,
+                insight=_nothing_insight(action.config),
                 finished_at=now,
             )
         )
@@ -158,15 +135,131 @@ def licenses_revoke(*, execution, action, event, context=None) -> list:
     return []
 
 
-def _claim(execution, action, event, clauses: list[tuple[str, list]], now) -> list[tuple]:
+def _nothing_insight(config: dict[str, Any]) -> str:
+    # Device-based only, for a member who held no device, is "nothing matched" too.
+    return NOTHING_MATCHED_INSIGHT if any(config.get(o) for o in OPTIONS) else NO_OPTION_INSIGHT
+
+
+def _custody(event) -> list[int]:
+    """The devices the member held at the event (its snapshot)."""
+    custody = event.member_snapshot.get("custody_asset_ids")
+    if custody is None:  # an event recorded before custody was part of the snapshot
+        from assets.models import Asset
+
+        custody = list(
+            Asset.objects.filter(custodian_id=event.member_id).values_list("pk", flat=True)
+        )
+    return custody
+
+
+def selection(
+    config: dict[str, Any], *, member_ids: list[int], custody: list[int]
+) -> list[tuple[str, str, list]]:
+    """The target selection, shared by the engine's claim (`_claim`, an INSERT ... SELECT) and
+    the preview (`revoke_plan`, a SELECT): (option, SQL condition on `e` the entitlement and `l`
+    its license, parameters) per option the settings select. Live entitlements only."""
+    clauses: list[tuple[str, str, list]] = []
+    members = ", ".join(["%s"] * len(member_ids))
+    if config.get("user_based") and member_ids:
+        clauses.append(
+            (
+                "user_based",
+                f"e.member_id IN ({members}) AND e.asset_id IS NULL AND l.kind IN (%s, %s)",
+                [*member_ids, License.Kind.USER, License.Kind.CLOUD],
+            )
+        )
+    if config.get("user_machine") and member_ids:
+        clauses.append(
+            ("user_machine", f"e.member_id IN ({members}) AND e.asset_id IS NOT NULL", member_ids)
+        )
+    if config.get("device_based") and custody:
+        marks = ", ".join(["%s"] * len(custody))
+        clauses.append(
+            (
+                "device_based",
+                f"e.member_id IS NULL AND l.kind = %s AND e.asset_id IN ({marks})",
+                [License.Kind.DEVICE, *custody],
+            )
+        )
+    return clauses
+
+
+def _selected_sql(clauses: list[tuple[str, str, list]]) -> tuple[str, list]:
+    """One SELECT per clause, joined with UNION ALL (the clauses select disjoint rows: member's
+    without device, member's on a device, devices' without member): each uses its own index
+    (member, or asset), where one WHERE with their OR scans every live entitlement. Columns:
+    option, id, asset_id, member_id, label (the log's target label)."""
+    qn = connection.ops.quote_name
+    from assets.models import Asset
+
+    # Only quoted table/column names and fixed clauses are formatted in; every value is a
+    # parameter.
+    select = (
+        "SELECT %s AS opt, e.id AS id, e.asset_id AS asset_id, "  # noqa: S608
+        "e.member_id AS member_id, "
+        "CASE WHEN a.id IS NULL THEN l.name ELSE l.name || %s || a.asset_tag END AS label "
+        f"FROM {qn(Entitlement._meta.db_table)} e "
+        f"INNER JOIN {qn(License._meta.db_table)} l ON l.id = e.license_id "
+        f"LEFT OUTER JOIN {qn(Asset._meta.db_table)} a ON a.id = e.asset_id "
+        "WHERE e.revoked_at IS NULL AND "
+    )
+    params: list = []
+    for option, _, clause_params in clauses:
+        params += [option, " on ", *clause_params]
+    return " UNION ALL ".join(select + clause for _, clause, _ in clauses), params
+
+
+def revoke_plan(items: list[Prep]) -> list[list[Target]]:
+    """The preview of `licenses_revoke` for each item (one query for all of them): the live
+    entitlements its options select, or why nothing would be revoked."""
+    wanted = {option for item in items for option in OPTIONS if item.action.config.get(option)}
+    member_ids = sorted({item.event.member_id for item in items})
+    custody_of = {id(item): set(_custody(item.event)) for item in items}
+    custody = sorted(
+        {
+            pk
+            for item in items
+            if item.action.config.get("device_based")
+            for pk in custody_of[id(item)]
+        }
+    )
+    clauses = selection(dict.fromkeys(wanted, True), member_ids=member_ids, custody=custody)
+    rows: list[tuple] = []
+    if clauses:
+        sql, params = _selected_sql(clauses)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+    rows.sort(key=lambda row: (row[4], row[1]))
+    taken: set[int] = set()  # revoked by an earlier item (automation) of the same event
+    plans = []
+    for item in items:
+        config, member_id = item.action.config, item.event.member_id
+        mine = [
+            row
+            for row in rows
+            if config.get(row[0])
+            and row[1] not in taken
+            and (
+                row[3] == member_id if row[0] != "device_based" else row[2] in custody_of[id(item)]
+            )
+        ]
+        taken.update(row[1] for row in mine)
+        if mine:
+            plans.append([Target(f"entitlement:{row[1]}", row[4][:300]) for row in mine])
+        else:
+            reason = _nothing_insight(config)
+            label = (item.event.member_snapshot.get("full_name", "") or str(member_id))[:300]
+            plans.append([Target("none", label, skip_reason=reason)])
+    return plans
+
+
+def _claim(execution, action, event, clauses: list[tuple[str, str, list]], now) -> list[tuple]:
     """INSERT one pending ActionLog per live entitlement matching any of `clauses`; returns
     the new ones as (log id, entitlement id) (RETURNING: PostgreSQL, SQLite 3.35+). Plain SQL
     because the ORM has no INSERT ... SELECT, and bulk_create would split into batches on
-    SQLite (999 parameters), so the query count would grow with the data.
-
-    One SELECT per clause, joined with UNION ALL (the clauses select disjoint rows: member's
-    without device, member's on a device, devices' without member): each uses its own index
-    (member, or asset), where one WHERE with their OR scans every live entitlement."""
+    SQLite (999 parameters), so the query count would grow with the data. The rows are
+    `selection`'s, the preview's (`_selected_sql`)."""
     qn = connection.ops.quote_name
     log_table = qn(ActionLog._meta.db_table)
     columns = ", ".join(
@@ -189,19 +282,8 @@ def _claim(execution, action, event, clauses: list[tuple[str, list]], now) -> li
             "detail",
         )
     )
-    from assets.models import Asset
-
-    # Only quoted table/column names and fixed clauses are formatted in; every value is a
-    # parameter. The constant columns are outside the UNION, where they keep their types.
-    select = (
-        "SELECT e.id AS id, e.asset_id AS asset_id, "  # noqa: S608
-        "CASE WHEN a.id IS NULL THEN l.name ELSE l.name || %s || a.asset_tag END AS label "
-        f"FROM {qn(Entitlement._meta.db_table)} e "
-        f"INNER JOIN {qn(License._meta.db_table)} l ON l.id = e.license_id "
-        f"LEFT OUTER JOIN {qn(Asset._meta.db_table)} a ON a.id = e.asset_id "
-        "WHERE e.revoked_at IS NULL AND "
-    )
-    union = " UNION ALL ".join(select + clause for clause, _ in clauses)
+    # The constant columns are outside the UNION, where they keep their types.
+    union, union_params = _selected_sql(clauses)
     # WHERE 1 = 1: SQLite reads an INSERT ... SELECT's ON CONFLICT as part of the SELECT
     # unless the SELECT has a WHERE.
     sql = (
@@ -221,10 +303,8 @@ def _claim(execution, action, event, clauses: list[tuple[str, list]], now) -> li
         ActionLog.Status.PENDING,
         connection.ops.adapt_datetimefield_value(now),
     ]
-    for _, clause_params in clauses:
-        params += [" on ", *clause_params]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, params + union_params)
         return [tuple(row) for row in cursor.fetchall()]
 
 
@@ -269,6 +349,7 @@ class RevokeLicensesKind(ActionKind):
     log_label = "Revoke licenses"
     chip = "Revoke licenses"
     icon = "icon-revoke"
+    target_noun = ("license seat", "license seats")
     form_class = RevokeForm
     builder_template = "automations/actions/revoke_licenses/builder.html"
     detail_template = "automations/actions/revoke_licenses/detail.html"
@@ -316,24 +397,8 @@ class RevokeLicensesKind(ActionKind):
         ]
         return "Revoke " + ", ".join(chosen)
 
-    def targets(self, member, config):
-        from licenses.models import Entitlement
-
-        live = Entitlement.objects.filter(revoked_at__isnull=True).select_related("license")
-        rows = []
-        if config.get("user_based"):
-            rows += live.filter(
-                member=member,
-                asset__isnull=True,
-                license__kind__in=[License.Kind.USER, License.Kind.CLOUD],
-            )
-        if config.get("user_machine"):
-            rows += live.filter(member=member, asset__isnull=False)
-        if config.get("device_based"):
-            rows += live.filter(
-                member__isnull=True, license__kind=License.Kind.DEVICE, asset__custodian=member
-            )
-        return [e.license.name for e in rows]
+    def plan(self, *, items, context):
+        return revoke_plan(items)
 
     def prepare(self, *, items, context):
         return licenses_revoke_many(items=items, context=context)

@@ -16,6 +16,7 @@ response is read. A receiver trickling its headers byte by byte is stopped by th
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import hashlib
 import json
@@ -36,7 +37,7 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from assetsonar import net
-from automations.actions.base import ActionKind, register
+from automations.actions.base import ActionKind, Target, register
 from automations.engine.common import (
     Job,
     Prep,
@@ -107,8 +108,11 @@ def webhook_prepare(*, execution, action: Action, event, context: RunContext) ->
 def webhook_prepare_many(*, items: list[Prep], context: RunContext) -> list[Job]:
     """`webhook_prepare` for many executions at once: one claim INSERT, one SELECT and one
     attempt UPDATE for all of them."""
+    targets = {id(item): webhook_target(item.action) for item in items}
     by_key = {
-        log_key(item.event.pk, item.execution.automation_id, item.action.pk, "webhook"): item
+        log_key(
+            item.event.pk, item.execution.automation_id, item.action.pk, targets[id(item)].key
+        ): item
         for item in items
     }
     logs = log_claim_many(
@@ -119,7 +123,7 @@ def webhook_prepare_many(*, items: list[Prep], context: RunContext) -> list[Job]
                 "action": item.action,
                 "action_kind": item.action.kind,
                 "target_type": ActionLog.TargetType.WEBHOOK,
-                "target_label": _target_label(item.action.config.get("url", "")),
+                "target_label": targets[id(item)].label,
                 "detail": {
                     "webhook_id": webhook_id_for(key),
                     "url": item.action.config.get("url", ""),
@@ -164,24 +168,14 @@ def webhook_job(
             number=log.attempts - 1,
             defaults={"url": log.detail.get("url", "")[:500], "error": LOST_ATTEMPT},
         )
-    if action is None:
-        log_finish(log, ActionLog.Status.FAILED, "The webhook was removed from the automation.")
-        return None
-    if action.disabled_at:
-        # Not sent, so not done: the execution is partially failed (unmet), with the reason.
-        log_finish(log, ActionLog.Status.SKIPPED, disabled_insight(action.disabled_at), unmet=True)
-        return None
-    if decrypted is None:
+    if action is not None and decrypted is None and not action.disabled_at:
         decrypted = _decrypt(action)
-    if isinstance(decrypted, ValueError):
-        log_finish(
-            log, ActionLog.Status.FAILED, f"{decrypted} Set the webhook's secret and headers again."
-        )
+    blocked = webhook_blocked(action, decrypted)
+    if blocked is not None:
+        status, insight, unmet = blocked
+        log_finish(log, status, insight, unmet=unmet)
         return None
     secrets, custom_headers = decrypted
-    if not secrets:
-        log_finish(log, ActionLog.Status.FAILED, NO_SECRET_INSIGHT)
-        return None
 
     body = json.dumps(event_payload(event, execution.automation), separators=(",", ":"))
     msg_id = log.detail.get("webhook_id") or webhook_id_for(log.key)
@@ -210,6 +204,48 @@ def webhook_job(
         return send(url=url, method=method, body=body.encode(), headers=signed)
 
     return Job(log=log, perform=perform, record=lambda result: _record(log, action, result))
+
+
+def webhook_blocked(action: Action | None, decrypted) -> tuple[str, str, bool] | None:
+    """Why a delivery cannot be sent, as (log status, insight, unmet); None when it can. Decided
+    at every attempt (`webhook_job`) and by the preview (`webhook_plan`). `decrypted`: the
+    action's (secrets, headers) or the ValueError decrypting them gave."""
+    if action is None:
+        return ActionLog.Status.FAILED, "The webhook was removed from the automation.", False
+    if action.disabled_at:
+        # Not sent, so not done: the execution is partially failed (unmet), with the reason.
+        return ActionLog.Status.SKIPPED, disabled_insight(action.disabled_at), True
+    if isinstance(decrypted, ValueError):
+        return (
+            ActionLog.Status.FAILED,
+            f"{decrypted} Set the webhook's secret and headers again.",
+            False,
+        )
+    if not decrypted[0]:
+        return ActionLog.Status.FAILED, NO_SECRET_INSIGHT, False
+    return None
+
+
+def webhook_target(action: Action) -> Target:
+    """The one target of a webhook action: its receiver (the target part of the log key and
+    the log's label), shared by the claim (`webhook_prepare_many`) and the preview."""
+    return Target("webhook", _target_label(action.config.get("url", "")))
+
+
+def webhook_plan(items: list[Prep]) -> list[list[Target]]:
+    """The preview of `webhook_prepare_many`: the receiver, or why nothing would be sent (a
+    webhook switched off after a 410, no signing secret). No query; the secrets are decrypted
+    in memory only to know they are there. What the receiver answers is known only once sent."""
+    plans = []
+    for item in items:
+        target = webhook_target(item.action)
+        decrypted = None if item.action.disabled_at else _decrypt(item.action)
+        blocked = webhook_blocked(item.action, decrypted)
+        if blocked is not None:
+            _, insight, unmet = blocked
+            target = dataclasses.replace(target, skip_reason=insight, unmet=unmet)
+        plans.append([target])
+    return plans
 
 
 def disabled_insight(when) -> str:
@@ -683,6 +719,7 @@ class WebhookKind(ActionKind):
     log_label = "Trigger webhook"
     chip = "Webhook"
     icon = "icon-webhook"
+    target_noun = ("webhook", "webhooks")
     form_class = WebhookForm
     builder_template = "automations/actions/webhook/builder.html"
     detail_template = "automations/actions/webhook/detail.html"
@@ -770,8 +807,8 @@ class WebhookKind(ActionKind):
             f"{names} (values hidden) · signing secret set{previous}{stopped}"
         )
 
-    def targets(self, member, config):
-        return [_target_label(config.get("url", ""))]
+    def plan(self, *, items, context):
+        return webhook_plan(items)
 
     def prepare(self, *, items, context):
         return webhook_prepare_many(items=items, context=context)

@@ -38,9 +38,11 @@ def event_record(*, member, kind: str) -> Event:
     checked in before the worker runs, and every re-run targets the same set.
     """
     custody = sorted(member.assets_in_custody.values_list("pk", flat=True))
-    snapshot = member_snapshot(member, custody_asset_ids=custody)
-    snapshot["deactivation_reason"] = member.deactivation_reason
-    snapshot["custody_asset_ids"] = custody
+    snapshot = event_snapshot(
+        member_snapshot(member, custody_asset_ids=custody),
+        custody_asset_ids=custody,
+        deactivation_reason=member.deactivation_reason,
+    )
     event = Event.objects.create(
         kind=kind,
         member=member,
@@ -53,6 +55,19 @@ def event_record(*, member, kind: str) -> Event:
     event_id = event.pk
     transaction.on_commit(lambda: event_dispatch(event_id), robust=True)
     return event
+
+
+def event_snapshot(
+    snapshot: dict[str, Any], *, custody_asset_ids: list[int], deactivation_reason: str
+) -> dict[str, Any]:
+    """What an event carries of its member: the condition fields (`member_snapshot`), the
+    deactivation reason and the devices in their custody, in id order. Also what the preview
+    (automations/selectors_preview.py) matches and plans on."""
+    return {
+        **snapshot,
+        "deactivation_reason": deactivation_reason,
+        "custody_asset_ids": sorted(custody_asset_ids),
+    }
 
 
 def event_dispatch(event_id: Any) -> None:

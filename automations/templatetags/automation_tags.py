@@ -11,8 +11,8 @@ from datetime import timedelta
 from django import template
 
 from automations import selectors_executions as selectors
+from automations import selectors_preview as preview
 from automations import triggers
-from automations.selectors import automations_planned
 from members.models import Member
 
 register = template.Library()
@@ -42,17 +42,43 @@ def automated_actions(context: template.Context, member: Member) -> dict:
     return member_actions_context(member, can_view=can_view)
 
 
+def member_preview_context(member: Member) -> dict:
+    """What deactivating `member` now sets off (selectors_preview.member_preview), and, when
+    they have a last working day ahead with "deactivate automatically" on, what its end sets
+    off (selectors_preview.LAST_WORKING_DAY_EVENTS)."""
+    from members.selectors import company_time_zone, company_today
+
+    last_day = None
+    day = member.last_working_day
+    ahead = day is not None and day >= company_today(company_time_zone())
+    if member.is_active and member.deactivate_on_last_day and ahead:
+        last_day = preview.member_preview(
+            member, trigger_events=preview.LAST_WORKING_DAY_EVENTS, last_working_day=True
+        )
+    return {
+        "member": member,
+        "preview": preview.member_preview(member, trigger_events=preview.DEACTIVATION_EVENTS),
+        "last_day": last_day,
+    }
+
+
+def selection_context(ids: list[int]) -> dict:
+    return {"selection": preview.preview_selection(ids), "count": len(ids)}
+
+
+@register.inclusion_tag("automations/_member_preview.html")
+def member_deactivation_preview(member: Member) -> dict:
+    """The deactivate dialog's preview for one member, rendered in place (the page without
+    JavaScript and a re-rendered dialog)."""
+    return member_preview_context(member)
+
+
 @register.inclusion_tag("automations/_deactivation_preview.html")
 def deactivation_preview(members) -> dict:
-    """What deactivating `members` (one member, several, or their ids) sets off: the enabled
-    automations that would run for them and what each does (selectors.automations_planned)."""
-    many = isinstance(members, list | tuple) or hasattr(members, "model")
-    ids = [getattr(m, "pk", m) for m in members] if many else [members.pk]
-    return {
-        "planned": automations_planned(member_ids=ids),
-        "many": many,
-        "count": len(ids),
-    }
+    """What deactivating `members` (several, or their ids) sets off, in totals
+    (selectors_preview.preview_selection)."""
+    ids = [getattr(m, "pk", m) for m in members]
+    return selection_context(ids)
 
 
 @register.filter

@@ -385,7 +385,7 @@ def test_the_service_refuses_bad_settings_per_field(it_manager):
     assert ok.automation.actions.get().config == CONFIG
 
 
-def test_summary_snapshot_admin_text_and_targets(leaver):
+def test_summary_snapshot_admin_text_and_plan(leaver):
     assert KIND.summary(CONFIG) == (
         "ask for the return of laptops and phones, reminding every 7 days, "
         "escalating to it-ops@example.com after 3 reminders"
@@ -411,8 +411,20 @@ def test_summary_snapshot_admin_text_and_targets(leaver):
     laptop = make_asset(custodian=leaver, asset_tag="AT-300")
     make_asset(custodian=leaver, asset_tag="AT-301", category="monitor", platform="none")
     make_asset(asset_tag="AT-302")  # nobody's
-    assert KIND.targets(leaver, CONFIG) == [str(laptop)]
-    assert len(KIND.targets(leaver, {**CONFIG, "categories": []})) == 2
+    assert [t.label for t in planned(leaver, CONFIG)] == [str(laptop)]
+    assert len(planned(leaver, {**CONFIG, "categories": []})) == 2
+
+
+def planned(member, config):
+    """The kind's plan for the member as a deactivation now would carry them."""
+    from automations.engine.common import Prep, RunContext
+    from automations.models import Event, Execution
+    from automations.selectors_preview import event_snapshots
+
+    event = Event(member_id=member.pk, member_snapshot=event_snapshots([member.pk])[member.pk])
+    item = Prep(Execution(), Action(kind=KIND.key, config=config), event)
+    (targets,) = KIND.plan(items=[item], context=RunContext())
+    return targets
 
 
 def test_the_registry_lists_it_after_the_seeds_three_and_its_check_passes():

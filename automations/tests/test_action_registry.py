@@ -62,3 +62,22 @@ def test_a_half_made_kind_fails_the_system_check_at_startup():
     finally:
         del REGISTRY["half_made"]
     call_command("check")
+
+
+def test_a_kind_without_a_plan_fails_the_system_check():
+    """The preview asks every kind for its plan (its targets and skip reasons, from the target
+    selection its prepare() uses): a kind that does not say what it would do is half made."""
+    from automations.actions.webhook import WebhookKind
+
+    class NoPlan(WebhookKind):
+        key = "no_plan"
+        plan = ActionKind.plan
+
+    REGISTRY["no_plan"] = NoPlan()
+    try:
+        errors = check_kinds()
+        assert [e.id for e in errors] == ["automations.E001"]
+        assert errors[0].msg == "Action kind “no_plan” lacks: plan."
+    finally:
+        del REGISTRY["no_plan"]
+    assert check_kinds() == []

@@ -84,9 +84,10 @@ def test_deactivating_says_what_will_run_and_the_log_keeps_the_builders_order(li
         page.goto(f"{live_server.url}{lena.get_absolute_url()}")
         page.click("a[data-dialog-open=deactivate-dialog]")
         dialog = page.locator("#deactivate-dialog")
+        page.wait_for_selector("#deactivate-dialog .member-preview")  # loaded when it opens
         text = dialog.inner_text()
         assert "Offboard sales" in text
-        steps = dialog.locator(".planned-actions li").all_inner_texts()
+        steps = dialog.locator(".planned-action-summary").all_inner_texts()
         assert steps == [
             "Revoke user-based licenses",
             "Lock their devices through MDM",

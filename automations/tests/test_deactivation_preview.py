@@ -97,23 +97,32 @@ def test_no_enabled_automation_costs_one_query(django_assert_num_queries):
 def test_the_deactivate_dialog_lists_the_automations_that_will_run(manager_client, automations):
     member = make_member(department="Engineering")
 
-    html = manager_client.get(member.get_absolute_url()).content.decode()
-
-    dialog = html[html.index('id="deactivate-dialog"') :]
+    page = manager_client.get(member.get_absolute_url()).content.decode()
+    # The dialog loads it when it opens (the same fragment the no-JavaScript page renders).
+    dialog = page[page.index('id="deactivate-dialog"') :]
     dialog = dialog[: dialog.index("</dialog>")]
-    assert OLD_SENTENCE not in dialog
-    assert "Offboard engineers" in dialog
-    assert "Revoke user-based licenses" in dialog
-    assert "Lock their devices through MDM" in dialog
-    assert "Call https://hr.example.com/hooks/offboard" in dialog
-    assert "Switched off" not in dialog and "Welcome back" not in dialog
-    assert "Lock multi-device holders" not in dialog
+    assert f"deactivation-preview/?member={member.pk}" in dialog
+    loaded = manager_client.get(
+        reverse("automations:deactivation_preview"), {"member": member.pk}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    no_js = manager_client.get(reverse("members:deactivate", args=[member.pk])).content.decode()
+
+    for html in (loaded, no_js):
+        assert OLD_SENTENCE not in html
+        assert "Offboard engineers" in html
+        assert "Revoke user-based licenses" in html
+        assert "Lock their devices through MDM" in html
+        assert "Call https://hr.example.com/hooks/offboard" in html
+        assert "Switched off" not in html and "Welcome back" not in html
+        assert "Lock multi-device holders" not in html
 
 
 def test_the_deactivate_dialog_says_when_nothing_will_run(manager_client, automations):
     member = make_member(department="Sales")
 
-    html = manager_client.get(member.get_absolute_url()).content.decode()
+    html = manager_client.get(
+        reverse("automations:deactivation_preview"), {"member": member.pk}
+    ).content.decode()
 
     assert "No enabled automation runs for this member" in html
 
@@ -132,6 +141,7 @@ def test_the_bulk_dialog_preview_says_for_how_many_of_the_selection(manager_clie
     text = response.content.decode()
     assert "Offboard engineers" in text and "(for 1 of 2)" in text
     assert "Lock multi-device holders" not in text
+    assert "In total" in text and "0 license seats" in text  # the engineer holds none
 
 
 def test_the_bulk_preview_needs_the_deactivate_permission(viewer_client, automations):

@@ -28,7 +28,8 @@ from assetsonar import crypto
 from assetsonar.audit import audit_record
 from assetsonar.http import done, safe_next
 from assetsonar.models import AuditEvent
-from automations import otp, selectors, services
+from assetsonar.paging import AFTER_PARAM, paginate
+from automations import otp, selectors, selectors_preview, services
 from automations.actions import get_kind
 from automations.forms import (
     DEFAULT_FIELD,
@@ -128,6 +129,7 @@ def automation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         )
     executions = selectors.automation_recent_executions(automation)
     new_secret = _pop_secret(request, automation.pk)
+    audience = selectors_preview.automation_audience(automation)
     response = render(
         request,
         "automations/detail.html",
@@ -147,12 +149,53 @@ def automation_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "new_secret": new_secret,
             "changes": selectors.automation_changes(automation),
             "executions": executions,
+            "audience": audience,
+            "audience_page": _audience_page(audience, per_page=AUDIENCE_PREVIEW, number=1),
         },
     )
     if new_secret:
         # The page with the secret must not be kept by the browser or a proxy.
         add_never_cache_headers(response)
     return response
+
+
+# Members named on the automation page; the rest are on its "Who it would run for" page.
+AUDIENCE_PREVIEW = 10
+AUDIENCE_PAGE_SIZE = 50
+
+
+def _audience_page(audience, *, per_page: int, number, after: str | None = None):
+    """The page of members: from the database (count capped, keyset pages past the counted
+    ones), or of those found matching by the bounded check one by one."""
+    if audience.in_database:
+        return paginate(
+            audience.queryset,
+            ordering=selectors_preview.AUDIENCE_ORDERING,
+            per_page=per_page,
+            number=number,
+            after=after,
+        )
+    return Paginator(audience.matched, per_page).get_page(number)
+
+
+@require_GET
+@login_required
+@permission_required("automations.view_automation", raise_exception=True)
+def automation_audience(request: HttpRequest, pk: int) -> HttpResponse:
+    """Who the automation would run for now, every page (see selectors_preview.Audience)."""
+    automation = get_object_or_404(selectors.automation_detail_qs(), pk=pk)
+    audience = selectors_preview.automation_audience(automation)
+    page = _audience_page(
+        audience,
+        per_page=AUDIENCE_PAGE_SIZE,
+        number=request.GET.get("page"),
+        after=request.GET.get(AFTER_PARAM),
+    )
+    return render(
+        request,
+        "automations/audience.html",
+        {"automation": automation, "audience": audience, "audience_page": page},
+    )
 
 
 # --- Builder -----------------------------------------------------------------------------------

@@ -54,6 +54,8 @@ def problem(amount: int | None, unit: str) -> str:
     if amount < 1:
         return f"A delay is at least 1 {UNITS[unit][1]}; choose “Immediately” for none."
     if amount > limit:
+        if unit == "days":
+            return f"A delay is at most {MAX_DAYS} days."
         return f"A delay is at most {MAX_DAYS} days ({limit:,} {unit})."
     return ""
 

@@ -614,16 +614,23 @@ def executions_finish(execution_ids: list[int]) -> None:
     if not execution_ids:
         return
     counts: dict[int, Counter] = {pk: Counter() for pk in execution_ids}
-    for execution_id, status, n, unmet, held in (
+    for execution_id, status, n, unmet, held, ran in (
         ActionLog.objects.filter(execution_id__in=execution_ids)
         .values_list("execution_id", "status")
         .annotate(
             n=Count("pk"),
             unmet=Count("pk", filter=Q(detail__unmet=True)),
             held=Count("pk", filter=Q(detail__held_by__isnull=False)),
+            # A delayed action's schedule that ran: its targets' logs say how it went.
+            ran=Count(
+                "pk",
+                filter=Q(
+                    target_type=ActionLog.TargetType.SCHEDULE, status=ActionLog.Status.SUCCEEDED
+                ),
+            ),
         )
     ):
-        counts[execution_id][status] += n - unmet
+        counts[execution_id][status] += n - unmet - ran
         # Skipped without acting on the target: counted with the failures.
         counts[execution_id][UNMET] += unmet
         if status == ActionLog.Status.PENDING:

@@ -14,7 +14,7 @@ from django_q.models import Schedule
 
 from automations.engine.common import log_key
 from automations.engine.events import events_sweep
-from automations.engine.scheduled import TASK, scheduled_run, schedule_name
+from automations.engine.scheduled import TASK, schedule_name, scheduled_run
 from automations.models import Action, ActionLog, Event, Execution
 from automations.tasks import run_scheduled_action
 from automations.tests.delay_factories import (
@@ -161,9 +161,7 @@ def test_django_q_scheduler_runs_the_schedule_when_it_is_due(receiver, leaver, d
     assert execution.status == Execution.Status.SUCCEEDED
 
 
-def test_the_sweeper_runs_a_scheduled_action_whose_schedule_was_lost(
-    receiver, leaver, deactivate
-):
+def test_the_sweeper_runs_a_scheduled_action_whose_schedule_was_lost(receiver, leaver, deactivate):
     delayed_webhook_automation(receiver.url(), timedelta(seconds=1))
     execution = deactivate(leaver)
     log = scheduled_log(execution)
@@ -225,7 +223,8 @@ def test_a_reactivation_the_hook_missed_cancels_at_the_due_time(receiver, leaver
     assert scheduled_run(log_id=log.pk, now=log.due_at + timedelta(minutes=1)) == "cancelled"
 
     log.refresh_from_db()
-    assert (log.status, log.insight[:26]) == (ActionLog.Status.CANCELLED, "Member was reactivated on ")
+    assert log.status == ActionLog.Status.CANCELLED
+    assert log.insight.startswith("Member was reactivated on ")
     assert receiver.requests == []
 
 
@@ -292,9 +291,7 @@ def test_a_delayed_stop_on_error_action_that_fails_skips_the_actions_after_it(
     receiver, leaver, deactivate
 ):
     automation = make_engine_automation()
-    add_webhook(
-        automation, receiver.url("/first"), position=0, continue_on_error=False, delay=WEEK
-    )
+    add_webhook(automation, receiver.url("/first"), position=0, continue_on_error=False, delay=WEEK)
     add_webhook(automation, receiver.url("/second"), position=1)
     execution = deactivate(leaver)
     receiver.answer(400)  # not retried
@@ -329,9 +326,7 @@ def test_a_delayed_action_after_a_failed_stop_on_error_action_is_skipped_not_sch
     assert Entitlement.objects.live().filter(member=leaver).count() == 1
 
 
-def test_a_delayed_action_does_not_hold_the_immediate_ones_after_it(
-    receiver, leaver, deactivate
-):
+def test_a_delayed_action_does_not_hold_the_immediate_ones_after_it(receiver, leaver, deactivate):
     """Delays count from the trigger: an immediate action after a delayed one runs now."""
     automation = make_engine_automation(user_based=True)
     add_webhook(automation, receiver.url("/later"), position=0, delay=WEEK)

@@ -56,11 +56,11 @@ logger = logging.getLogger(__name__)
 TARGET = "scheduled"
 TASK = "automations.tasks.run_scheduled_action"
 # A run this much after the due time or less is on time: django-q2's scheduler looks every 30 s.
-ON_TIME = timedelta(seconds=60)
+ON_TIME = timedelta(seconds=45)
 
 SCHEDULED_INSIGHT = "Scheduled for {when}, {delay} after the trigger."
 RAN_INSIGHT = "Ran at {when}, on time."
-RAN_LATE_INSIGHT = "Ran at {when}, {late} late (it was due {due}; the workers were not running)."
+RAN_LATE_INSIGHT = "Ran at {when}, {late} late (it was due {due})."
 RUN_NOW_INSIGHT = "Run now by {name} at {when} (it was due {due})."
 REACTIVATED_INSIGHT = "Member was reactivated on {when}, before this action was due."
 CANCELLED_INSIGHT = "Cancelled by {name} on {when}."

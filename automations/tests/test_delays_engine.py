@@ -12,6 +12,7 @@ import pytest
 from django.utils import timezone
 from django_q.models import Schedule
 
+from assetsonar.models import AuditEvent
 from automations.engine.common import log_key
 from automations.engine.events import events_sweep
 from automations.engine.scheduled import TASK, schedule_name, scheduled_run
@@ -207,9 +208,26 @@ def test_reactivating_the_member_cancels_what_is_scheduled(
     execution.refresh_from_db()
     assert execution.status == Execution.Status.SUCCEEDED
     assert execution.insight.startswith("1 scheduled action was cancelled (“Trigger webhook”)")
+    assert AuditEvent.objects.filter(
+        actor_name="Automations", message__contains="cancelled: the member was reactivated"
+    ).exists()
     # Its time comes: nothing is sent.
     assert scheduled_run(log_id=log.pk, now=log.due_at + timedelta(minutes=1)) == "done before"
     assert receiver.requests == []
+
+
+def test_a_reactivation_automation_s_own_delayed_actions_are_not_cancelled_by_it(
+    receiver, leaver, django_capture_on_commit_callbacks
+):
+    delayed_webhook_automation(receiver.url(), WEEK, trigger_event=MEMBER_REACTIVATED)
+    with django_capture_on_commit_callbacks(execute=True):
+        member_deactivate(member=leaver, actor=None, reason="Last day")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        member_reactivate(member=leaver, actor=None)
+
+    execution = Execution.objects.get(member=leaver, event__kind=MEMBER_REACTIVATED)
+    assert scheduled_log(execution).status == ActionLog.Status.SCHEDULED
 
 
 def test_a_reactivation_the_hook_missed_cancels_at_the_due_time(receiver, leaver, deactivate):
@@ -351,3 +369,19 @@ def test_running_the_event_again_schedules_nothing_twice(receiver, leaver, deact
     assert Schedule.objects.filter(func=TASK).count() == 1
     execution.refresh_from_db()
     assert execution.status == Execution.Status.SCHEDULED
+
+
+def test_it_runs_with_the_action_settings_at_its_time_even_if_switched_off_since(
+    receiver, leaver, deactivate
+):
+    automation = delayed_webhook_automation(receiver.url("/old"), WEEK)
+    log = scheduled_log(deactivate(leaver))
+    Action.objects.filter(automation=automation, kind="webhook").update(
+        config={"url": receiver.url("/new"), "method": "POST"}
+    )
+    automation.enabled = False
+    automation.save(update_fields=["enabled"])
+
+    assert scheduled_run(log_id=log.pk, now=log.due_at + timedelta(seconds=5)) == "ran"
+
+    assert [r.path for r in receiver.requests] == ["/new"]

@@ -330,3 +330,17 @@ def test_execution_page_query_budget_with_scheduled_logs(
     assert response.status_code == 200
     assert response.content.decode().count("Run now") == size
     assert response.content.decode().count('name="otp_token"') == size // 2
+
+
+def test_the_executions_list_counts_and_filters_scheduled_ones(manager_client, deactivate):
+    member = make_member(full_name="Lisa Listed")
+    delayed_revoke(member)
+    execution = deactivate(member)
+    make_execution(make_member(), status=Execution.Status.SUCCEEDED)
+
+    response = manager_client.get(reverse("automations:executions"), {"status": "scheduled"})
+
+    assert [e.pk for e in response.context["page_obj"]] == [execution.pk]
+    html = response.content.decode()
+    assert 'data-status="scheduled">Scheduled</span>' in html
+    assert "1 scheduled" in html

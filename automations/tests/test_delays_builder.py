@@ -194,3 +194,16 @@ def test_delay_words():
     assert delays.label(timedelta(days=7)) == "after 7 days"
     assert delays.split(timedelta(days=2)) == (2, "days")
     assert delays.join(3, "hours") == timedelta(hours=3)
+
+
+def test_the_admin_says_when_an_action_runs(manager_client):
+    from django.contrib import admin
+
+    from automations.admin_builder import ActionInline
+
+    post_create(manager_client, delay_unit="days", delay_amount="7")
+    action = Action.objects.get(automation__name="Delayed offboarding")
+
+    text = ActionInline(Automation, admin.site).settings(action)
+
+    assert text.endswith(" · runs 7 days after the trigger")

@@ -6,9 +6,9 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
-from django.urls import reverse
 
 from assetsonar import crypto
+from assetsonar.links import pk_url
 
 
 class MDMConnection(models.Model):
@@ -198,7 +198,7 @@ class Asset(models.Model):
         return f"{self.asset_tag} · {self.name}"
 
     def get_absolute_url(self) -> str:
-        return reverse("assets:detail", args=[self.pk])
+        return pk_url("assets:detail", self.pk)
 
     # What an MDM can lock: computers, phones and tablets with an operating system.
     LOCKABLE_CATEGORIES = frozenset({"laptop", "desktop", "phone", "tablet"})

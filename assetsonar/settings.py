@@ -130,7 +130,7 @@ TEMPLATES = [
                 "assetsonar.context_processors.portal",
             ],
             # Dates in the user's locale on every page (assetsonar/locale_dates.py).
-            "builtins": ["assetsonar.templatetags.dates"],
+            "builtins": ["assetsonar.templatetags.dates", "assetsonar.templatetags.links"],
         },
     },
 ]

@@ -17,12 +17,12 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Lower
-from django.urls import reverse
 from django.utils import timezone
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 from django_otp.plugins.otp_totp.models import TOTPDevice, default_key
 
 from assetsonar import crypto
+from assetsonar.links import pk_url
 
 
 class Automation(models.Model):
@@ -63,7 +63,7 @@ class Automation(models.Model):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return reverse("automations:detail", args=[self.pk])
+        return pk_url("automations:detail", self.pk)
 
 
 class Condition(models.Model):
@@ -320,7 +320,7 @@ class Execution(models.Model):
         return f"{self.automation_name} for {self.member_id} ({self.status})"
 
     def get_absolute_url(self) -> str:
-        return reverse("automations:execution_detail", args=[self.pk])
+        return pk_url("automations:execution_detail", self.pk)
 
     @property
     def duration(self):
@@ -539,7 +539,7 @@ class Approval(models.Model):
         return f"Approval {self.pk} for {self.member_id} ({self.status})"
 
     def get_absolute_url(self) -> str:
-        return reverse("automations:approval_detail", args=[self.pk])
+        return pk_url("automations:approval_detail", self.pk)
 
     @property
     def is_pending(self) -> bool:

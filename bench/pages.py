@@ -80,6 +80,8 @@ def ensure_data(members: int, seed: int) -> None:
 
     from members.models import Member
 
+    # A new database, or one an older checkout migrated: bring the schema up to date first.
+    call_command("migrate", verbosity=0)
     have = Member.objects.count()
     if have >= members:
         print(f"Using the {have:,} members already in the database.")

@@ -208,15 +208,6 @@ SEQUENCED = (
     "automations_actionlog",
     "assets_mdmconnection",
 )
-SEQUENCED = (
-    "members_member",
-    "assets_asset",
-    "licenses_license",
-    "automations_automation",
-    "automations_execution",
-    "automations_actionlog",
-    "assets_mdmconnection",
-)
 TABLES = [
     "automations_mdmcommand",
     "automations_webhookattempt",
@@ -238,6 +229,45 @@ TABLES = [
 ]
 
 
+def column_defaults() -> list[tuple[str, str, object]]:
+    """(table, column, value) of every NOT NULL column of the seeded tables that has a default
+    in its Django model (or is text): the INSERTs above name only the columns whose values the shape
+    decides, so a column added later (a new flag, a new text field) gets its model's default
+    instead of breaking the seed. Django keeps defaults in Python, not in the database."""
+    from django.apps import apps
+
+    found = []
+    for model in apps.get_models():
+        if model._meta.db_table not in TABLES:
+            continue
+        for f in model._meta.concrete_fields:
+            if f.null or f.primary_key:
+                continue
+            # The model's default, or "" for a text field without one (as a form saves it).
+            value = f.get_default()
+            if not isinstance(value, (bool, int, str, dict, list)):
+                continue  # None, a timestamp, a uuid: the INSERTs name those
+            found.append((model._meta.db_table, f.column, value))
+    return found
+
+
+def set_column_defaults(cursor, defaults, *, drop: bool = False) -> None:
+    import json
+
+    from psycopg import sql
+
+    for table, column, value in defaults:
+        if drop:
+            statement = sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT")
+            cursor.execute(statement.format(sql.Identifier(table), sql.Identifier(column)))
+            continue
+        literal = json.dumps(value) if isinstance(value, (dict, list)) else value
+        statement = sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}").format(
+            sql.Identifier(table), sql.Identifier(column), sql.Literal(literal)
+        )
+        cursor.execute(statement)
+
+
 def seed(n: int, executions: int, logs_per_execution: int, resume: str = "") -> None:
     from django.db import connection
 
@@ -253,12 +283,18 @@ def seed(n: int, executions: int, logs_per_execution: int, resume: str = "") -> 
         if not resume:
             existing = [t for t in TABLES if t in connection.introspection.table_names()]
             cursor.execute(f"TRUNCATE {', '.join(existing)} RESTART IDENTITY CASCADE")
-        for label, sql in todo:
-            step = time.monotonic()
-            cursor.execute(sql)
-            print(
-                f"  {label}: {cursor.rowcount:,} rows, {time.monotonic() - step:.1f} s", flush=True
-            )
+        defaults = column_defaults()
+        set_column_defaults(cursor, defaults)
+        try:
+            for label, statement in todo:
+                step = time.monotonic()
+                cursor.execute(statement)
+                print(
+                    f"  {label}: {cursor.rowcount:,} rows, {time.monotonic() - step:.1f} s",
+                    flush=True,
+                )
+        finally:  # the schema as the migrations left it
+            set_column_defaults(cursor, defaults, drop=True)
         # Sequences past the explicit ids, so rows the portal adds later get new ones.
         for table in SEQUENCED:
             cursor.execute(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from django.urls import reverse
+
+from assetsonar.links import pk_url
 
 
 class License(models.Model):
@@ -60,7 +61,7 @@ class License(models.Model):
         super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
-        return reverse("licenses:detail", args=[self.pk])
+        return pk_url("licenses:detail", self.pk)
 
     @property
     def is_user_based(self) -> bool:

@@ -82,3 +82,34 @@ def test_a_missing_postgresql_database_is_created_and_said_so():
     )
     assert exists
     assert (again.returncode, again.stdout) == (0, "")  # it exists now: nothing to say
+
+
+def test_a_missing_database_a_user_may_not_create_is_one_line_saying_how_to_create_it():
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        pytest.skip("needs the PostgreSQL server of DATABASE_URL")
+    import psycopg
+    from psycopg import sql
+
+    given = urlsplit(os.environ["DATABASE_URL"])
+    suffix = secrets.token_hex(3)
+    user, name = f"{given.path.lstrip('/')}_nocreate_{suffix}", f"missing_{suffix}"
+    host = f"{given.hostname}:{given.port}" if given.port else given.hostname
+    url = urlunsplit(given._replace(netloc=f"{user}@{host}", path="/" + name))
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB").format(sql.Identifier(user)))
+        try:
+            result = ensure(url)
+        finally:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(user)))
+            found = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            created = found.fetchone() is not None
+
+    assert not created
+    assert result.returncode == 1
+    where = f"{given.hostname}:{given.port or 5432}"
+    assert result.stderr.splitlines() == [
+        f'CommandError: The PostgreSQL database "{name}" that DATABASE_URL names does not exist '
+        f'on {where}, and it could not be created (user "{user}" may not create databases). '
+        f"Create it: createdb -h {given.hostname} -p {given.port or 5432} -U <a user allowed to "
+        f"create databases> {name} (then GRANT ALL ON DATABASE {name} TO {user})."
+    ]

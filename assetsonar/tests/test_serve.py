@@ -193,6 +193,24 @@ def test_the_demo_env_is_production_settings_for_this_machine_only():
     assert len(variables["SECRET_KEY"]) >= 50
 
 
+def test_the_readme_describes_the_env_make_run_writes(tmp_path):
+    """The README's "The .env it writes" block names the variables and values of the file
+    `make run` writes, and the length of its key."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("**The `.env` it writes**", 1)[1].split("```sh\n", 1)[1].split("```")[0]
+    described = dict(line.split("#")[0].strip().split("=", 1) for line in block.splitlines())
+    env_file = tmp_path / ".env"
+    load_dev().ensure_env_file(env_file)
+    lines = env_file.read_text().splitlines()
+    written = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+    assert set(described) == set(written)
+    assert {k: v for k, v in described.items() if k != "SECRET_KEY"} == {
+        k: v for k, v in written.items() if k != "SECRET_KEY"
+    }
+    assert f"({len(written['SECRET_KEY'])} characters)" in described["SECRET_KEY"]
+
+
 def test_the_demo_shows_the_portals_404_page_and_works_over_plain_http(static_root, tmp_path):
     user = make_user("demo-admin", is_superuser=True)  # a transactional test has no role groups
     # The tests hash with MD5 for speed; the demo's production settings know only the real ones.

@@ -29,7 +29,7 @@ from django.utils import timezone
 from assetsonar.audit import audit_record
 from assetsonar.models import AuditEvent
 from automations.actions.base import ActionKind, register
-from automations.engine.common import Prep, log_key, write_create
+from automations.engine.common import Prep, log_key, write_create, write_last
 from automations.models import ActionLog
 from licenses.models import Entitlement, License
 from licenses.services import entitlements_revoked_tally
@@ -109,9 +109,13 @@ def licenses_revoke(*, execution, action, event, context=None) -> list:
                     pk__in=entitlement_ids, revoked_at=now, revoked_reason=reason
                 ).values_list("pk", flat=True)
             )
-        if ours:  # seats used and members' live counts, in this transaction
-            entitlements_revoked_tally(
-                list(Entitlement.objects.filter(pk__in=ours).values_list("license_id", "member_id"))
+        if ours:  # seats used and members' live counts, in this transaction, last (see
+            # engine.common.write_last: every batch shares the license rows' locks)
+            write_last(
+                entitlements_revoked_tally,
+                list(
+                    Entitlement.objects.filter(pk__in=ours).values_list("license_id", "member_id")
+                ),
             )
         for status, insight, log_ids in (
             (ActionLog.Status.SUCCEEDED, REVOKED_INSIGHT, [pk for pk, e in claims if e in ours]),

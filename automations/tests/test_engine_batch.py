@@ -153,3 +153,41 @@ def test_a_batch_that_fails_runs_the_task_event_alone_and_leaves_the_others_pend
     second.refresh_from_db()
     assert (second.status, second.attempts) == (Event.Status.DONE, 1)
     assert len(receiver.requests) == 2
+
+
+def test_a_batch_counts_its_revoked_seats_once_at_the_end(django_capture_on_commit_callbacks):
+    """The license rows every batch shares are locked by one UPDATE at the end of the batch's
+    first transaction (engine.common.write_last), not at the first revocation: two workers'
+    batches then do not queue behind each other's whole preparation. The counts stay exact."""
+    from django.db import connection as db
+    from django.test.utils import CaptureQueriesContext
+
+    shared = make_license(kind=License.Kind.USER, seats=50)
+    other = make_license(kind=License.Kind.USER, seats=50)
+    make_engine_automation(name="Revoke", user_based=True)
+    members = []
+    for _ in range(4):
+        member = make_member()
+        make_entitlement(license=shared, member=member)
+        make_entitlement(license=other, member=member)
+        members.append(member)
+    with django_capture_on_commit_callbacks():
+        for member in members:
+            member_deactivate(member=member, actor=None, reason="Last day")
+    first = Event.objects.order_by("occurred_at").first()
+
+    with CaptureQueriesContext(db) as queries:
+        tasks.process_event(str(first.pk))
+
+    statements = [q["sql"] for q in queries.captured_queries]
+    seat_updates = [i for i, sql in enumerate(statements) if 'UPDATE "licenses_license"' in sql]
+    revocations = [i for i, sql in enumerate(statements) if 'UPDATE "licenses_entitlement"' in sql]
+    assert len(revocations) == 4  # one per event: every event of the batch revoked its own
+    assert len(seat_updates) == 1  # one for the whole batch
+    assert seat_updates[0] > max(revocations)
+    shared.refresh_from_db()
+    other.refresh_from_db()
+    assert (shared.seats_used, other.seats_used) == (0, 0)
+    for member in members:
+        member.refresh_from_db()
+        assert member.live_entitlements_count == 0

@@ -214,6 +214,54 @@ def test_the_command_shows_progress_on_stderr_and_the_outcome_on_stdout(tmp_path
     assert "in one transaction" in err
 
 
+# The write lock is held for seconds (issue 7, item 14)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_5000_line_hr_export_holds_the_write_lock_for_under_5_seconds(tmp_path):
+    """bench/import_members.py's export on SQLite: 4,000 known members (800 changed, 40
+    leaving) and 1,000 new ones. The import before the two-phase design held the lock for 67 s
+    here; the bar is the issue's 5 s, timed over the write transaction (the events of the 40
+    deactivations are handed to the worker after its COMMIT, outside the lock)."""
+    from assetsonar.bulk import rows_update
+    from bench.import_members import DEPARTMENTS, LOCATIONS, write_files
+
+    known = 4000
+    Member.objects.bulk_create(
+        [
+            Member(
+                full_name=f"Person {n}",
+                email=f"person{n}@example.com",
+                employee_id=f"E{n:07d}",
+                department=DEPARTMENTS[n % len(DEPARTMENTS)],
+                location=LOCATIONS[n % len(LOCATIONS)],
+                title="Engineer",
+            )
+            for n in range(known)
+        ],
+        batch_size=1000,
+    )
+    by_email = dict(Member.objects.values_list("email", "pk"))
+    managed = [
+        Member(
+            pk=by_email[f"person{n}@example.com"],
+            manager_id=by_email[f"person{n - n % 10}@example.com"],
+        )
+        for n in range(known)
+        if n % 10
+    ]
+    rows_update(Member, managed, ["manager"])
+    export = write_files(tmp_path, 5000, 0)["hr export"]
+
+    with export.open(encoding="utf-8") as file:
+        result = members_import_csv(file=file, actor=None)
+
+    assert (result.created, result.deactivated) == (1000, 40)
+    assert Member.objects.count() == 5000
+    assert Event.objects.filter(kind=MEMBER_DEACTIVATED).count() == 40
+    assert result.write_seconds < 5, f"the write lock was held for {result.write_seconds:.1f} s"
+
+
 # Bytes a CSV must not carry
 
 

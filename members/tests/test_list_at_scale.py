@@ -233,3 +233,21 @@ def test_filter_options_are_index_probes_not_a_scan(many_members):
         text = "\n".join(row[0] for row in cursor.fetchall())
     assert "Seq Scan" not in text, text
     assert "Index Only Scan" in text or "Index Scan" in text, text
+
+
+@postgres_only
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        ({"department": "Dept 1", "status": "active"}, "member_dept_status_name"),
+        ({"status": "deactivated"}, "member_status_lname"),
+    ],
+)
+def test_a_filtered_page_by_name_is_a_range_of_one_index(many_members, filters, index):
+    """department + status (the filter bar's pair) and status alone, by name: the first 50 rows
+    of one index range, however the statuses are spread over the names (no walk of the name
+    index discarding the rows of the other status, no sort)."""
+    queryset = Member.objects.filter(**filters).order_by(*selectors.member_ordering("name"))[:50]
+    text = plan(queryset)
+    assert index in text, text
+    assert "Sort" not in text and "Seq Scan" not in text, text

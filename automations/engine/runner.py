@@ -34,6 +34,11 @@ the other in their order, executions side by side. An action set to stop the rem
 fails (`continue_on_error` off) holds the actions after it, locks included, until it finished
 (see `_prepare`); that is the IT manager's explicit choice.
 
+Delays (issue 10). An action with a delay (`Action.delay`) is not prepared in the run: it is
+logged as scheduled and run by django-q2's scheduler at the event's time plus the delay, and its
+execution is "Scheduled" meanwhile (engine/scheduled.py, where its order and "stop on error"
+rules are). `_prepare` prepares it again, like any action, on a run after its time came.
+
 Actions are otherwise independent: each is prepared in its own savepoint and each target is sent
 and recorded on its own, and an unexpected error in one neither stops the others nor is swallowed:
 the event stays processing and the error is raised, so the task fails and the event is run

@@ -40,6 +40,8 @@ class ActionInline(ReadOnlyInline):
         text = kind.admin_text(obj) if kind else f"Unknown kind “{obj.kind}”"
         if not obj.continue_on_error:
             text += " · stops the remaining actions if it fails"
+        if obj.is_delayed:
+            text += f" · runs {obj.delay_label.removeprefix('after ')} after the trigger"
         return text
 
 

@@ -151,6 +151,7 @@ class ActionLogAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "insight",
         "attempts",
         "next_attempt_at",
+        "due_at",
         "created_at",
         "finished_at",
         "detail",

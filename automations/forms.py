@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.forms import formset_factory
 
 from automations import conditions as cond
-from automations import selectors, triggers
+from automations import delays, selectors, triggers
 from automations.actions import REGISTRY, ActionSpec, get_kind
 from automations.actions.webhook import preview_payload
 from automations.models import Automation
@@ -258,7 +258,9 @@ ON_ERROR_CHOICES = [
 
 class ActionRowForm(forms.Form):
     """One action of the builder: its kind, the stored action it edits, its place, what a
-    failure does, and (`self.settings`) its kind's settings form under the same prefix.
+    failure does, when it runs (immediately, or an amount of minutes, hours or days after the
+    trigger: a property of every kind, so it lives here and not in a kind's settings), and
+    (`self.settings`) its kind's settings form under the same prefix.
 
     A row just added is `fresh`: its settings form is unbound (the kind's defaults, no
     errors) until the page is posted again."""
@@ -271,6 +273,19 @@ class ActionRowForm(forms.Form):
         choices=ON_ERROR_CHOICES,
         required=False,
         initial="continue",
+    )
+    delay_unit = forms.ChoiceField(
+        label="When it runs",
+        choices=delays.UNIT_CHOICES,
+        required=False,
+        initial=delays.IMMEDIATELY,
+    )
+    delay_amount = forms.IntegerField(
+        label="How many",
+        required=False,
+        # The service and `clean` judge the range, with a message naming the unit.
+        widget=forms.NumberInput(attrs={"min": 1, "step": 1, "inputmode": "numeric"}),
+        error_messages={"invalid": "Enter the delay as a whole number, e.g. 7."},
     )
 
     def __init__(
@@ -329,6 +344,40 @@ class ActionRowForm(forms.Form):
     def continue_on_error(self) -> bool:
         return self._current("on_error") != "stop"
 
+    @property
+    def delayed(self) -> bool:
+        """Whether the row's "When it runs" is a delay (the amount input is shown then)."""
+        return self._current("delay_unit") in delays.UNITS
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        unit = cleaned.get("delay_unit") or delays.IMMEDIATELY
+        if "delay_amount" in self.errors:
+            return cleaned
+        problem = delays.problem(cleaned.get("delay_amount"), unit)
+        if problem:
+            self.add_error("delay_amount", problem)
+        return cleaned
+
+    @property
+    def delay_phrase(self) -> str:
+        """ "after 7 days" (or "after the delay" until the amount is valid)."""
+        phrase = delays.label(self.delay)
+        return phrase if phrase != delays.IMMEDIATELY else "after the delay"
+
+    @property
+    def delay(self):
+        """The row's delay (valid rows), or what it holds so far (the live summary)."""
+        if self.is_bound and hasattr(self, "cleaned_data") and not self.errors:
+            return delays.join(
+                self.cleaned_data.get("delay_amount"), self.cleaned_data.get("delay_unit") or ""
+            )
+        amount = self._current("delay_amount")
+        unit = self._current("delay_unit")
+        if not amount.isdigit() or delays.problem(int(amount), unit):
+            return delays.join(None, "")
+        return delays.join(int(amount), unit)
+
     def settings_valid(self) -> bool:
         if self.settings is None:
             return False
@@ -355,6 +404,7 @@ class ActionRowForm(forms.Form):
             config=self.kind_def.config_from_form(self.settings),
             continue_on_error=self.continue_on_error,
             action_id=self.stored_spec.action_id if self.stored_spec else None,
+            delay=self.delay,
         )
 
     def submitted_lock(self) -> tuple[str, dict] | None:
@@ -443,6 +493,15 @@ def action_op(data: Any, op: str) -> tuple[Any, set[int]]:
     return data, fresh
 
 
+def action_delay_form(prefix: str, data: Any) -> ActionRowForm:
+    """An action row's "When it runs" re-rendered after its unit changed (the builder's htmx):
+    only the row's own fields, never its settings, and an error only for an amount typed."""
+    if str(data.get(f"{prefix}-delay_amount", "")).strip():
+        return ActionRowForm(data, prefix=prefix)
+    unit = data.get(f"{prefix}-delay_unit", "")
+    return ActionRowForm(prefix=prefix, initial={"delay_unit": unit, "delay_amount": None})
+
+
 def kind_menu(user: Any) -> list[dict[str, Any]]:
     """The "Add action" menu: every registered kind, in registry order, with its one-line
     description and whether the user may add it."""
@@ -502,6 +561,8 @@ class BuilderForms:
                     "action_id": a.action_id,
                     "position": position,
                     "on_error": "continue" if a.continue_on_error else "stop",
+                    "delay_amount": delays.split(a.delay)[0],
+                    "delay_unit": delays.split(a.delay)[1],
                 }
                 for position, a in enumerate(stored.actions)
             ]
@@ -616,7 +677,9 @@ class BuilderForms:
             if key.startswith("action-"):
                 index, _, name = key[len("action-") :].partition(":")
                 row = rows[int(index)] if index.isdigit() and int(index) < len(rows) else None
-                if row is not None and row.settings is not None:
+                if row is not None and name == "delay":
+                    form, field = row, "delay_amount"
+                elif row is not None and row.settings is not None:
                     form = row.settings
                     field = name if name in row.settings.fields else None
             if key == "actions":
@@ -656,7 +719,7 @@ class BuilderForms:
                 config = row.kind_def.lenient_config(row.settings)
             else:
                 config = row.kind_def.form_config(row.settings.initial)
-            actions.append((row.kind_def.key, config))
+            actions.append((row.kind_def.key, config, row.delay))
         name = (
             self.details.data.get("name", "").strip()
             if self.details.is_bound

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from binascii import unhexlify
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -119,7 +119,10 @@ class Action(models.Model):
     - `disabled_at`: set when the receiver said it is gone (a webhook's 410), until a new
       destination is saved;
     - `continue_on_error`: off means "stop the remaining actions of this automation if this one
-      fails" (they are logged as skipped, naming this action).
+      fails" (they are logged as skipped, naming this action);
+    - `delay`: how long after the trigger it runs (zero: immediately; at most 365 days). A
+      delayed action is logged as scheduled and run by django-q2's scheduler when due
+      (engine/scheduled.py). A property of every kind, not of a kind's settings.
     """
 
     automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="actions")
@@ -128,6 +131,9 @@ class Action(models.Model):
     continue_on_error = models.BooleanField(
         default=True,
         help_text="Off: if this action fails, the remaining actions of the automation are skipped.",
+    )
+    delay = models.DurationField(
+        default=timedelta(0), help_text="How long after the trigger it runs (0: immediately)."
     )
     config = models.JSONField(default=dict, blank=True)
     secrets_encrypted = models.TextField(blank=True, editable=False)
@@ -146,6 +152,17 @@ class Action(models.Model):
 
     def __str__(self) -> str:
         return self.get_kind_display()
+
+    @property
+    def delay_label(self) -> str:
+        """The delay in words: "immediately", "after 2 hours", "after 7 days"."""
+        from automations import delays
+
+        return delays.label(self.delay)
+
+    @property
+    def is_delayed(self) -> bool:
+        return bool(self.delay and self.delay > timedelta(0))
 
     @property
     def kind_def(self):
@@ -266,6 +283,8 @@ class Execution(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         RUNNING = "running", "Running"
+        # Nothing runs now, but delayed actions are due later (engine/scheduled.py).
+        SCHEDULED = "scheduled", "Scheduled"
         SUCCEEDED = "succeeded", "Succeeded"
         PARTIALLY_FAILED = "partially_failed", "Partially failed"
         FAILED = "failed", "Failed"
@@ -321,21 +340,29 @@ class Execution(models.Model):
 class ActionLog(models.Model):
     """One action on one target in one execution: an entitlement revoked, a device locked, a
     webhook delivered. `key` (event, automation, action, target) is claimed before acting, so a
-    task that runs twice never acts twice."""
+    task that runs twice never acts twice.
+
+    A delayed action has one more log per execution (target "scheduled"): scheduled until
+    `due_at`, then succeeded ("Ran at …", how late) when its run started, or cancelled (the
+    member was reactivated, or someone cancelled it) — see engine/scheduled.py."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         RUNNING = "running", "Running"
         RETRYING = "retrying", "Waiting to retry"
+        SCHEDULED = "scheduled", "Scheduled"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped"
+        CANCELLED = "cancelled", "Cancelled"
 
     class TargetType(models.TextChoices):
         ENTITLEMENT = "entitlement", "Entitlement"
         ASSET = "asset", "Device"
         WEBHOOK = "webhook", "Webhook"
         MEMBER = "member", "Member"
+        # A delayed action's scheduled run (engine/scheduled.py).
+        SCHEDULE = "schedule", "Scheduled run"
 
     key = models.CharField(max_length=200, unique=True)
     execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="logs")
@@ -359,13 +386,18 @@ class ActionLog(models.Model):
     insight = models.CharField(max_length=500, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A delayed action's scheduled log: when it is due (the event's time + the delay).
+    due_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     detail = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["execution", "id"]
-        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["status", "due_at"], name="actionlog_due"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_action_kind_display()} → {self.target_label}: {self.status}"

@@ -217,16 +217,19 @@ def who_phrase(rows: Iterable[tuple[str, str, Any]], match: str) -> str:
     return phrase
 
 
-def actions_phrases(actions: Iterable[tuple[str, dict[str, Any]]]) -> list[str]:
-    """Each action's part of the sentence, in order (its kind's `summary`)."""
+def actions_phrases(actions: Iterable[tuple]) -> list[str]:
+    """Each action's part of the sentence, in order (its kind's `summary`): (kind, settings)
+    or (kind, settings, delay); a delayed one ends with "after 7 days"."""
+    from automations import delays
     from automations.actions import get_kind
 
     out = []
-    for key, config in actions:
+    for key, config, *rest in actions:
         kind = get_kind(key)
         phrase = kind.summary(config) if kind else ""
         if phrase:
-            out.append(phrase)
+            delay = rest[0] if rest else None
+            out.append(f"{phrase} {delays.label(delay)}" if delay else phrase)
     return out
 
 
@@ -236,7 +239,7 @@ def automation_summary(
     trigger_event: str,
     match: str,
     conditions: Iterable[tuple[str, str, Any]],
-    actions: Iterable[tuple[str, dict[str, Any]]],
+    actions: Iterable[tuple],
 ) -> str:
     """One sentence: "When a member in Engineering is deactivated: revoke user-based licenses,
     lock their devices through MDM, call https://hr.example.com/hooks/offboard" (the actions
@@ -248,10 +251,10 @@ def automation_summary(
     return f"When {who} {happens}: {doing}"
 
 
-def _stored_actions(automation: Automation) -> list[tuple[str, dict[str, Any]]]:
-    """The stored actions as (kind, settings), in order (uses prefetched actions)."""
+def _stored_actions(automation: Automation) -> list[tuple]:
+    """The stored actions as (kind, settings, delay), in order (uses prefetched actions)."""
     return [
-        (a.kind, a.config)
+        (a.kind, a.config, a.delay)
         for a in sorted(automation.actions.all(), key=lambda a: (a.position, a.pk))
     ]
 

@@ -47,8 +47,9 @@ OPEN_LOG_STATUSES = (ActionLog.Status.PENDING, ActionLog.Status.RUNNING, ActionL
 
 
 def execution_attach_counts(executions: list[Execution]) -> list[Execution]:
-    """Set succeeded_count, failed_count, skipped_count and open_count on the executions of one
-    page: one grouped query over their logs (the execution_id index)."""
+    """Set succeeded_count, failed_count, skipped_count, open_count and scheduled_count (delayed
+    actions waiting for their time) on the executions of one page: one grouped query over their
+    logs (the execution_id index)."""
     counts: dict[int, dict[str, int]] = {e.pk: {} for e in executions}
     if counts:
         rows = (
@@ -65,6 +66,7 @@ def execution_attach_counts(executions: list[Execution]) -> list[Execution]:
         execution.failed_count = by_status.get(ActionLog.Status.FAILED, 0)
         execution.skipped_count = by_status.get(ActionLog.Status.SKIPPED, 0)
         execution.open_count = sum(by_status.get(s, 0) for s in OPEN_LOG_STATUSES)
+        execution.scheduled_count = by_status.get(ActionLog.Status.SCHEDULED, 0)
     return executions
 
 

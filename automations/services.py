@@ -23,7 +23,7 @@ from django.utils import timezone
 from assetsonar.audit import audit_record
 from assetsonar.models import AuditEvent
 from automations import conditions as cond
-from automations import triggers
+from automations import delays, triggers
 from automations.actions import REGISTRY, ActionSpec, get_kind
 from automations.actions.webhook import generate_signing_secret
 from automations.models import Action, Automation, AutomationChange, Condition
@@ -72,6 +72,15 @@ class AutomationSpec:
             if (kind := get_kind(a.kind)) is not None and kind.locks_devices
         )
 
+    @property
+    def lock_delays(self) -> tuple[timedelta, ...]:
+        """When its device locks run after the trigger: a change is a change of when it locks."""
+        return tuple(
+            a.delay
+            for a in self.actions
+            if (kind := get_kind(a.kind)) is not None and kind.locks_devices
+        )
+
 
 @dataclass(frozen=True)
 class SaveResult:
@@ -92,6 +101,7 @@ def action_specs(automation: Automation) -> tuple[ActionSpec, ...]:
                 config=kind.read(action) if kind else dict(action.config),
                 continue_on_error=action.continue_on_error,
                 action_id=action.pk,
+                delay=action.delay or timedelta(0),
             )
         )
     return tuple(out)
@@ -133,6 +143,8 @@ LOCK_CHANGE_PHRASES = {
     "removed": "removes the MDM device lock",
     "retargeted": "changes whom or when this automation locks devices (its trigger, match or "
     "conditions)",
+    "rescheduled": "changes how long after the trigger this automation locks devices (the "
+    "lock's delay)",
     "switched on": "switches on an automation that locks devices",
 }
 
@@ -157,13 +169,15 @@ def _lock_scope(spec: AutomationSpec) -> tuple:
 def lock_change(before: AutomationSpec | None, after: AutomationSpec | None) -> str:
     """What a save does to the devices an automation locks: "added", "changed" (message or
     phone), "removed", "retargeted" (trigger, match or conditions of an automation that keeps
-    its lock), "switched on" (an automation with a lock), or "" when whom and when it locks stay
-    as they are."""
+    its lock), "rescheduled" (the lock's delay), "switched on" (an automation with a lock), or
+    "" when whom and when it locks stay as they are."""
     change = mdm_change(before.locks if before else (), after.locks if after else ())
     if change or after is None or not after.locks or before is None:
         return change
     if _lock_scope(before) != _lock_scope(after):
         return "retargeted"
+    if before.lock_delays != after.lock_delays:
+        return "rescheduled"
     if after.enabled and not before.enabled:
         return "switched on"
     return ""
@@ -235,6 +249,8 @@ def _validate(
         if kind is None:
             err("actions", f"Action {number}: unknown kind “{action.kind}”.")
             continue
+        if problem := delays.check(action.delay):
+            err(f"action-{number - 1}:delay", problem)
         for field, messages in kind.clean_config(
             action.config, previous=previous.get(action.action_id)
         ).items():
@@ -276,6 +292,8 @@ def snapshot(spec: AutomationSpec) -> dict[str, str]:
             out[f"{label}{suffix}"] = value
         if not action.continue_on_error:
             out[f"{kind.log_label}{suffix}: if it fails"] = "stop the remaining actions"
+        if action.delay:
+            out[f"{kind.log_label}{suffix}: runs"] = delays.label(action.delay)
     out["Actions in order"] = ", ".join(
         get_kind(a.kind).log_label if get_kind(a.kind) else a.kind for a in spec.actions
     )
@@ -380,6 +398,7 @@ def _write_actions(automation: Automation, spec: AutomationSpec) -> str | None:
         new_secret = new_secret or secret
         action.position = position
         action.continue_on_error = item.continue_on_error
+        action.delay = item.delay or timedelta(0)
         action.full_clean(exclude=["automation"])
         action.save()
     return new_secret
@@ -554,7 +573,12 @@ def automation_duplicate(
         conditions=source.conditions,
         # A copy: new actions (own webhook secrets), the locks only when kept.
         actions=tuple(
-            ActionSpec(kind=a.kind, config=a.config, continue_on_error=a.continue_on_error)
+            ActionSpec(
+                kind=a.kind,
+                config=a.config,
+                continue_on_error=a.continue_on_error,
+                delay=a.delay,
+            )
             for a in source.actions
             if keep_mdm or not REGISTRY[a.kind].locks_devices
         ),

@@ -62,5 +62,8 @@ def member_status_event(
         # Reactivated before a decision: the member's pending approvals are cancelled and the
         # actions they hold are not run (automations/actions/approval.py).
         from automations.actions.approval import approvals_cancel_for_member
+        from automations.engine.scheduled import scheduled_cancel_for_member
 
         approvals_cancel_for_member(member_id=instance.pk)
+        # Reactivated before a delayed action's time: it is cancelled, saying so.
+        scheduled_cancel_for_member(member_id=instance.pk)

@@ -5,7 +5,7 @@ The record of what happened is in Event / Execution / ActionLog, never in django
 
 from __future__ import annotations
 
-from automations.engine import events, runner
+from automations.engine import events, runner, scheduled
 
 
 def process_event(event_id: str) -> None:
@@ -21,6 +21,12 @@ def retry_action(log_id: int) -> None:
 def run_execution(execution_id: int) -> None:
     """Run an execution's actions again after "Retry failed actions"."""
     runner.execution_resume(execution_id=execution_id)
+
+
+def run_scheduled_action(log_id: int) -> str:
+    """A delayed action whose time came (its django-q2 Schedule ONCE, the sweeper, or "Run
+    now"): run once, however many times the task is sent."""
+    return scheduled.scheduled_run(log_id=log_id)
 
 
 def sweep_events() -> dict[str, int]:

@@ -20,12 +20,18 @@ urlpatterns = [
     path("builder/condition-row/", builder.builder_condition_row, name="builder_condition_row"),
     path("builder/preview/", builder.builder_preview, name="builder_preview"),
     path("builder/actions/", builder.builder_actions, name="builder_actions"),
+    path("builder/action-delay/", builder.builder_action_delay, name="builder_action_delay"),
     # One-time password enrolment
     path("otp/enroll/", otp.otp_enroll, name="otp_enroll"),
     # Executions
     path("executions/", executions.execution_list, name="executions"),
     path("executions/<int:pk>/", executions.execution_detail, name="execution_detail"),
     path("executions/<int:pk>/retry/", executions.execution_retry, name="execution_retry"),
+    path(
+        "executions/<int:pk>/scheduled/<int:log_id>/<str:verb>/",
+        executions.execution_scheduled,
+        name="execution_scheduled",
+    ),
     path("members/<int:pk>/actions/", executions.member_actions_panel, name="member_actions_panel"),
     # What deactivating the members ticked on the members list would run
     path("deactivation-preview/", preview.deactivation_preview, name="deactivation_preview"),

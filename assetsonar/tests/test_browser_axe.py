@@ -123,6 +123,12 @@ def _portal_fillers():
         "automations:rotate_secret": lambda: {"pk": _first(Automation).pk},
         "automations:execution_detail": lambda: {"pk": _first(Execution).pk},
         "automations:execution_retry": lambda: {"pk": _first(Execution).pk},
+        # POST only (run now / cancel of a scheduled action): the GET is refused.
+        "automations:execution_scheduled": lambda: {
+            "pk": _first(Execution).pk,
+            "log_id": _first(Execution).logs.order_by("pk").first().pk,
+            "verb": "run",
+        },
         "automations:member_actions_panel": lambda: {"pk": _first(Execution).member_id},
         "automations:mdm_command_pin": lambda: {"pk": _first(MDMCommand).pk},
         "automations:approval_detail": lambda: {"pk": _first(Approval).pk},

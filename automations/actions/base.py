@@ -22,6 +22,7 @@ signing secrets keep their own encrypted columns on Action for rotation with a g
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
@@ -36,13 +37,15 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ActionSpec:
     """One action as the builder and the services see it: its kind, its settings (secrets
-    included, in memory only), whether a failure stops the actions after it, and the stored
-    action it edits (None for a new one)."""
+    included, in memory only), whether a failure stops the actions after it, how long after the
+    trigger it runs (zero: immediately; every kind may be delayed), and the stored action it
+    edits (None for a new one)."""
 
     kind: str
     config: dict[str, Any] = field(default_factory=dict)
     continue_on_error: bool = True
     action_id: int | None = field(default=None, compare=False)
+    delay: timedelta = timedelta(0)
 
 
 @dataclass(frozen=True)

@@ -33,10 +33,22 @@ MAX_RETRY_AFTER = 3600
 JITTER = 0.2
 
 FINAL_STATUSES = frozenset(
-    {ActionLog.Status.SUCCEEDED, ActionLog.Status.FAILED, ActionLog.Status.SKIPPED}
+    {
+        ActionLog.Status.SUCCEEDED,
+        ActionLog.Status.FAILED,
+        ActionLog.Status.SKIPPED,
+        ActionLog.Status.CANCELLED,
+    }
 )
+# Scheduled (a delayed action waiting for its time, engine/scheduled.py) is open too: its
+# execution is not finished, and actions it holds wait for it.
 OPEN_STATUSES = frozenset(
-    {ActionLog.Status.PENDING, ActionLog.Status.RUNNING, ActionLog.Status.RETRYING}
+    {
+        ActionLog.Status.PENDING,
+        ActionLog.Status.RUNNING,
+        ActionLog.Status.RETRYING,
+        ActionLog.Status.SCHEDULED,
+    }
 )
 
 

@@ -91,8 +91,8 @@ def action_log_dispatch(log_id: int) -> None:
 
 def events_sweep(*, now: datetime | None = None) -> dict[str, int]:
     """Re-dispatch events no task has finished within REDISPATCH_AFTER of their last dispatch,
-    and retries whose time passed without their schedule running. Safe to run any time:
-    every task re-checks under a row lock whether there is work left."""
+    and retries and delayed actions whose time passed without their schedule running. Safe to
+    run any time: every task re-checks under a row lock whether there is work left."""
     now = now or timezone.now()
     stale = now - getattr(settings, "AUTOMATIONS_REDISPATCH_AFTER", REDISPATCH_AFTER)
     events = list(
@@ -130,11 +130,20 @@ def events_sweep(*, now: datetime | None = None) -> dict[str, int]:
     )
     for log_id in log_ids:
         action_log_dispatch(log_id)
-    if redispatched or log_ids:
+    # Delayed actions still waiting well after their time: their schedule was lost.
+    from automations.engine.scheduled import scheduled_dispatch_overdue
+
+    late = scheduled_dispatch_overdue(now=now, grace=RETRY_GRACE, limit=SWEEP_BATCH)
+    if redispatched or log_ids or late:
         logger.warning(
-            "Sweeper re-dispatched %s event(s) and %s overdue action(s)", redispatched, len(log_ids)
+            "Sweeper re-dispatched %s event(s), %s overdue action(s) and %s overdue scheduled "
+            "action(s)",
+            redispatched,
+            len(log_ids),
+            late,
         )
-    return {"events": redispatched, "actions": len(log_ids)}
+    # "actions": retries and delayed actions alike.
+    return {"events": redispatched, "actions": len(log_ids) + late}
 
 
 def ensure_sweeper_schedule(schedule_model=None) -> None:

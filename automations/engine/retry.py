@@ -42,6 +42,10 @@ def execution_retry_failed(*, execution: Execution, actor: Any) -> int:
         # the task be lost.
         log.status = ActionLog.Status.RETRYING
         log.next_attempt_at = now
+        if log.target_type == ActionLog.TargetType.SCHEDULE:
+            # A delayed action failed before its time (a dead-lettered event): scheduled again,
+            # for its own time (the sweeper runs it if that passed).
+            log.status, log.next_attempt_at = ActionLog.Status.SCHEDULED, None
         log.finished_at = None
         log.insight = "Retry requested" + (f" by {actor.get_username()}." if actor else ".")
     ActionLog.objects.bulk_update(

@@ -34,6 +34,11 @@ the other in their order, executions side by side. An action set to stop the rem
 fails (`continue_on_error` off) holds the actions after it, locks included, until it finished
 (see `_prepare`); that is the IT manager's explicit choice.
 
+Delays (issue 10). An action with a delay (`Action.delay`) is not prepared in the run: it is
+logged as scheduled and run by django-q2's scheduler at the event's time plus the delay, and its
+execution is "Scheduled" meanwhile (engine/scheduled.py, where its order and "stop on error"
+rules are). `_prepare` prepares it again, like any action, on a run after its time came.
+
 Actions are otherwise independent: each is prepared in its own savepoint and each target is sent
 and recorded on its own, and an unexpected error in one neither stops the others nor is swallowed:
 the event stays processing and the error is raised, so the task fails and the event is run
@@ -66,6 +71,12 @@ from automations.engine.common import (
     log_begin,
     log_key,
     rows_update,
+)
+from automations.engine.scheduled import (
+    cancelled_insight,
+    executions_wait,
+    logs_schedule,
+    scheduled_states,
 )
 from automations.models import (
     Action,
@@ -260,20 +271,34 @@ def _prepare(
         queue = list(actions.get(execution.automation_id, []))
         if queue:
             queues[execution.pk] = (execution, by_event[execution.event_id], queue)
+    # Delayed actions (engine/scheduled.py): their scheduled logs so far (none: one query less).
+    waiting = scheduled_states(
+        [(e, a) for e, _, queue in queues.values() for a in queue if a.is_delayed]
+    )
     jobs: list[Job] = []
     while queues:
         wave: list[Prep] = []
+        to_schedule: list[Prep] = []
         gates: dict[int, Action] = {}
         for execution, event, queue in queues.values():
             while queue:
                 action = queue.pop(0)
-                wave.append(Prep(execution, action, event))
+                state = waiting.get((execution.pk, action.pk)) if action.is_delayed else None
+                if action.is_delayed and state is None:
+                    to_schedule.append(Prep(execution, action, event))
+                elif state is None or state == ActionLog.Status.SUCCEEDED:
+                    # Immediate, or delayed and its time came (a run again after a retry or
+                    # a release prepares it again, like any action: claimed targets stay).
+                    wave.append(Prep(execution, action, event))
                 # A kind that holds the actions after it (Require approval) is a gate too.
                 holds = getattr(REGISTRY.get(action.kind), "holds_later", False)
                 if (not action.continue_on_error or holds) and queue:
                     gates[execution.pk] = action
                     break
         jobs += _prepare_wave(wave, context, crashed, isolate=isolate)
+        if to_schedule:
+            flush_deferred()
+            logs_schedule(to_schedule)
         if not gates:
             break
         flush_deferred()
@@ -284,7 +309,15 @@ def _prepare(
             if gate is None or not queue:
                 del queues[execution_id]
             elif states.get(execution_id) != "done":
-                _hold(execution, event, gate, queue, failed=states.get(execution_id) == "failed")
+                state = states.get(execution_id)
+                _hold(
+                    execution,
+                    event,
+                    gate,
+                    queue,
+                    failed=state in ("failed", "cancelled"),
+                    cancelled=state == "cancelled",
+                )
                 del queues[execution_id]
     return jobs
 
@@ -329,22 +362,31 @@ def _kind(key: str):
 
 def _gate_states(gates: dict[int, Action]) -> dict[int, str]:
     """execution id → "done" (every log of its gate succeeded or was skipped having nothing to
-    do, or it had no target), "failed" or "open" (one query)."""
+    do, or it had no target), "failed", "cancelled" (a delayed gate cancelled before its time)
+    or "open" (one query)."""
     states = dict.fromkeys(gates, "done")
     rows = ActionLog.objects.filter(
         Q(*[Q(execution_id=e, action_id=a.pk) for e, a in gates.items()], _connector=Q.OR)
     ).values_list("execution_id", "status", "detail__unmet")
     for execution_id, status, unmet in rows:
         if status in OPEN_STATUSES:
-            if states[execution_id] != "failed":
+            if states[execution_id] not in ("failed", "cancelled"):
                 states[execution_id] = "open"
         elif status == ActionLog.Status.FAILED or unmet:
             states[execution_id] = "failed"
+        elif status == ActionLog.Status.CANCELLED and states[execution_id] != "failed":
+            # A delayed gate cancelled before its time: what it holds is not run either.
+            states[execution_id] = "cancelled"
     return states
 
 
-def held_insight(gate: Action, *, failed: bool) -> str:
+def held_insight(gate: Action, *, failed: bool, cancelled: bool = False) -> str:
     label = log_label(gate.kind)
+    if cancelled:
+        return (
+            f"Not run: “{label}” (action {gate.position + 1}) was cancelled before its time, "
+            "and it is set to stop the remaining actions of this automation if it does not run."
+        )
     if failed:
         return (
             f"Not run: “{label}” (action {gate.position + 1}) failed, and it is set to stop "
@@ -353,7 +395,9 @@ def held_insight(gate: Action, *, failed: bool) -> str:
     return f"Waiting for “{label}” (action {gate.position + 1}) to finish first."
 
 
-def _hold(execution, event, gate: Action, queue: list, *, failed: bool) -> None:
+def _hold(
+    execution, event, gate: Action, queue: list, *, failed: bool, cancelled: bool = False
+) -> None:
     """One log per action after an unfinished or failed gate: skipped (it failed) or pending,
     held until it settles (`executions_finish` releases or skips them)."""
     now = timezone.now()
@@ -368,7 +412,7 @@ def _hold(execution, event, gate: Action, queue: list, *, failed: bool) -> None:
                 :300
             ],
             "status": ActionLog.Status.SKIPPED if failed else ActionLog.Status.PENDING,
-            "insight": held_insight(gate, failed=failed)[:500],
+            "insight": held_insight(gate, failed=failed, cancelled=cancelled)[:500],
             "finished_at": now if failed else None,
             "detail": {"held_by": gate.pk, **({"unmet": True} if failed else {})},
         }
@@ -575,33 +619,53 @@ def executions_finish(execution_ids: list[int]) -> None:
     if not execution_ids:
         return
     counts: dict[int, Counter] = {pk: Counter() for pk in execution_ids}
-    for execution_id, status, n, unmet, held in (
+    for execution_id, status, n, unmet, held, ran in (
         ActionLog.objects.filter(execution_id__in=execution_ids)
         .values_list("execution_id", "status")
         .annotate(
             n=Count("pk"),
             unmet=Count("pk", filter=Q(detail__unmet=True)),
             held=Count("pk", filter=Q(detail__held_by__isnull=False)),
+            # A delayed action's schedule that ran: its targets' logs say how it went.
+            ran=Count(
+                "pk",
+                filter=Q(
+                    target_type=ActionLog.TargetType.SCHEDULE, status=ActionLog.Status.SUCCEEDED
+                ),
+            ),
         )
     ):
-        counts[execution_id][status] += n - unmet
+        counts[execution_id][status] += n - unmet - ran
         # Skipped without acting on the target: counted with the failures.
         counts[execution_id][UNMET] += unmet
         if status == ActionLog.Status.PENDING:
             counts[execution_id][HELD] += held
     _release_held(counts)
     settled = []
+    waiting = []
     for execution in Execution.objects.select_for_update().filter(pk__in=execution_ids):
         if execution.is_finished:
             continue
         count = counts[execution.pk]
-        if any(count[status] for status in OPEN_STATUSES):
+        opened = sum(count[status] for status in OPEN_STATUSES)
+        if opened:
+            # Only delayed actions (and what they hold) left: scheduled, not running.
+            if count[ActionLog.Status.SCHEDULED] and (
+                count[ActionLog.Status.SCHEDULED] + count[HELD] == opened
+            ):
+                waiting.append(execution)
             continue
         failed = count[ActionLog.Status.FAILED] + count[UNMET]
-        done = count[ActionLog.Status.SUCCEEDED] + count[ActionLog.Status.SKIPPED]
+        done = (
+            count[ActionLog.Status.SUCCEEDED]
+            + count[ActionLog.Status.SKIPPED]
+            + count[ActionLog.Status.CANCELLED]
+        )
         if not failed:
             execution.status = Execution.Status.SUCCEEDED
             execution.insight = "" if done else "This automation has no actions."
+            if count[ActionLog.Status.CANCELLED]:
+                execution.insight = cancelled_insight(execution.pk)
         else:
             execution.status = (
                 Execution.Status.PARTIALLY_FAILED if done else Execution.Status.FAILED
@@ -624,6 +688,8 @@ def executions_finish(execution_ids: list[int]) -> None:
         settled.append(execution)
     if settled:
         rows_update(Execution, settled, ["status", "insight", "started_at", "finished_at"])
+    if waiting:
+        executions_wait(waiting, counts)
 
 
 def _release_held(counts: dict[int, Counter]) -> None:
@@ -631,10 +697,14 @@ def _release_held(counts: dict[int, Counter]) -> None:
     failed: the held actions are skipped, naming it (counted as not done). It finished well:
     the held logs are dropped and the execution is run again (a task on commit), which
     prepares the actions after the gate. `counts` is updated to match."""
+    # Held logs besides scheduled ones only: a scheduled log that is not their gate must not
+    # keep them waiting for its time (their gate's state decides below).
     waiting = [
         pk
         for pk, count in counts.items()
-        if count[HELD] and count[HELD] == sum(count[status] for status in OPEN_STATUSES)
+        if count[HELD]
+        and count[HELD]
+        == sum(count[status] for status in OPEN_STATUSES) - count[ActionLog.Status.SCHEDULED]
     ]
     if not waiting:
         return
@@ -657,11 +727,13 @@ def _release_held(counts: dict[int, Counter]) -> None:
     for log in held:
         gate = gates[(log.execution_id, log.detail["held_by"])]
         state = states.get(log.execution_id, "done")
-        if state == "failed" or not gate.kind:  # a deleted gate counts as failed
+        if state == "open":
+            continue  # a delayed gate, scheduled: what it holds waits for its time
+        if state in ("failed", "cancelled") or not gate.kind:  # a deleted gate counts as failed
             log.detail = {**log.detail, "unmet": True}
             log.status, log.finished_at = ActionLog.Status.SKIPPED, timezone.now()
             log.insight = (
-                held_insight(gate, failed=True)[:500]
+                held_insight(gate, failed=True, cancelled=state == "cancelled")[:500]
                 if gate.kind
                 else ("Not run: the action it waited for was removed from the automation.")
             )

@@ -37,6 +37,7 @@ from automations.forms import (
     AutomationFilterForm,
     BuilderForms,
     ConditionFormSet,
+    action_delay_form,
     action_op,
     condition_row_form,
     kind_menu,
@@ -684,6 +685,20 @@ def builder_condition_row(request: HttpRequest) -> HttpResponse:
     ConditionFormSet(prefix="conditions").add_fields(row, index)
     context["row"] = row
     return render(request, f"{FORM_TEMPLATE}#condition_row", context)
+
+
+@require_GET
+@login_required
+def builder_action_delay(request: HttpRequest) -> HttpResponse:
+    """An action row's "When it runs" block, re-rendered after its unit changed (htmx): the
+    amount input is for a delay, the help says what the row will do."""
+    _builder_perms(request)
+    prefix = request.GET.get("prefix", "")
+    head, _, index = prefix.partition("-")
+    if head != "actions" or not index.isdigit() or int(index) >= MAX_ACTIONS + 10:
+        return HttpResponse("Unknown action row.", status=400)
+    row = action_delay_form(prefix, request.GET)
+    return render(request, f"{FORM_TEMPLATE}#delay_field", {"row": row})
 
 
 @require_http_methods(["POST"])

@@ -8,6 +8,9 @@ the engine fires an event kind when a receiver records an `Event` of that kind.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from automations import lastday
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,20 @@ class TriggerEvent:
     label: str  # "Member is deactivated"
     summary: str  # "is deactivated", used in "When a member in Engineering is deactivated"
     available: bool = True
+    # Settings of its own (Automation.trigger_options), or None: an object with `form` (the
+    # builder's fields, prefix "trigger"), `default`, `initial(options)`, `errors(options)`,
+    # `text(options)` ("2 days before their last working day, at 09:00 their time") and
+    # `describe(options)` (the summary's phrase in place of `summary`), as
+    # automations.lastday.LastDayOptions.
+    options: Any = None
+    # True for a trigger that fires at a time (a schedule) rather than on a member's save: the
+    # engine runs only the automation its event names (Event.automation).
+    timed: bool = False
+
+    def describe(self, options: dict | None) -> str:
+        """The summary with its settings: "is deactivated", "2 days before their last working
+        day, at 09:00 their time"."""
+        return self.options.describe(options) if self.options else self.summary
 
 
 @dataclass(frozen=True)
@@ -53,6 +70,7 @@ def event_choices(module_key: str) -> list[tuple[str, str]]:
 
 MEMBER_DEACTIVATED = "member.deactivated"
 MEMBER_REACTIVATED = "member.reactivated"
+MEMBER_LAST_WORKING_DAY = lastday.KEY
 
 register(
     "members",
@@ -60,4 +78,11 @@ register(
     "member",
     TriggerEvent(MEMBER_DEACTIVATED, "Member is deactivated", "is deactivated"),
     TriggerEvent(MEMBER_REACTIVATED, "Member is reactivated", "is reactivated"),
+    TriggerEvent(
+        MEMBER_LAST_WORKING_DAY,
+        "Member's last working day",
+        "reaches their last working day",
+        options=lastday.LastDayOptions(),
+        timed=True,
+    ),
 )

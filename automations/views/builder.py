@@ -41,6 +41,7 @@ from automations.forms import (
     action_op,
     condition_row_form,
     kind_menu,
+    trigger_options_form,
 )
 from automations.models import Automation, Execution
 from automations.services import MAX_ACTIONS, MAX_CONDITIONS
@@ -650,13 +651,16 @@ def _builder_perms(request: HttpRequest) -> None:
 @require_GET
 @login_required
 def builder_trigger_events(request: HttpRequest) -> HttpResponse:
-    """The trigger action select for the chosen trigger module."""
+    """The trigger action select for the chosen trigger module, with the chosen trigger
+    action's own settings (the last working day's offset and time) at their defaults."""
     _builder_perms(request)
     module = request.GET.get("trigger_module", "")
     form = AutomationDetailsForm(initial={"trigger_module": module})
-    choices = form.fields["trigger_event"].choices
-    form.initial["trigger_event"] = choices[0][0] if choices else ""
-    return render(request, f"{FORM_TEMPLATE}#trigger_events", {"forms": {"details": form}})
+    choices = [key for key, _ in form.fields["trigger_event"].choices]
+    event = request.GET.get("trigger_event", "")
+    form.initial["trigger_event"] = event if event in choices else (choices[0] if choices else "")
+    context = {"forms": {"details": form, "trigger": trigger_options_form(form, None, None)}}
+    return render(request, f"{FORM_TEMPLATE}#trigger_events", context)
 
 
 @require_GET

@@ -292,7 +292,14 @@ class UpcomingRow:
     company_ends_at: datetime  # the same instant in the company's zone
     days_left: int
     automatic: bool  # deactivated automatically when the day ends
-    automations: list[Any] = field(default_factory=list)  # automations_planned's PlannedRun
+    # What will run and when, and what is done, in time order (the OFFBOARDING_PLANS lookup's
+    # steps: automations.selectors_offboarding.Step).
+    steps: list[Any] = field(default_factory=list)
+
+    @property
+    def automations(self) -> list[Any]:
+        """The deactivation automations that would run for them (the steps' own)."""
+        return [s.automation for s in self.steps if s.kind == "deactivation"]
 
     @property
     def last_minute(self) -> datetime:
@@ -314,21 +321,28 @@ class UpcomingRow:
         return f"{moment.day} {moment:%b %H:%M}"
 
 
-# What would run for members when they are deactivated is known above this app: automations
-# registers its lookup here at startup (automations/apps.py), so members/ imports nothing from
-# automations/ (assetsonar/tests/test_layering.py).
-PLANNED_RUNS: list[Callable[..., list[Any]]] = []
+# What will run for leavers and when is known above this app: automations registers its lookup
+# here at startup (automations/apps.py: automations.selectors_offboarding.offboarding_plans,
+# members → company_zone → {member id: steps}), so members/ imports nothing from automations/
+# (assetsonar/tests/test_layering.py).
+OFFBOARDING_PLANS: list[Callable[..., dict[int, list[Any]]]] = []
+
+
+def offboarding_steps(members: list[Member], *, company_zone: str) -> dict[int, list[Any]]:
+    """Member id → their steps (what will run and when, what is done), from the registered
+    lookups (at most 9 queries each for a page of members)."""
+    steps: dict[int, list[Any]] = {m.pk: [] for m in members}
+    for lookup in OFFBOARDING_PLANS:
+        for pk, found in lookup(members, company_zone=company_zone).items():
+            steps.setdefault(pk, []).extend(found)
+    return steps
 
 
 def upcoming_rows(members: list[Member], *, company_zone: str, today: date) -> list[UpcomingRow]:
-    """The rows of a page of members: when each one's day ends, and the enabled deactivation
-    automations whose conditions match them, matched as the engine matches them (the lookups in
-    PLANNED_RUNS: automations.selectors.automations_planned, at most 6 queries for the page)."""
-    planned: dict[int, list[Any]] = {}
-    for lookup in PLANNED_RUNS:
-        for run in lookup(member_ids=[m.pk for m in members]):
-            for who in run.members:
-                planned.setdefault(who.pk, []).append(run)
+    """The rows of a page of members: when each one's day ends, and their steps (the
+    last-working-day automations with their due times, the deactivation and the automations it
+    would run, their delayed actions), matched as the engine matches them."""
+    steps = offboarding_steps(members, company_zone=company_zone)
     rows = []
     for member in members:
         time_zone = member.effective_time_zone(company_zone)
@@ -342,7 +356,7 @@ def upcoming_rows(members: list[Member], *, company_zone: str, today: date) -> l
                 company_ends_at=ends_at.astimezone(zone(company_zone)),
                 days_left=(member.last_working_day - today).days,
                 automatic=member.deactivate_on_last_day,
-                automations=planned.get(member.pk, []),
+                steps=steps.get(member.pk, []),
             )
         )
     return rows

@@ -109,6 +109,8 @@ def member_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "audit_trail": selectors.member_audit_trail(member),
         "history_limit": selectors.HISTORY_LIMIT,
         "deactivate_form": DeactivateForm(),
+        # The Offboarding timeline's tag (automation_tags.offboarding_timeline) reads times in it.
+        "company_zone": company,
     }
     return render(request, "members/member_detail.html", context)
 
@@ -309,7 +311,7 @@ def _upcoming_filters(request: HttpRequest):
 @permission_required("members.view_member", raise_exception=True)
 def upcoming_offboardings(request: HttpRequest) -> HttpResponse:
     """Active members whose last working day is ahead: when it ends in their time zone, whether
-    they are deactivated then, and which deactivation automations will run for them."""
+    they are deactivated then, and what will run for them and when, and what already ran."""
     form, queryset, company, today, start, end = _upcoming_filters(request)
     page = paginate(
         queryset,
@@ -355,6 +357,7 @@ def upcoming_offboardings_export(request: HttpRequest) -> HttpResponse:
             "day_ends_company",
             "deactivates_automatically",
             "automations",
+            "steps",
         ]
     )
     for offset in range(0, len(members), UPCOMING_EXPORT_BATCH):
@@ -371,7 +374,10 @@ def upcoming_offboardings_export(request: HttpRequest) -> HttpResponse:
                     f"{row.last_minute:%Y-%m-%d %H:%M} {row.time_zone}",
                     f"{row.company_last_minute:%Y-%m-%d %H:%M} {company}",
                     "yes" if row.automatic else "no",
-                    "; ".join(run.automation.name for run in row.automations),
+                    "; ".join(automation.name for automation in row.automations),
+                    # One cell: the steps in time order, with their local times and states
+                    # (" | " between them: one line per member for the tools that split lines).
+                    " | ".join(step.text for step in row.steps),
                 ]
             )
     if cut:

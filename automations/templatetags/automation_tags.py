@@ -42,6 +42,23 @@ def automated_actions(context: template.Context, member: Member) -> dict:
     return member_actions_context(member, can_view=can_view)
 
 
+@register.inclusion_tag("automations/_offboarding_timeline.html", takes_context=True)
+def offboarding_timeline(context: template.Context, member: Member, company_zone: str) -> dict:
+    """The member page's "Offboarding timeline": their steps by day in their time zone
+    (selectors_offboarding.offboarding_plans), shown when they have a last working day or
+    delayed actions. 1 query without a last working day, at most 9 with one."""
+    from automations.selectors_offboarding import offboarding_plans
+
+    steps = offboarding_plans([member], company_zone=company_zone)[member.pk]
+    return {
+        "member": member,
+        "steps": steps,
+        "show": bool(member.last_working_day or steps),
+        "zone": member.effective_time_zone(company_zone),
+        "perms": context.get("perms"),
+    }
+
+
 def member_preview_context(member: Member) -> dict:
     """What deactivating `member` now sets off (selectors_preview.member_preview), and, when
     they have a last working day ahead with "deactivate automatically" on, what its end sets

@@ -1,6 +1,6 @@
 """Upcoming offboardings: who leaves in the next N days, when their day ends in their time zone,
 whether they are deactivated then, which deactivation automations match; its CSV, filters,
-permissions and query budget."""
+permissions and query budget. What runs when, and what is done: test_offboarding_plan.py."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_the_page_lists_the_next_30_days_by_date_with_the_local_end_and_the_auto
         2,
     )
     assert f"{first.last_minute:%H:%M}" == "23:59"
-    assert [run.automation.name for run in first.automations] == ["Offboard engineers"]
+    assert [automation.name for automation in first.automations] == ["Offboard engineers"]
     assert second.time_zone == "America/New_York"
     assert second.automatic is False
     # The same instant where the company is: New York's midnight is 06:00 in Berlin.
@@ -144,6 +144,7 @@ def test_the_csv_has_the_same_rows_with_formulas_neutralised(manager_client, tod
         "day_ends_company",
         "deactivates_automatically",
         "automations",
+        "steps",
     ]
     day = (today + timedelta(days=3)).isoformat()
     assert rows[1][:6] == [
@@ -155,7 +156,7 @@ def test_the_csv_has_the_same_rows_with_formulas_neutralised(manager_client, tod
         "America/New_York",
     ]
     assert rows[1][6] == f"{day} 23:59 America/New_York"
-    assert rows[1][8:] == ["yes", "Offboard engineers"]
+    assert rows[1][8:10] == ["yes", "Offboard engineers"]
     assert [r[0] for r in rows[1:]] == ["'=cmd()", "Other"]
     assert rows[2][9] == ""
 
@@ -198,11 +199,13 @@ def test_the_page_and_the_csv_have_a_fixed_query_budget(
     _leavers(count, today)
 
     # Session, user, permissions (2), the company time zone, departments, locations, the
-    # count, the page, and the automations matched for the page (automations_planned: 6).
-    with django_assert_max_num_queries(16):
+    # count, the page, and the steps of the page's members (selectors_offboarding: the delayed
+    # logs, the automations with their conditions and actions (3), the snapshots (3), the
+    # fired triggers (1)).
+    with django_assert_max_num_queries(18):
         response = manager_client.get(URL)
     assert len(response.context["rows"]) == min(count, 50)
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(18):
         response = manager_client.get(EXPORT)
     assert len(response.content.decode().splitlines()) == count + 1
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
+from django.utils import timezone
 
 from assets.services import asset_check_in
 from assetsonar.models import AuditEvent
@@ -19,10 +22,17 @@ HTMX = {"HX-Request": "true"}
 # Session, user, user permissions, group permissions, the navigation's approvals count (issue 9),
 # then the page's own queries.
 LIST_QUERY_BUDGET = 9  # + count (capped), page, departments, locations (counts are columns)
-DETAIL_QUERY_BUDGET = 14  # + member, assets, entitlements, custody, revoked, audit trail,
+DETAIL_QUERY_BUDGET = 15  # + member, assets, entitlements, custody, revoked, audit trail,
 # the Automated actions panel (the member's execution ids, their action list and the "still
-# running?" check); the deactivate dialog's preview loads when it opens (its own request,
-# automations/tests/test_preview.py)
+# running?" check), the Offboarding timeline's delayed actions (1, issue 10); the deactivate
+# dialog's preview loads when it opens (its own request, automations/tests/test_preview.py)
+# The Offboarding timeline of a member with a last working day (automations/
+# selectors_offboarding.py): the automations with their conditions and actions (3), the
+# member's snapshot (3), the fired triggers (1), and for a deactivated member the executions of
+# their deactivation (1).
+TIMELINE_QUERIES = 8
+# The panel reads the logs of the member's executions only when there are some.
+PANEL_LOGS_QUERY = 1
 
 
 def _messages(response) -> list[str]:
@@ -570,3 +580,15 @@ def test_the_detail_page_stays_within_its_query_budget_whatever_the_data_size(
 
     assert response.status_code == 200
     assert len(response.context["custody_history"]) == min(size, 50)
+
+    # With a last working day: the Offboarding timeline, whatever the number of automations.
+    for n in range(size // 20 + 1):
+        last_day = make_automation(trigger_event="member.last_working_day", conditions=[])
+        last_day.trigger_options = {"offset_days": -n, "at": "09:00"}
+        last_day.save()
+    Member.objects.filter(pk=member.pk).update(
+        last_working_day=timezone.localdate() + timedelta(days=3)
+    )
+    with django_assert_max_num_queries(DETAIL_QUERY_BUDGET + TIMELINE_QUERIES):
+        response = manager_client.get(member.get_absolute_url())
+    assert response.content.decode().count('data-kind="last_day"') == size // 20 + 1

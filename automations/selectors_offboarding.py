@@ -303,10 +303,10 @@ def _not_fired_note(automation: Automation, due: datetime, now: datetime) -> str
     if due > now:
         return ""
     if due < automation.created_at:
-        return "Not fired: it was due before the automation was created."
+        return "not fired: it was due before the automation was created"
     if now - due > lastday.CATCH_UP:
-        return "Not fired: no worker ran the schedule in time."
-    return "Due: fires at the next run of the schedule."
+        return "not fired: no worker ran the schedule in time"
+    return "due: fires at the next run of the schedule"
 
 
 def offboarding_plans(

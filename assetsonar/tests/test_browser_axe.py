@@ -252,6 +252,25 @@ def seed_demo_company() -> None:
         expires_at=timezone.now() + timezone.timedelta(days=3),
     )
     approval.approvers.add(ida)
+    # A leaver in three days, in another zone (Upcoming offboardings' steps and the first
+    # member's Offboarding timeline, issue 10): a last-working-day automation two days before,
+    # with a delayed action.
+    first = Member.objects.order_by("pk").first()
+    Member.objects.filter(pk=first.pk).update(
+        last_working_day=timezone.localdate() + timedelta(days=3),
+        time_zone="America/New_York",
+    )
+    notify = Automation.objects.create(
+        name="Two days before the last day",
+        trigger_event="member.last_working_day",
+        trigger_options={"offset_days": -2, "at": "09:00"},
+    )
+    Action.objects.create(
+        automation=notify,
+        kind="revoke_licenses",
+        config={"user_based": True},
+        delay=timedelta(days=7),
+    )
     client = Client()
     client.post(reverse("login"), {"username": "ida", "password": "wrong"}, REMOTE_ADDR="10.0.0.9")
     client.post(reverse("login"), {"username": "ida", "password": "pw-ida-Secret1"})

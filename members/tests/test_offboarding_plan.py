@@ -318,3 +318,25 @@ def test_the_page_the_csv_and_the_timeline_have_fixed_query_budgets(
     with django_assert_max_num_queries(DETAIL_QUERY_BUDGET + TIMELINE_QUERIES + PANEL_LOGS_QUERY):
         html = manager_client.get(leaver.get_absolute_url()).content.decode()
     assert "Offboarding timeline" in html
+
+
+def test_a_member_deactivated_before_their_day_shows_that_nothing_runs_then(
+    manager_client, today, it_manager, django_capture_on_commit_callbacks
+):
+    make_automation(name="Offboard engineers")
+    leaver = make_member(last_working_day=today + timedelta(days=6))
+    with django_capture_on_commit_callbacks(execute=True):
+        member_deactivate(member=leaver, actor=it_manager, reason="Left early")
+
+    html = manager_client.get(leaver.get_absolute_url()).content.decode()
+
+    timeline = html[html.index('id="offboarding-timeline"') :]
+    timeline = timeline[: timeline.index("</section>")]
+    assert "Last working day ends" in timeline
+    assert '<span class="help">already deactivated: nothing runs then</span>' in timeline
+    assert '<span class="badge">Nothing runs</span>' in timeline
+    # What the deactivation started is done and linked; nothing is planned for the day.
+    execution = Execution.objects.get(member=leaver)
+    link = reverse("automations:execution_detail", args=[execution.pk])
+    assert f'<a href="{link}"><span class="badge badge-green">Succeeded</span></a>' in timeline
+    assert "Planned" not in timeline

@@ -201,6 +201,11 @@ class LastDayOptions:
         return problems
 
     @staticmethod
+    def insight(trigger: dict[str, Any]) -> str:
+        """What the execution page says of a fired event (see `fired_insight`)."""
+        return fired_insight(trigger)
+
+    @staticmethod
     def text(options: dict[str, Any] | None) -> str:
         """The settings on their own (history, admin, timeline): "2 days before their last
         working day, at 09:00 their time"."""

@@ -15,15 +15,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db.models import Prefetch
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from automations import conditions as cond
-from automations import triggers
+from automations import delays, lastday, triggers
 from automations.actions import REGISTRY, ActionKind, Target, get_kind
 from automations.engine.common import Prep, RunContext
 from automations.engine.events import event_snapshot
@@ -32,10 +33,13 @@ from automations.models import Action, Automation, Condition, Event, Execution
 
 # The events a deactivation sets off now.
 DEACTIVATION_EVENTS: tuple[str, ...] = (triggers.MEMBER_DEACTIVATED,)
-# The events a member's last working day sets off: the deactivation at its end (with
-# "deactivate automatically" on, members.services.members_deactivate_due). Triggers relative to
-# the day ("Member's last working day", with an offset) are added here.
-LAST_WORKING_DAY_EVENTS: tuple[str, ...] = (triggers.MEMBER_DEACTIVATED,)
+# The events a member's last working day sets off: the "Member's last working day" trigger at
+# each automation's offset (automations/lastday.py), and the deactivation at the day's end (with
+# "deactivate automatically" on, members.services.members_deactivate_due).
+LAST_WORKING_DAY_EVENTS: tuple[str, ...] = (
+    triggers.MEMBER_LAST_WORKING_DAY,
+    triggers.MEMBER_DEACTIVATED,
+)
 
 
 @dataclass
@@ -81,6 +85,10 @@ class PlannedRun:
     automation: Automation
     event: str  # the trigger event key
     steps: list[PlannedStep] = field(default_factory=list)
+    # When the trigger fires, for a timed trigger: "2 days before their last working day, at
+    # 09:00 their time" and the moment in the member's zone; "" / None for the others.
+    when: str = ""
+    due: datetime | None = None
 
 
 @dataclass
@@ -135,6 +143,11 @@ def event_snapshots(
             day, zone = days.get(pk, (None, ""))
             snapshot["last_working_day"] = day.isoformat() if day else ""
             reason = last_day_reason(day, zone, timedelta(0)) if day else ""
+            # As the timed trigger's event carries it (automations/lastday.py).
+            snapshot["trigger"] = {
+                "last_working_day": snapshot["last_working_day"],
+                "time_zone": zone,
+            }
         snapshot["status"] = Member.Status.DEACTIVATED
         out[pk] = event_snapshot(
             snapshot, custody_asset_ids=custody.get(pk, []), deactivation_reason=reason
@@ -150,9 +163,20 @@ def _waits_for(gate: Action, kind: ActionKind | None) -> str:
 
 
 def action_when(action: Action) -> str:
-    """When the action runs after the trigger, in words; "" for immediately. The place where
-    per-action delays show ("after 7 days")."""
-    return ""
+    """When the action runs after the trigger, in words ("after 7 days"); "" for immediately."""
+    return delays.label(action.delay) if action.delay else ""
+
+
+def _due(automation: Automation, snapshot: dict[str, Any]) -> datetime | None:
+    """When a timed trigger would fire for the member (their last working day in the snapshot,
+    as `event_snapshots(last_working_day=True)` puts it), or None."""
+    trigger = snapshot.get("trigger") or {}
+    if automation.trigger_event != triggers.MEMBER_LAST_WORKING_DAY or not trigger.get(
+        "last_working_day"
+    ):
+        return None
+    day = date.fromisoformat(trigger["last_working_day"])
+    return lastday.due_at(day, trigger["time_zone"], automation.trigger_options)
 
 
 def preview_members(
@@ -191,12 +215,21 @@ def preview_members(
         for a, automation in enumerate(automations):
             if not cond.matches(automation.conditions.all(), automation.match, preview.snapshot):
                 continue
-            run = PlannedRun(automation, automation.trigger_event)
+            due = _due(automation, preview.snapshot)
+            if automation.trigger_event == triggers.MEMBER_LAST_WORKING_DAY and due is None:
+                continue  # no last working day: this trigger never fires for them
+            run = PlannedRun(automation, automation.trigger_event, due=due)
+            if due is not None:
+                zone = ZoneInfo(preview.snapshot["trigger"]["time_zone"])
+                run.when = (
+                    f"{lastday.describe(automation.trigger_options)}: "
+                    f"{due.astimezone(zone):%-d %b %H:%M} {zone.key}"
+                )
             preview.runs.append(run)
             event = Event(
                 kind=automation.trigger_event,
                 member_id=preview.member_id,
-                occurred_at=now,
+                occurred_at=due or now,
                 member_snapshot=preview.snapshot,
             )
             execution = Execution(

@@ -22,8 +22,9 @@ class TriggerEvent:
     # Settings of its own (Automation.trigger_options), or None: an object with `form` (the
     # builder's fields, prefix "trigger"), `default`, `initial(options)`, `errors(options)`,
     # `text(options)` ("2 days before their last working day, at 09:00 their time"),
-    # `describe(options)` (the summary's phrase in place of `summary`) and
-    # `runs(options, conditions=)` (the automation page's "It runs …"), as
+    # `describe(options)` (the summary's phrase in place of `summary`), `runs(options,
+    # conditions=)` (the automation page's "It runs …") and `insight(trigger)` (the execution
+    # page's line on a fired event, from its snapshot's "trigger"), as
     # automations.lastday.LastDayOptions.
     options: Any = None
     # True for a trigger that fires at a time (a schedule) rather than on a member's save: the

@@ -36,8 +36,11 @@ class TriggerEvent:
 
     def describe(self, options: dict | None) -> str:
         """The summary with its settings: "is deactivated", "is 2 days before their last
-        working day (at 09:00 their time)"."""
-        return self.options.describe(options) if self.options else self.summary
+        working day (at 09:00 their time)"; `summary` alone when the settings are not known
+        (None: the builder's "When it fires" is unfinished)."""
+        if self.options is None or options is None:
+            return self.summary
+        return self.options.describe(options)
 
     def runs(self, options: dict | None, *, conditions: bool) -> str:
         """When it runs, for the automation page's "It runs …": "when a member is deactivated

@@ -472,6 +472,20 @@ def test_the_live_summary_of_a_just_chosen_trigger_says_its_defaults(manager_cli
     )
 
 
+def test_the_live_summary_leaves_out_unfinished_settings(manager_client):
+    # "days before" chosen, the number not typed yet: no settings nobody typed in the sentence.
+    data = builder_data(trigger_event=LWD, **{**TWO_DAYS_BEFORE, "trigger-days": ""})
+
+    text = text_of(manager_client.post(reverse("automations:builder_preview"), data, headers=HTMX))
+
+    assert (
+        "When a member in Engineering reaches their last working day: revoke user-based "
+        "licenses" in text
+    )
+    assert "“When it fires” is unfinished: left out until it is complete." in text
+    assert "18:00" not in text and "errorlist" not in text
+
+
 def test_the_builder_page_summary_says_when_it_fires(manager_client):
     automation = lwd_automation(name="Tell the manager")
 

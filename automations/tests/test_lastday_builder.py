@@ -622,3 +622,22 @@ def test_who_it_would_run_for_says_when_nobody_has_a_day(manager_client):
     page = text_of(manager_client.get(automation.get_absolute_url()))
 
     assert "No member with a last working day set matches its conditions now." in page
+
+
+@pytest.mark.parametrize("leavers", [2, 40])
+def test_its_automation_and_audience_pages_have_a_fixed_query_budget(
+    manager_client, django_assert_max_num_queries, leavers
+):
+    ahead = timezone.now().date() + timedelta(days=10)
+    for _ in range(leavers):
+        make_member(last_working_day=ahead)
+    automation = lwd_automation(name="Tell the manager")
+
+    with django_assert_max_num_queries(12):
+        page = manager_client.get(automation.get_absolute_url())
+    # The budgets of a deactivation automation's pages (test_preview.py): the day adds none.
+    with django_assert_max_num_queries(10):
+        full = manager_client.get(reverse("automations:audience", args=[automation.pk]))
+
+    assert f"<strong>{leavers}</strong> members with a last working day set" in text_of(page)
+    assert f"<strong>{leavers}</strong> members with a last working day set" in text_of(full)

@@ -132,7 +132,7 @@ class LastDayOptionsForm(forms.Form):
         error_messages={"invalid": "Enter the number of days as a whole number, e.g. 2."},
     )
     at = forms.TimeField(
-        label="At (the member's local time)",
+        label="At (their local time)",
         initial="18:00",
         # A browser's time input sends 18:00, or 18:00:00 with seconds shown; minutes are kept.
         input_formats=["%H:%M", "%H:%M:%S"],

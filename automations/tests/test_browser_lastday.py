@@ -10,7 +10,7 @@ from django.apps import apps
 
 from assetsonar import roles
 from automations.models import Automation
-from automations.tests.browser import needs_chromium, settled, wait_until
+from automations.tests.browser import needs_chromium, screenshot, settled, wait_until
 from conftest import make_user
 
 pytestmark = needs_chromium
@@ -49,6 +49,7 @@ def test_set_two_days_before_the_last_working_day_in_chromium(live_server, brows
     assert page.inner_text("#trigger-options legend") == "When it fires"
     assert page.input_value("#id_trigger-when") == "on"
     assert page.input_value("#id_trigger-at") == "18:00"
+    assert page.inner_text("label[for=id_trigger-at]").startswith("At (their local time)")
 
     # Another trigger action takes them away, and choosing it again brings them back.
     page.select_option("#id_trigger_event", "member.deactivated")
@@ -74,6 +75,7 @@ def test_set_two_days_before_the_last_working_day_in_chromium(live_server, brows
         SENTENCE,
     )
     settled(page)
+    screenshot(page, "builder-last-working-day.png")  # test-artifacts/, to look at
     page.click(".side-actions button[name=save]")
     page.wait_for_selector(".summary-card .summary-sentence")
 

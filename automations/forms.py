@@ -771,9 +771,14 @@ class BuilderForms:
             if self.details.is_bound
             else self.details.initial.get("name", "")
         )
-        trigger_options = {}
+        trigger_options: dict[str, Any] | None = {}
+        trigger_incomplete = False
         if self.trigger is not None and self.trigger.is_valid():
             trigger_options = self.trigger.options()
+        elif self.trigger is not None and self.trigger.is_bound:
+            # Typed but not valid yet ("days before" with no number): the summary says the
+            # trigger without its settings rather than settings nobody typed.
+            trigger_options, trigger_incomplete = None, True
         elif self.stored:
             trigger_options = self.stored.trigger_options
         summary = selectors.automation_summary(
@@ -792,6 +797,7 @@ class BuilderForms:
         return {
             "summary": summary,
             "incomplete_conditions": incomplete,
+            "trigger_incomplete": trigger_incomplete,
             "payload_json": json.dumps(payload, indent=2, ensure_ascii=False),
         }
 

@@ -102,31 +102,63 @@ def fire_key(automation_id: int, member_id: int, day: date, options: dict[str, A
 
 
 class LastDayOptionsForm(forms.Form):
-    """The trigger's settings in the builder (prefix "trigger")."""
+    """The trigger's settings in the builder (prefix "trigger"): how many days, before, on or
+    after the last working day, and the wall time in the member's zone. Every message names
+    what to enter, a hand-made POST included (the services check the result again)."""
 
-    when = forms.ChoiceField(label="When", choices=DIRECTIONS, initial="on")
+    when = forms.ChoiceField(
+        label="When",
+        choices=DIRECTIONS,
+        initial="on",
+        error_messages={
+            "required": "Choose days before, on the day, or days after the last working day.",
+            "invalid_choice": "Choose days before, on the day, or days after the last working day.",
+        },
+    )
+    # Judged in `clean`: the range matters only before or after the day ("on the day" ignores
+    # whatever is typed here, as the help says).
     days = forms.IntegerField(
         label="Days",
         required=False,
-        min_value=1,
-        max_value=MAX_OFFSET_DAYS,
-        widget=forms.NumberInput(attrs={"inputmode": "numeric", "class": "input-narrow"}),
+        widget=forms.NumberInput(
+            attrs={
+                "inputmode": "numeric",
+                "class": "input-narrow",
+                "min": 1,
+                "max": MAX_OFFSET_DAYS,
+                "step": 1,
+            }
+        ),
+        error_messages={"invalid": "Enter the number of days as a whole number, e.g. 2."},
     )
     at = forms.TimeField(
-        label="At (the member's local time)",
+        label="At (their local time)",
         initial="18:00",
-        input_formats=["%H:%M"],
+        # A browser's time input sends 18:00, or 18:00:00 with seconds shown; minutes are kept.
+        input_formats=["%H:%M", "%H:%M:%S"],
         widget=forms.TimeInput(format="%H:%M", attrs={"type": "time"}),
-        error_messages={"invalid": "Enter a time of day such as 18:00."},
+        error_messages={
+            "required": "Enter the time of day it fires, such as 18:00.",
+            "invalid": "Enter a time of day such as 18:00.",
+        },
     )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         when = cleaned.get("when")
-        if when in ("before", "after") and not cleaned.get("days") and "days" not in self.errors:
+        if when not in ("before", "after") or "days" in self.errors:
+            return cleaned
+        days = cleaned.get("days")
+        if days is None:
             self.add_error(
                 "days",
                 f"Say how many days {when} the last working day (1 to {MAX_OFFSET_DAYS}).",
+            )
+        elif not 1 <= days <= MAX_OFFSET_DAYS:
+            self.add_error(
+                "days",
+                f"Enter 1 to {MAX_OFFSET_DAYS} days {when} the last working day (for the day "
+                "itself, choose “on the day”).",
             )
         return cleaned
 
@@ -178,6 +210,19 @@ class LastDayOptions:
         """The settings on their own (history, admin, timeline): "2 days before their last
         working day, at 09:00 their time"."""
         return describe(options)
+
+    @staticmethod
+    def runs(options: dict[str, Any] | None, *, conditions: bool) -> str:
+        """The automation page's "It runs <2 days before each matching member's last working
+        day, at 09:00 their time>" ("each member's" without conditions)."""
+        o = normalized(options)
+        days, at = o["offset_days"], o["at"]
+        whose = "each matching member's" if conditions else "each member's"
+        if days == 0:
+            return f"on {whose} last working day, at {at} their time"
+        n = abs(days)
+        side = "before" if days < 0 else "after"
+        return f"{n} day{'s' if n != 1 else ''} {side} {whose} last working day, at {at} their time"
 
     @staticmethod
     def describe(options: dict[str, Any] | None) -> str:
@@ -373,7 +418,7 @@ def last_day_plan(members, *, company: str) -> dict[int, list[PlannedFire]]:
 
 
 def ensure_last_day_schedule(schedule_model=None) -> None:
-    """Create the every-minute schedule unless it exists (migration automations 0015 calls
+    """Create the every-minute schedule unless it exists (migration automations 0014 calls
     this with the historical model). Catch-up is off for the cluster: after downtime one run
     fires everything that became due meanwhile (up to CATCH_UP)."""
     if schedule_model is None:

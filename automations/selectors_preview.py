@@ -28,6 +28,7 @@ from automations import delays, lastday, triggers
 from automations.actions import REGISTRY, ActionKind, Target, get_kind
 from automations.engine.common import Prep, RunContext
 from automations.engine.events import event_snapshot
+from automations.lastday import normalized
 from automations.models import Action, Automation, Condition, Event, Execution
 
 # The events a deactivation sets off now.
@@ -345,8 +346,9 @@ def preview_selection(
 
 # --- Who an automation would run for now -------------------------------------------------------
 
-# The members an automation's trigger can happen to: deactivation (and last-working-day)
-# triggers happen to active members, reactivation to deactivated ones.
+# The members an automation's trigger can happen to: deactivation triggers happen to active
+# members, reactivation to deactivated ones; a timed trigger (the last working day) to the
+# members with a day set, whatever their status, as automations/lastday.py fires it.
 AUDIENCE_STATUS: dict[str, str] = {triggers.MEMBER_REACTIVATED: "deactivated"}
 # Members checked one by one when a condition cannot be a database filter.
 SCAN_LIMIT = 2000
@@ -369,10 +371,24 @@ class Audience:
     checked: int = 0
     of: int = 0  # members of that status the scan could have checked
     left_out: list[str] = field(default_factory=list)  # conditions checked one by one
+    # When it would run for them, from the trigger registry: "if they were deactivated", "2 days
+    # before their last working day, at 09:00 their time".
+    would_run: str = ""
+    # The members of a timed trigger: those with a last working day set (any status).
+    last_day: bool = False
 
     @property
     def in_database(self) -> bool:
         return self.queryset is not None
+
+    @property
+    def one(self) -> str:
+        """ "active member", "member with a last working day set"."""
+        return "member with a last working day set" if self.last_day else f"{self.status} member"
+
+    @property
+    def many(self) -> str:
+        return "members with a last working day set" if self.last_day else f"{self.status} members"
 
 
 def automation_audience(automation: Automation) -> Audience:
@@ -383,18 +399,32 @@ def automation_audience(automation: Automation) -> Audience:
     from members.models import Member
 
     status = AUDIENCE_STATUS.get(automation.trigger_event, Member.Status.ACTIVE)
+    event = triggers.get_event(automation.trigger_module, automation.trigger_event)
+    would_run = event.would_run(automation.trigger_options) if event else ""
+    timed = bool(event and event.timed)
     conditions = list(automation.conditions.all())
     q, left = cond.conditions_q(conditions, automation.match)
-    base = Member.objects.filter(status=status).filter(q)
+    if timed:
+        # The members whose day, moved by the offset, is not past (yesterday in UTC still
+        # counts: zones run up to a day behind); a day long gone fires no more.
+        offset = timedelta(days=normalized(automation.trigger_options)["offset_days"])
+        first = (timezone.now() - timedelta(days=1)).date() - offset
+        base = Member.objects.filter(last_working_day__gte=first).filter(q)
+    else:
+        base = Member.objects.filter(status=status).filter(q)
+    found = {"would_run": would_run, "last_day": timed}
     if not left:
         # Counted in key order (no sort of what matches); the pages order it by name.
         return Audience(
-            status, queryset=base.only("id", "full_name", "email", "department").order_by("pk")
+            status,
+            queryset=base.only("id", "full_name", "email", "department").order_by("pk"),
+            **found,
         )
     audience = Audience(
         status,
         of=base.count(),
         left_out=[condition_phrase(c.field, c.operator, c.value) for c in left],
+        **found,
     )
     ids = list(base.order_by(*AUDIENCE_ORDERING).values_list("pk", flat=True)[:SCAN_LIMIT])
     for start in range(0, len(ids), SCAN_CHUNK):

@@ -145,8 +145,8 @@ LOCK_CHANGE_PHRASES = {
     "added": "adds a device lock through MDM",
     "changed": "changes the MDM lock-screen message or phone number",
     "removed": "removes the MDM device lock",
-    "retargeted": "changes whom or when this automation locks devices (its trigger, match or "
-    "conditions)",
+    "retargeted": "changes whom or when this automation locks devices (its trigger, when it "
+    "fires, match or conditions)",
     "rescheduled": "changes how long after the trigger this automation locks devices (the "
     "lock's delay)",
     "switched on": "switches on an automation that locks devices",

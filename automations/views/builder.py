@@ -29,7 +29,7 @@ from assetsonar.audit import audit_record
 from assetsonar.http import done, safe_next
 from assetsonar.models import AuditEvent
 from assetsonar.paging import AFTER_PARAM, paginate
-from automations import otp, selectors, selectors_preview, services
+from automations import otp, selectors, selectors_preview, services, triggers
 from automations.actions import get_kind
 from automations.forms import (
     DEFAULT_FIELD,
@@ -132,6 +132,11 @@ def automation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     executions = selectors.automation_recent_executions(automation)
     new_secret = _pop_secret(request, automation.pk)
     audience = selectors_preview.automation_audience(automation)
+    conditions = [
+        selectors.condition_phrase(c.field, c.operator, c.value)
+        for c in automation.conditions.all()
+    ]
+    event = triggers.get_event(automation.trigger_module, automation.trigger_event)
     response = render(
         request,
         "automations/detail.html",
@@ -141,10 +146,14 @@ def automation_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "trigger_label": selectors.trigger_label(
                 automation.trigger_module, automation.trigger_event
             ),
-            "conditions": [
-                selectors.condition_phrase(c.field, c.operator, c.value)
-                for c in automation.conditions.all()
-            ],
+            # The trigger's own settings, and when it runs, in words (from the registry).
+            "when_it_fires": event.options.text(automation.trigger_options)
+            if event and event.options
+            else "",
+            "runs_when": event.runs(automation.trigger_options, conditions=bool(conditions))
+            if event
+            else "when its trigger happens",
+            "conditions": conditions,
             "actions": actions,
             "signs": any(a["kind"] and a["kind"].signs_requests for a in actions),
             "secret_grace_hours": settings.WEBHOOK_SECRET_GRACE_HOURS,

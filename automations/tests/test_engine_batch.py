@@ -182,7 +182,7 @@ def test_a_batch_counts_its_revoked_seats_once_at_the_end(django_capture_on_comm
     statements = [q["sql"] for q in queries.captured_queries]
     seat_updates = [i for i, sql in enumerate(statements) if 'UPDATE "licenses_license"' in sql]
     revocations = [i for i, sql in enumerate(statements) if 'UPDATE "licenses_entitlement"' in sql]
-    assert len(revocations) == 4  # one per event: every event of the batch revoked its own
+    assert len(revocations) == 1  # one for the whole batch, each event's with its own reason
     assert len(seat_updates) == 1  # one for the whole batch
     assert seat_updates[0] > max(revocations)
     shared.refresh_from_db()
@@ -191,3 +191,11 @@ def test_a_batch_counts_its_revoked_seats_once_at_the_end(django_capture_on_comm
     for member in members:
         member.refresh_from_db()
         assert member.live_entitlements_count == 0
+        execution = Execution.objects.get(member=member)
+        reasons = set(
+            Entitlement.objects.filter(member=member).values_list("revoked_reason", flat=True)
+        )
+        assert reasons == {
+            f"Revoked by automation “Revoke” (execution {execution.pk}) after the member was "
+            "deactivated."
+        }

@@ -142,6 +142,9 @@ def main() -> None:
     parser.add_argument("--mdm-delay-ms", type=float, default=0.0)
     parser.add_argument("--profile", type=int, default=0, help="print the N costliest functions")
     parser.add_argument("--sort", default="cumulative", help="cProfile sort key")
+    parser.add_argument(
+        "--threads", action="store_true", help="profile the send pools' threads too (slower)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database")
     args = parser.parse_args()
 
@@ -218,7 +221,7 @@ def main() -> None:
         profilers.append(cProfile.Profile())
         profilers[-1].enable()
 
-    if profiler:
+    if profiler and args.threads:
         threading.setprofile(profile_thread)
     cpu, wall, main = time.process_time(), time.perf_counter(), time.thread_time()
     if profiler:

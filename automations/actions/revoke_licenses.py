@@ -300,18 +300,26 @@ def _share(items: list[Prep], rows: list[tuple], custody_of: dict[int, set[int]]
     """Each item's rows, in item order: an entitlement goes to the first item whose options
     and member (or devices in custody) select it, as when the items are run one by one and a
     later one finds what an earlier one revoked gone."""
+    # Rows by member (user-based, user-machine) and by device (device-based), as positions in
+    # `rows`: each item looks at its own, not at the whole batch's.
+    by_member: dict[int, list[int]] = {}
+    by_device: dict[int, list[int]] = {}
+    for position, row in enumerate(rows):
+        if row[0] == "device_based":
+            by_device.setdefault(row[2], []).append(position)
+        else:
+            by_member.setdefault(row[3], []).append(position)
     taken: set[int] = set()
     shares = []
     for item in items:
-        config, member_id = item.action.config, item.event.member_id
+        config = item.action.config
+        positions = list(by_member.get(item.event.member_id, ()))
+        for device in custody_of[id(item)]:
+            positions += by_device.get(device, ())
         mine = [
-            row
-            for row in rows
-            if config.get(row[0])
-            and row[1] not in taken
-            and (
-                row[3] == member_id if row[0] != "device_based" else row[2] in custody_of[id(item)]
-            )
+            rows[position]
+            for position in sorted(positions)
+            if config.get(rows[position][0]) and rows[position][1] not in taken
         ]
         taken.update(row[1] for row in mine)
         shares.append(mine)

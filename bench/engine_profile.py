@@ -170,6 +170,8 @@ def main() -> None:
         target=_servers, args=(child, args.mdm_delay_ms / 1000), daemon=True
     )
     server.start()
+    if not parent.poll(60):
+        raise SystemExit("The webhook receiver and Jamf fake did not start (see above).")
     info = parent.recv()
 
     import offboarding

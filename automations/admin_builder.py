@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from assetsonar.admin_mixins import ReadOnlyAdminMixin
-from automations import selectors
+from automations import selectors, triggers
 from automations.models import Action, Automation, AutomationChange, Condition
 
 
@@ -67,6 +67,7 @@ class AutomationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "enabled",
         "trigger_module",
         "trigger_event",
+        "when_it_fires",
         "match",
         "summary",
         "builder_link",
@@ -80,6 +81,17 @@ class AutomationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("conditions", "actions")
+
+    @admin.display(description="When it fires")
+    def when_it_fires(self, obj: Automation) -> str:
+        """The trigger's own settings ("2 days before their last working day, at 09:00 their
+        time"), or when the event happens for a trigger without any."""
+        event = triggers.get_event(obj.trigger_module, obj.trigger_event)
+        if event is None:
+            return obj.trigger_event
+        if event.options is None:
+            return f"When the member {event.summary}"
+        return event.options.text(obj.trigger_options)
 
     @admin.display(description="What it does")
     def summary(self, obj: Automation) -> str:

@@ -64,6 +64,18 @@ class AutomationDetailsForm(forms.Form):
         module = self.current_module()
         self.fields["trigger_event"].choices = triggers.event_choices(module)
 
+    def current_event(self) -> triggers.TriggerEvent | None:
+        """The trigger action chosen (submitted or initial), or the module's first."""
+        module = self.current_module()
+        if self.is_bound:
+            key = self.data.get(self.add_prefix("trigger_event"), "")
+        else:
+            key = self.initial.get("trigger_event", "")
+        event = triggers.get_event(module, key)
+        if event is None and (choices := triggers.event_choices(module)):
+            event = triggers.get_event(module, choices[0][0])
+        return event
+
     def current_module(self) -> str:
         if self.is_bound:
             module = self.data.get(self.add_prefix("trigger_module"), "")
@@ -86,6 +98,21 @@ class AutomationDetailsForm(forms.Form):
         if module and event and triggers.get_event(module, event) is None:
             self.add_error("trigger_event", "This trigger action does not belong to the trigger.")
         return cleaned
+
+
+def trigger_options_form(
+    details: AutomationDetailsForm, data: Any, stored: dict[str, Any] | None
+) -> forms.Form | None:
+    """The chosen trigger's own settings form (`TriggerEvent.options.form`, prefix "trigger"),
+    or None for a trigger without settings. Bound when the builder is, with the stored settings
+    (or the trigger's defaults) as initial values."""
+    event = details.current_event()
+    if event is None or event.options is None:
+        return None
+    initial = event.options.initial(stored or event.options.default)
+    if data is not None and not any(k.startswith("trigger-") for k in data):
+        data = None  # the trigger was just chosen (the htmx re-render): show its defaults
+    return event.options.form(data, prefix="trigger", initial=initial)
 
 
 # --- Conditions ----------------------------------------------------------------------------
@@ -552,6 +579,7 @@ class BuilderForms:
                 "trigger_event": stored.trigger_event,
                 "match": stored.match,
             }
+            trigger_options = stored.trigger_options
             condition_rows = [
                 condition_initial(c.field, c.operator, c.value) for c in stored.conditions
             ]
@@ -575,11 +603,13 @@ class BuilderForms:
                 "trigger_event": events[0][0] if events else "",
                 "match": Automation.Match.ALL,
             }
+            trigger_options = {}
             condition_rows = []
             action_rows = []
         self.details = AutomationDetailsForm(
             data, initial=details, automation_pk=automation.pk if automation else None
         )
+        self.trigger = trigger_options_form(self.details, data, trigger_options)
         self.conditions = ConditionFormSet(data, initial=condition_rows, prefix="conditions")
         self.actions = ActionFormSet(
             data,
@@ -613,6 +643,7 @@ class BuilderForms:
     def is_valid(self) -> bool:
         results = [
             self.details.is_valid(),
+            self._trigger_valid(),
             self.conditions.is_valid(),
             self.actions.is_valid(),
         ]
@@ -626,11 +657,24 @@ class BuilderForms:
             results.append(False)
         return all(results)
 
+    def _trigger_valid(self) -> bool:
+        if self.trigger is None:
+            return True
+        if not self.trigger.is_bound:
+            # Posted without its settings (the trigger was changed with JavaScript off): the
+            # page comes back with them, at their defaults, to be checked.
+            self.non_form_errors.append(
+                "This trigger has settings of its own: check when it fires, then save again."
+            )
+            return False
+        return self.trigger.is_valid()
+
     @property
     def has_errors(self) -> bool:
         return bool(
             self.non_form_errors
             or self.details.errors
+            or (self.trigger is not None and bool(self.trigger.errors))
             or any(self.conditions.errors)
             or self.conditions.non_form_errors()
             or self.actions.non_form_errors()
@@ -650,6 +694,7 @@ class BuilderForms:
             enabled=d.get("enabled", False),
             trigger_module=d["trigger_module"],
             trigger_event=d["trigger_event"],
+            trigger_options=self.trigger.options() if self.trigger is not None else {},
             match=d["match"],
             conditions=tuple(
                 ConditionSpec(
@@ -667,6 +712,7 @@ class BuilderForms:
             "name": (self.details, "name"),
             "trigger_event": (self.details, "trigger_event"),
             "match": (self.details, "match"),
+            "trigger_options": (self.trigger, None),
         }
         if not hasattr(exc, "error_dict"):
             self.non_form_errors.extend(exc.messages)
@@ -725,9 +771,20 @@ class BuilderForms:
             if self.details.is_bound
             else self.details.initial.get("name", "")
         )
+        trigger_options: dict[str, Any] | None = {}
+        trigger_incomplete = False
+        if self.trigger is not None and self.trigger.is_valid():
+            trigger_options = self.trigger.options()
+        elif self.trigger is not None and self.trigger.is_bound:
+            # Typed but not valid yet ("days before" with no number): the summary says the
+            # trigger without its settings rather than settings nobody typed.
+            trigger_options, trigger_incomplete = None, True
+        elif self.stored:
+            trigger_options = self.stored.trigger_options
         summary = selectors.automation_summary(
             trigger_module=module,
             trigger_event=event,
+            trigger_options=trigger_options,
             match=match,
             conditions=rows,
             actions=actions,
@@ -740,6 +797,7 @@ class BuilderForms:
         return {
             "summary": summary,
             "incomplete_conditions": incomplete,
+            "trigger_incomplete": trigger_incomplete,
             "payload_json": json.dumps(payload, indent=2, ensure_ascii=False),
         }
 

@@ -38,6 +38,9 @@ class Automation(models.Model):
     enabled = models.BooleanField(default=True)
     trigger_module = models.CharField(max_length=40, default="members")
     trigger_event = models.CharField(max_length=60, default="member.deactivated", db_index=True)
+    # The trigger's own settings, checked by its registry entry (`TriggerEvent.options`): the
+    # last working day's {"offset_days": -2, "at": "09:00"}; {} for triggers without any.
+    trigger_options = models.JSONField(default=dict, blank=True)
     match = models.CharField(max_length=3, choices=Match.choices, default=Match.ALL)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -240,7 +243,11 @@ class AutomationChange(models.Model):
 
 
 class Event(models.Model):
-    """A member status transition, written in the same transaction as the status change.
+    """A member status transition, written in the same transaction as the status change, or a
+    timed trigger that came due ("Member's last working day", automations/lastday.py).
+
+    A timed event names the one automation it is for (`automation`) and has a `key` (automation,
+    member, day, offset), unique, so it fires once; its `occurred_at` is when it was due.
 
     `member_snapshot` is the member as it was at the event (conditions are evaluated against it).
     The dispatcher claims events; `attempts` counts task runs (committed before any side effect),
@@ -263,6 +270,10 @@ class Event(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     member_snapshot = models.JSONField(default=dict)
+    automation = models.ForeignKey(
+        Automation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    key = models.CharField(max_length=200, null=True, blank=True, unique=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_dispatched_at = models.DateTimeField(null=True, blank=True)

@@ -240,14 +240,16 @@ def automation_summary(
     match: str,
     conditions: Iterable[tuple[str, str, Any]],
     actions: Iterable[tuple],
+    trigger_options: dict | None = None,
 ) -> str:
     """One sentence: "When a member in Engineering is deactivated: revoke user-based licenses,
     lock their devices through MDM, call https://hr.example.com/hooks/offboard" (the actions
     in their order)."""
     event = triggers.get_event(trigger_module, trigger_event)
-    happens = event.summary if event else "triggers the automation"
     who = who_phrase(conditions, match)
     doing = ", ".join(actions_phrases(actions)) or "nothing yet (choose at least one action)"
+    # "is deactivated"; "is 2 days before their last working day (at 09:00 their time)".
+    happens = event.describe(trigger_options) if event else "triggers the automation"
     return f"When {who} {happens}: {doing}"
 
 
@@ -273,6 +275,7 @@ def summary_of(automation: Automation) -> str:
     return automation_summary(
         trigger_module=automation.trigger_module,
         trigger_event=automation.trigger_event,
+        trigger_options=automation.trigger_options,
         match=automation.match,
         conditions=[(c.field, c.operator, c.value) for c in automation.conditions.all()],
         actions=_stored_actions(automation),

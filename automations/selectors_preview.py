@@ -15,26 +15,31 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db.models import Prefetch
 from django.db.models.functions import Lower
 from django.utils import timezone
 
 from automations import conditions as cond
-from automations import triggers
+from automations import delays, lastday, triggers
 from automations.actions import REGISTRY, ActionKind, Target, get_kind
 from automations.engine.common import Prep, RunContext
 from automations.engine.events import event_snapshot
+from automations.lastday import normalized
 from automations.models import Action, Automation, Condition, Event, Execution
 
 # The events a deactivation sets off now.
 DEACTIVATION_EVENTS: tuple[str, ...] = (triggers.MEMBER_DEACTIVATED,)
-# The events a member's last working day sets off: the deactivation at its end (with
-# "deactivate automatically" on, members.services.members_deactivate_due). Triggers relative to
-# the day ("Member's last working day", with an offset) are added here.
-LAST_WORKING_DAY_EVENTS: tuple[str, ...] = (triggers.MEMBER_DEACTIVATED,)
+# The events a member's last working day sets off: the "Member's last working day" trigger at
+# each automation's offset (automations/lastday.py), and the deactivation at the day's end (with
+# "deactivate automatically" on, members.services.members_deactivate_due).
+LAST_WORKING_DAY_EVENTS: tuple[str, ...] = (
+    triggers.MEMBER_LAST_WORKING_DAY,
+    triggers.MEMBER_DEACTIVATED,
+)
 
 
 @dataclass
@@ -80,6 +85,10 @@ class PlannedRun:
     automation: Automation
     event: str  # the trigger event key
     steps: list[PlannedStep] = field(default_factory=list)
+    # When the trigger fires, for a timed trigger: "2 days before their last working day, at
+    # 09:00 their time" and the moment in the member's zone; "" / None for the others.
+    when: str = ""
+    due: datetime | None = None
 
 
 @dataclass
@@ -134,6 +143,11 @@ def event_snapshots(
             day, zone = days.get(pk, (None, ""))
             snapshot["last_working_day"] = day.isoformat() if day else ""
             reason = last_day_reason(day, zone, timedelta(0)) if day else ""
+            # As the timed trigger's event carries it (automations/lastday.py).
+            snapshot["trigger"] = {
+                "last_working_day": snapshot["last_working_day"],
+                "time_zone": zone,
+            }
         snapshot["status"] = Member.Status.DEACTIVATED
         out[pk] = event_snapshot(
             snapshot, custody_asset_ids=custody.get(pk, []), deactivation_reason=reason
@@ -149,9 +163,20 @@ def _waits_for(gate: Action, kind: ActionKind | None) -> str:
 
 
 def action_when(action: Action) -> str:
-    """When the action runs after the trigger, in words; "" for immediately. The place where
-    per-action delays show ("after 7 days")."""
-    return ""
+    """When the action runs after the trigger, in words ("after 7 days"); "" for immediately."""
+    return delays.label(action.delay) if action.delay else ""
+
+
+def _due(automation: Automation, snapshot: dict[str, Any]) -> datetime | None:
+    """When a timed trigger would fire for the member (their last working day in the snapshot,
+    as `event_snapshots(last_working_day=True)` puts it), or None."""
+    trigger = snapshot.get("trigger") or {}
+    if automation.trigger_event != triggers.MEMBER_LAST_WORKING_DAY or not trigger.get(
+        "last_working_day"
+    ):
+        return None
+    day = date.fromisoformat(trigger["last_working_day"])
+    return lastday.due_at(day, trigger["time_zone"], automation.trigger_options)
 
 
 def preview_members(
@@ -190,12 +215,21 @@ def preview_members(
         for a, automation in enumerate(automations):
             if not cond.matches(automation.conditions.all(), automation.match, preview.snapshot):
                 continue
-            run = PlannedRun(automation, automation.trigger_event)
+            due = _due(automation, preview.snapshot)
+            if automation.trigger_event == triggers.MEMBER_LAST_WORKING_DAY and due is None:
+                continue  # no last working day: this trigger never fires for them
+            run = PlannedRun(automation, automation.trigger_event, due=due)
+            if due is not None:
+                zone = ZoneInfo(preview.snapshot["trigger"]["time_zone"])
+                run.when = (
+                    f"{lastday.describe(automation.trigger_options)}: "
+                    f"{due.astimezone(zone):%-d %b %H:%M} {zone.key}"
+                )
             preview.runs.append(run)
             event = Event(
                 kind=automation.trigger_event,
                 member_id=preview.member_id,
-                occurred_at=now,
+                occurred_at=due or now,
                 member_snapshot=preview.snapshot,
             )
             execution = Execution(
@@ -312,8 +346,9 @@ def preview_selection(
 
 # --- Who an automation would run for now -------------------------------------------------------
 
-# The members an automation's trigger can happen to: deactivation (and last-working-day)
-# triggers happen to active members, reactivation to deactivated ones.
+# The members an automation's trigger can happen to: deactivation triggers happen to active
+# members, reactivation to deactivated ones; a timed trigger (the last working day) to the
+# members with a day set, whatever their status, as automations/lastday.py fires it.
 AUDIENCE_STATUS: dict[str, str] = {triggers.MEMBER_REACTIVATED: "deactivated"}
 # Members checked one by one when a condition cannot be a database filter.
 SCAN_LIMIT = 2000
@@ -336,10 +371,24 @@ class Audience:
     checked: int = 0
     of: int = 0  # members of that status the scan could have checked
     left_out: list[str] = field(default_factory=list)  # conditions checked one by one
+    # When it would run for them, from the trigger registry: "if they were deactivated", "2 days
+    # before their last working day, at 09:00 their time".
+    would_run: str = ""
+    # The members of a timed trigger: those with a last working day set (any status).
+    last_day: bool = False
 
     @property
     def in_database(self) -> bool:
         return self.queryset is not None
+
+    @property
+    def one(self) -> str:
+        """ "active member", "member with a last working day set"."""
+        return "member with a last working day set" if self.last_day else f"{self.status} member"
+
+    @property
+    def many(self) -> str:
+        return "members with a last working day set" if self.last_day else f"{self.status} members"
 
 
 def automation_audience(automation: Automation) -> Audience:
@@ -350,18 +399,32 @@ def automation_audience(automation: Automation) -> Audience:
     from members.models import Member
 
     status = AUDIENCE_STATUS.get(automation.trigger_event, Member.Status.ACTIVE)
+    event = triggers.get_event(automation.trigger_module, automation.trigger_event)
+    would_run = event.would_run(automation.trigger_options) if event else ""
+    timed = bool(event and event.timed)
     conditions = list(automation.conditions.all())
     q, left = cond.conditions_q(conditions, automation.match)
-    base = Member.objects.filter(status=status).filter(q)
+    if timed:
+        # The members whose day, moved by the offset, is not past (yesterday in UTC still
+        # counts: zones run up to a day behind); a day long gone fires no more.
+        offset = timedelta(days=normalized(automation.trigger_options)["offset_days"])
+        first = (timezone.now() - timedelta(days=1)).date() - offset
+        base = Member.objects.filter(last_working_day__gte=first).filter(q)
+    else:
+        base = Member.objects.filter(status=status).filter(q)
+    found = {"would_run": would_run, "last_day": timed}
     if not left:
         # Counted in key order (no sort of what matches); the pages order it by name.
         return Audience(
-            status, queryset=base.only("id", "full_name", "email", "department").order_by("pk")
+            status,
+            queryset=base.only("id", "full_name", "email", "department").order_by("pk"),
+            **found,
         )
     audience = Audience(
         status,
         of=base.count(),
         left_out=[condition_phrase(c.field, c.operator, c.value) for c in left],
+        **found,
     )
     ids = list(base.order_by(*AUDIENCE_ORDERING).values_list("pk", flat=True)[:SCAN_LIMIT])
     for start in range(0, len(ids), SCAN_CHUNK):

@@ -11,6 +11,7 @@ needs the feature and permission only.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -60,6 +61,8 @@ class AutomationSpec:
     enabled: bool = True
     match: str = Automation.Match.ALL
     conditions: tuple[ConditionSpec, ...] = ()
+    # The trigger's own settings (`TriggerEvent.options`), {} for a trigger without any.
+    trigger_options: dict = dataclasses.field(default_factory=dict)
     # In the IT manager's order.
     actions: tuple[ActionSpec, ...] = ()
 
@@ -115,6 +118,7 @@ def spec_from_automation(automation: Automation) -> AutomationSpec:
         enabled=automation.enabled,
         trigger_module=automation.trigger_module,
         trigger_event=automation.trigger_event,
+        trigger_options=dict(automation.trigger_options or {}),
         match=automation.match,
         conditions=tuple(
             ConditionSpec(c.field, c.operator, c.value)
@@ -141,8 +145,8 @@ LOCK_CHANGE_PHRASES = {
     "added": "adds a device lock through MDM",
     "changed": "changes the MDM lock-screen message or phone number",
     "removed": "removes the MDM device lock",
-    "retargeted": "changes whom or when this automation locks devices (its trigger, match or "
-    "conditions)",
+    "retargeted": "changes whom or when this automation locks devices (its trigger, when it "
+    "fires, match or conditions)",
     "rescheduled": "changes how long after the trigger this automation locks devices (the "
     "lock's delay)",
     "switched on": "switches on an automation that locks devices",
@@ -161,6 +165,7 @@ def _lock_scope(spec: AutomationSpec) -> tuple:
     return (
         spec.trigger_module,
         spec.trigger_event,
+        tuple(sorted(spec.trigger_options.items())),
         spec.match,
         tuple((c.field, c.operator, value(c)) for c in spec.conditions),
     )
@@ -230,6 +235,11 @@ def _validate(
     event = triggers.get_event(spec.trigger_module, spec.trigger_event)
     if event is None or not event.available:
         err("trigger_event", "Choose a trigger action from the list.")
+    elif event.options is not None:
+        for problem in event.options.errors(spec.trigger_options):
+            err("trigger_options", problem)
+    elif spec.trigger_options:
+        err("trigger_options", "This trigger has no settings of its own.")
     if spec.match not in Automation.Match.values:
         err("match", "Choose whether all or any of the conditions must match.")
     if len(spec.conditions) > MAX_CONDITIONS:
@@ -274,7 +284,8 @@ def snapshot(spec: AutomationSpec) -> dict[str, str]:
         "Description": spec.description,
         "Enabled": "yes" if spec.enabled else "no",
         "Trigger": f"{module.label if module else spec.trigger_module} › "
-        f"{event.label if event else spec.trigger_event}",
+        f"{event.label if event else spec.trigger_event}"
+        + (f" ({event.options.text(spec.trigger_options)})" if event and event.options else ""),
         "Match": "all conditions" if spec.match == Automation.Match.ALL else "any condition",
         "Conditions": "; ".join(
             cond.describe(c.field, c.operator, c.value) for c in spec.conditions
@@ -423,6 +434,7 @@ def _create_from_spec(spec: AutomationSpec, *, actor: Any) -> tuple[Automation, 
         enabled=spec.enabled,
         trigger_module=spec.trigger_module,
         trigger_event=spec.trigger_event,
+        trigger_options=spec.trigger_options,
         match=spec.match,
         created_by=user,
         updated_by=user,
@@ -480,6 +492,7 @@ def automation_update(
     automation.enabled = spec.enabled
     automation.trigger_module = spec.trigger_module
     automation.trigger_event = spec.trigger_event
+    automation.trigger_options = spec.trigger_options
     automation.match = spec.match
     automation.updated_by = actor if getattr(actor, "is_authenticated", False) else None
     _save_automation(automation)
@@ -569,6 +582,7 @@ def automation_duplicate(
         enabled=False,
         trigger_module=source.trigger_module,
         trigger_event=source.trigger_event,
+        trigger_options=source.trigger_options,
         match=source.match,
         conditions=source.conditions,
         # A copy: new actions (own webhook secrets), the locks only when kept.

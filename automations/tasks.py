@@ -29,6 +29,13 @@ def run_scheduled_action(log_id: int) -> str:
     return scheduled.scheduled_run(log_id=log_id)
 
 
+def last_day_fire_due() -> int:
+    """Every minute: fire the "Member's last working day" automations whose time has come."""
+    from automations.lastday import last_day_fire_due as fire
+
+    return fire()
+
+
 def sweep_events() -> dict[str, int]:
     """Every minute: re-dispatch events and retries that no task picked up."""
     return events.events_sweep()

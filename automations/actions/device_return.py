@@ -373,7 +373,7 @@ class DeviceReturnKind(ActionKind):
     description = "Email the member and their manager, remind them, escalate if nothing comes back."
     log_label = "Request device return"
     chip = "Device return"
-    icon = "icon-revoke"  # a shared icon: the stylesheet is not this kind's file
+    icon = "icon-return"
     target_noun = ("device return", "device returns")
     form_class = DeviceReturnForm
     builder_template = "automations/actions/device_return/builder.html"

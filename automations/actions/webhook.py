@@ -518,16 +518,19 @@ def build_payload(
     occurred = occurred_at.isoformat() if isinstance(occurred_at, datetime) else occurred_at
     member = {key: snapshot.get(key, "") for key in MEMBER_FIELDS}
     member["manager_email"] = snapshot.get("manager", "")
-    return {
-        "type": event_type,
-        "timestamp": occurred,
-        "data": {
-            "event_id": str(event_id),
-            "occurred_at": occurred,
-            "member": member,
-            "automation": {"id": automation_id, "name": automation_name},
-        },
+    data = {
+        "event_id": str(event_id),
+        "occurred_at": occurred,
+        "member": member,
+        "automation": {"id": automation_id, "name": automation_name},
     }
+    if trigger := snapshot.get("trigger"):
+        # A timed trigger (member.last_working_day): the day, zone, offset and due time.
+        data["trigger"] = {
+            key: trigger.get(key)
+            for key in ("last_working_day", "time_zone", "offset_days", "at", "due_at")
+        }
+    return {"type": event_type, "timestamp": occurred, "data": data}
 
 
 def event_payload(event, automation) -> dict[str, Any]:

@@ -29,9 +29,19 @@ RETRY_GRACE = timedelta(minutes=2)
 SWEEP_BATCH = 500
 
 
-def event_record(*, member, kind: str) -> Event:
+def event_record(
+    *,
+    member,
+    kind: str,
+    automation=None,
+    key: str | None = None,
+    occurred_at: datetime | None = None,
+    trigger: dict[str, Any] | None = None,
+) -> Event:
     """Write the event for a member status transition, in the caller's transaction, and
-    enqueue its processing once that transaction commits (ids only).
+    enqueue its processing once that transaction commits (ids only). A timed trigger
+    (automations/lastday.py) passes the one automation it is for, its key, its due time and
+    what the trigger was (kept in the snapshot under "trigger"); it has no actor.
 
     The snapshot is the member as conditions see them at the event, plus the deactivation
     reason and the devices in their custody: the actions work on those devices even if they are
@@ -43,12 +53,17 @@ def event_record(*, member, kind: str) -> Event:
         custody_asset_ids=custody,
         deactivation_reason=member.deactivation_reason,
     )
+    if trigger is not None:
+        snapshot["trigger"] = trigger
     event = Event.objects.create(
         kind=kind,
         member=member,
-        occurred_at=timezone.now(),
-        actor_id=member.deactivated_by_id,
+        occurred_at=occurred_at or timezone.now(),
+        # A timed trigger has no actor: nobody clicked.
+        actor_id=None if automation is not None else member.deactivated_by_id,
         member_snapshot=snapshot,
+        automation=automation,
+        key=key,
     )
     # robust: a broker that is down must not turn a committed deactivation into an error page;
     # the sweeper dispatches the event a few minutes later.

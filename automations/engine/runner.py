@@ -609,6 +609,8 @@ def _executions_for(events: list[Event]) -> list[Execution]:
         for event in events
         for automation in automations
         if automation.trigger_event == event.kind
+        # A timed trigger's event is for the one automation that came due.
+        and event.automation_id in (None, automation.pk)
         and automation.created_at <= event.occurred_at
         and (event.pk, automation.pk) not in executions
         and matches(automation.conditions.all(), automation.match, event.member_snapshot)

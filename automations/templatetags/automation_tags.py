@@ -44,17 +44,22 @@ def automated_actions(context: template.Context, member: Member) -> dict:
 
 def member_preview_context(member: Member) -> dict:
     """What deactivating `member` now sets off (selectors_preview.member_preview), and, when
-    they have a last working day ahead with "deactivate automatically" on, what its end sets
-    off (selectors_preview.LAST_WORKING_DAY_EVENTS)."""
+    they have a last working day ahead, what it sets off (selectors_preview.
+    LAST_WORKING_DAY_EVENTS): the "last working day" automations at their times, and with
+    "deactivate automatically" on, the deactivation's at the day's end."""
     from members.selectors import company_time_zone, company_today
 
     last_day = None
     day = member.last_working_day
     ahead = day is not None and day >= company_today(company_time_zone())
-    if member.is_active and member.deactivate_on_last_day and ahead:
-        last_day = preview.member_preview(
-            member, trigger_events=preview.LAST_WORKING_DAY_EVENTS, last_working_day=True
-        )
+    if member.is_active and ahead:
+        # The day's own triggers always; the deactivation's only if it deactivates them.
+        events = [
+            e
+            for e in preview.LAST_WORKING_DAY_EVENTS
+            if e != triggers.MEMBER_DEACTIVATED or member.deactivate_on_last_day
+        ]
+        last_day = preview.member_preview(member, trigger_events=events, last_working_day=True)
     return {
         "member": member,
         "preview": preview.member_preview(member, trigger_events=preview.DEACTIVATION_EVENTS),
@@ -105,6 +110,18 @@ def trigger_label(event_kind: str) -> str:
         if event_kind in module.events:
             return module.events[event_kind].label
     return event_kind
+
+
+@register.filter
+def event_insight(event) -> str:
+    """What a timed trigger's event says of itself ("Last working day 12 May 2027 (UTC); …,
+    fired 3 hours late"), from its kind's registry entry; "" for other events."""
+    trigger = (event.member_snapshot or {}).get("trigger")
+    for module in triggers.REGISTRY.values():
+        entry = module.events.get(event.kind)
+        if entry is not None and entry.options is not None and trigger:
+            return entry.options.insight(trigger)
+    return ""
 
 
 @register.filter

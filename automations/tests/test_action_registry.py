@@ -81,3 +81,17 @@ def test_a_kind_without_a_plan_fails_the_system_check():
     finally:
         del REGISTRY["no_plan"]
     assert check_kinds() == []
+
+
+def test_every_kind_has_a_styled_icon_of_its_own():
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from automations.actions import REGISTRY
+
+    css = (Path(settings.BASE_DIR) / "static" / "css" / "builder.css").read_text()
+    icons = [kind.icon for kind in REGISTRY.values()]
+    assert len(set(icons)) == len(icons), icons
+    for icon in icons:
+        assert f".{icon} {{" in css, f"{icon} has no rule in static/css/builder.css"

@@ -222,6 +222,7 @@ def test_trigger_registry_offers_members_module_and_its_events():
     assert triggers.event_choices("members") == [
         ("member.deactivated", "Member is deactivated"),
         ("member.reactivated", "Member is reactivated"),
+        ("member.last_working_day", "Member's last working day"),
     ]
     assert triggers.event_choices("nope") == []
 

@@ -533,7 +533,10 @@ def test_trigger_events_partial(manager_client):
         reverse("automations:builder_trigger_events"), {"trigger_module": "members"}, headers=HTMX
     )
 
-    assert response.text.strip().startswith('<div class="field" id="trigger-event-field">')
+    assert response.text.strip().startswith(
+        '<div class="trigger-event-group" id="trigger-event-field">'
+    )
+    assert 'id="trigger-options"' not in response.text  # no settings of its own
     assert (
         '<option value="member.deactivated" selected>Member is deactivated</option>'
         in response.text

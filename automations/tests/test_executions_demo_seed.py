@@ -134,3 +134,36 @@ def test_the_demo_email_to_a_member_without_manager_is_skipped_with_the_reason(
         member_deactivate(member=lena, actor=None, reason="Left the company")
     log = Execution.objects.get(member=lena).logs.get(action_kind="email")
     assert (log.status, log.insight) == ("skipped", "No manager recorded for Lena Leaver.")
+
+
+def test_seed_plans_a_few_last_working_days_and_a_heads_up_automation():
+    from datetime import timedelta
+
+    from automations import lastday
+    from automations.models import Action
+    from members.models import Member
+    from members.selectors import company_time_zone, company_today
+
+    boss = make_member(full_name="Boss")
+    staff = [make_member(full_name=f"Staff {n}", manager=boss) for n in range(50)]
+
+    call_command("seed_automation_demo", stdout=StringIO())
+    days = dict(
+        Member.objects.filter(last_working_day__isnull=False).values_list("pk", "last_working_day")
+    )
+    call_command("seed_automation_demo", stdout=StringIO())  # a second run changes nothing
+
+    today = company_today(company_time_zone())
+    assert sorted(d - today for d in days.values()) == [
+        timedelta(days=n) for n in (3, 5, 9, 14, 21, 28)
+    ]
+    assert set(days) <= {m.pk for m in staff}  # members with a manager to tell
+    assert days == dict(
+        Member.objects.filter(last_working_day__isnull=False).values_list("pk", "last_working_day")
+    )
+    heads_up = Automation.objects.get(name="Heads-up before the last day")
+    assert heads_up.trigger_event == lastday.KEY
+    assert heads_up.trigger_options == {"offset_days": -2, "at": "09:00"}
+    (email,) = Action.objects.filter(automation=heads_up)
+    assert email.kind == "email" and email.config["manager"] is True
+    assert Automation.objects.filter(name="Heads-up before the last day").count() == 1

@@ -29,7 +29,7 @@ from assetsonar.audit import audit_record
 from assetsonar.http import done, safe_next
 from assetsonar.models import AuditEvent
 from assetsonar.paging import AFTER_PARAM, paginate
-from automations import otp, selectors, selectors_preview, services
+from automations import otp, selectors, selectors_preview, services, triggers
 from automations.actions import get_kind
 from automations.forms import (
     DEFAULT_FIELD,
@@ -41,6 +41,7 @@ from automations.forms import (
     action_op,
     condition_row_form,
     kind_menu,
+    trigger_options_form,
 )
 from automations.models import Automation, Execution
 from automations.services import MAX_ACTIONS, MAX_CONDITIONS
@@ -131,6 +132,11 @@ def automation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     executions = selectors.automation_recent_executions(automation)
     new_secret = _pop_secret(request, automation.pk)
     audience = selectors_preview.automation_audience(automation)
+    conditions = [
+        selectors.condition_phrase(c.field, c.operator, c.value)
+        for c in automation.conditions.all()
+    ]
+    event = triggers.get_event(automation.trigger_module, automation.trigger_event)
     response = render(
         request,
         "automations/detail.html",
@@ -140,10 +146,14 @@ def automation_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "trigger_label": selectors.trigger_label(
                 automation.trigger_module, automation.trigger_event
             ),
-            "conditions": [
-                selectors.condition_phrase(c.field, c.operator, c.value)
-                for c in automation.conditions.all()
-            ],
+            # The trigger's own settings, and when it runs, in words (from the registry).
+            "when_it_fires": event.options.text(automation.trigger_options)
+            if event and event.options
+            else "",
+            "runs_when": event.runs(automation.trigger_options, conditions=bool(conditions))
+            if event
+            else "when its trigger happens",
+            "conditions": conditions,
             "actions": actions,
             "signs": any(a["kind"] and a["kind"].signs_requests for a in actions),
             "secret_grace_hours": settings.WEBHOOK_SECRET_GRACE_HOURS,
@@ -650,13 +660,16 @@ def _builder_perms(request: HttpRequest) -> None:
 @require_GET
 @login_required
 def builder_trigger_events(request: HttpRequest) -> HttpResponse:
-    """The trigger action select for the chosen trigger module."""
+    """The trigger action select for the chosen trigger module, with the chosen trigger
+    action's own settings (the last working day's offset and time) at their defaults."""
     _builder_perms(request)
     module = request.GET.get("trigger_module", "")
     form = AutomationDetailsForm(initial={"trigger_module": module})
-    choices = form.fields["trigger_event"].choices
-    form.initial["trigger_event"] = choices[0][0] if choices else ""
-    return render(request, f"{FORM_TEMPLATE}#trigger_events", {"forms": {"details": form}})
+    choices = [key for key, _ in form.fields["trigger_event"].choices]
+    event = request.GET.get("trigger_event", "")
+    form.initial["trigger_event"] = event if event in choices else (choices[0] if choices else "")
+    context = {"forms": {"details": form, "trigger": trigger_options_form(form, None, None)}}
+    return render(request, f"{FORM_TEMPLATE}#trigger_events", context)
 
 
 @require_GET

@@ -2,7 +2,10 @@
 automation "Offboard leavers" with the seed's three actions and an email to the member's manager,
 and MDM commands switched on, so that deactivating any demo member shows the whole story (licenses
 revoked, devices locked, a webhook attempted, the manager told, everything in the execution log,
-on the member and on the asset).
+on the member and on the asset). Also a "Member's last working day" automation, "Heads-up before
+the last day" (the manager is emailed two days before, at 09:00 the member's time), and six
+active members with a last working day 3 to 28 days ahead, so Upcoming offboardings shows what
+will run and when.
 
 The email. Without EMAIL_HOST the portal uses Django's console backend, so the demo's mails are
 printed to the output of `manage.py worker` (the process that runs the automations) and the log
@@ -31,6 +34,7 @@ password for the device lock, neither of which a seed can give.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -42,7 +46,8 @@ from assetsonar.models import PortalSettings
 from automations import services
 from automations.actions import REGISTRY, ActionSpec
 from automations.models import Action, Automation, AutomationChange
-from automations.triggers import MEMBER_DEACTIVATED
+from automations.triggers import MEMBER_DEACTIVATED, MEMBER_LAST_WORKING_DAY
+from members.models import Member
 
 CONNECTION_NAME = "Demo MDM (simulator)"
 AUTOMATION_NAME = "Offboard leavers"
@@ -57,6 +62,23 @@ LOCKABLE_PLATFORMS = [
     Asset.Platform.IPADOS,
     Asset.Platform.ANDROID,
 ]
+HEADS_UP_NAME = "Heads-up before the last day"
+# Days from today of the demo leavers' last working days.
+LEAVER_DAYS_AHEAD = (3, 5, 9, 14, 21, 28)
+HEADS_UP_EMAIL = {
+    "manager": True,
+    "member": "",
+    "addresses": [],
+    "roles": [],
+    "subject": "{{ member.full_name }} leaves on {{ member.last_working_day }}",
+    "body": (
+        "Hello {{ member.manager.first_name }},\n\n"
+        "{{ member.full_name }}'s last working day is {{ member.last_working_day }}. Please "
+        "collect these devices on that day ({{ devices.count }}):\n{{ devices }}\n\n"
+        "Details: {{ member.url }}\n"
+    ),
+}
+
 DEMO_EMAIL = {
     "manager": True,
     "member": "",
@@ -98,6 +120,8 @@ class Command(BaseCommand):
         connection = self._connection()
         enrolled = self._enrol(connection)
         automation, created = self._automation(options["webhook_url"])
+        heads_up = self._heads_up()
+        leaving = self._leavers()
         portal = PortalSettings.load()
         if not portal.mdm_commands_enabled:
             portal.mdm_commands_enabled = True
@@ -105,7 +129,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Offboarding demo: MDM connection “{connection.name}”, {enrolled} device"
             f"{'s' if enrolled != 1 else ''} newly enrolled, automation “{automation.name}” "
-            f"{'created' if created else 'already there'}, MDM commands on."
+            f"{'created' if created else 'already there'}, MDM commands on; “{heads_up.name}” "
+            f"for {leaving} member{'s' if leaving != 1 else ''} with a last working day ahead."
         )
 
     def _connection(self) -> MDMConnection:
@@ -140,6 +165,55 @@ class Command(BaseCommand):
             asset.mdm_device_id = f"sim-{asset.asset_tag.lower()}"
         Asset.objects.bulk_update(chosen, ["mdm_connection", "mdm_device_id"], batch_size=1000)
         return len(chosen)
+
+    def _heads_up(self) -> Automation:
+        """A "Member's last working day" automation: the manager is told two days before, at
+        09:00 the member's time (Upcoming offboardings and the member page show it planned)."""
+        existing = Automation.objects.filter(name__iexact=HEADS_UP_NAME).first()
+        if existing is not None:
+            return existing
+        spec = services.AutomationSpec(
+            name=HEADS_UP_NAME,
+            description="Two days before a leaver's last day: tell their manager what to collect.",
+            trigger_module="members",
+            trigger_event=MEMBER_LAST_WORKING_DAY,
+            trigger_options={"offset_days": -2, "at": "09:00"},
+            actions=(ActionSpec("email", HEADS_UP_EMAIL),),
+        )
+        automation = Automation.objects.create(
+            name=spec.name,
+            description=spec.description,
+            trigger_module=spec.trigger_module,
+            trigger_event=spec.trigger_event,
+            trigger_options=spec.trigger_options,
+        )
+        action = Action(automation=automation, kind="email", position=0)
+        REGISTRY["email"].write(action, HEADS_UP_EMAIL)
+        action.save()
+        AutomationChange.objects.create(
+            automation=automation,
+            automation_name=automation.name,
+            kind=AutomationChange.Kind.CREATED,
+            diff=services.diff(None, spec),
+        )
+        return automation
+
+    def _leavers(self) -> int:
+        """Give a few active members a last working day in the coming weeks (only when nobody
+        has one yet, so a second run changes nothing). Returns how many have one ahead."""
+        from members.selectors import company_time_zone, company_today
+
+        today = company_today(company_time_zone())
+        ahead = Member.objects.filter(status=Member.Status.ACTIVE, last_working_day__gte=today)
+        if not ahead.exists():
+            chosen = list(
+                Member.objects.filter(status=Member.Status.ACTIVE, manager__isnull=False)
+                .order_by("pk")
+                .values_list("pk", flat=True)[: len(LEAVER_DAYS_AHEAD) * 7 : 7]
+            )
+            for pk, days in zip(chosen, LEAVER_DAYS_AHEAD, strict=False):
+                Member.objects.filter(pk=pk).update(last_working_day=today + timedelta(days=days))
+        return ahead.count()
 
     def _automation(self, webhook_url: str) -> tuple[Automation, bool]:
         existing = Automation.objects.filter(name__iexact=AUTOMATION_NAME).first()

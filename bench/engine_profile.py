@@ -12,8 +12,9 @@ with no worker running (their events wait, pending); then `automations.engine.ru
 event_process` is called for each event in order, as the worker's tasks would: a call takes a
 batch of pending events, the calls for events a batch took exit after one query.
 
-Printed per event: queries (every connection of this process: the default one, the MDM
-throttle's, any a thread opens), this process's CPU time (all threads), the CPU time of the
+Printed per event: queries (every connection of this process that goes through Django's
+cursor: the MDM slot queries of assets/mdm/throttle.py run on the driver's connection and are
+not counted), this process's CPU time (all threads) and the main thread's, the CPU time of the
 PostgreSQL backends serving those connections (read from /proc: the server runs on this host),
 and the queries by kind (statement and table), for the drain and for the deactivations apart.
 """

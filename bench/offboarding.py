@@ -18,7 +18,11 @@ For every run (broker x workers x size N), with DEBUG off:
    with all three actions: a webhook to a receiver in this process, license revocation, and an
    MDM lock through a Jamf Pro fake in this process that answers after --mdm-delay-ms and counts
    the lock requests in flight (the per-connection cap, 5, must hold).
-3. The cluster is stopped and the broker checked empty (ORM table rows, Redis list length).
+3. Once the executions are done, the cluster runs the tasks still queued (the last batch's
+   events' own tasks, which find their events done) and is stopped; what is left in the broker
+   is listed by function. `left` counts the run's own tasks (0 expected): a task that raised
+   stays on the ORM broker (django-q2 acknowledges only successes) and is reported with its
+   error; a sweeper task the scheduler queued as the cluster stopped is reported apart.
 
 Then, with --kill-burst B: two `qcluster` processes started separately (as on two hosts) share
 the Redis broker and the database; B members are deactivated first; one cluster is SIGKILLed
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -47,6 +52,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -415,6 +421,51 @@ def queued(broker: str, redis_url: str, name: str) -> int:
     return OrmQ.objects.filter(key=name).count()
 
 
+# Queued by django-q2's scheduler (the every-minute sweeper), not by the run: one may be left
+# when the cluster stops just after the scheduler enqueued it, and runs at the next start.
+SCHEDULED = "automations.tasks.sweep_events"
+
+
+def leftovers(broker: str, redis_url: str, name: str) -> Counter:
+    """The tasks still in the broker, by function. On the ORM broker a task that raised stays
+    (django-q2 acknowledges only successes unless ack_failures is set) and is delivered again
+    after Q_RETRY; on Redis it is gone once fetched."""
+    from django_q.models import OrmQ
+    from django_q.signing import SignedPackage
+
+    if broker == "redis":
+        import redis
+
+        payloads = redis.Redis.from_url(redis_url).lrange(f"django_q:{name}:q", 0, -1)
+    else:
+        payloads = list(OrmQ.objects.filter(key=name).values_list("payload", flat=True))
+    found: Counter = Counter()
+    for payload in payloads:
+        try:
+            text = payload.decode() if isinstance(payload, bytes) else payload
+            found[str(SignedPackage.loads(text).get("func"))] += 1
+        except Exception:  # noqa: BLE001 - counted as unreadable, whatever the reason
+            found["(unreadable)"] += 1
+    return found
+
+
+def own_left(broker: str, args) -> int:
+    """The run's own tasks still in the broker (the scheduler's sweeps apart)."""
+    found = leftovers(broker, args.redis_url, args.name)
+    return sum(n for func, n in found.items() if func != SCHEDULED)
+
+
+def failed_tasks() -> list[str]:
+    """Tasks that raised in this run (django-q2's result rows): function and the error's last
+    line."""
+    from django_q.models import Task
+
+    return [
+        f"{func}: {(str(result or '').strip().splitlines() or [''])[-1][:200]}"
+        for func, result in Task.objects.filter(success=False).values_list("func", "result")
+    ]
+
+
 def purge(redis_url: str, name: str) -> None:
     import redis
     from django_q.models import OrmQ, Task
@@ -467,13 +518,20 @@ def run(
             7200,
             f"{2 * n} executions",
         )
+        # The last batch's events' own tasks (each finds its event done) may still be queued:
+        # they are the run's work too, so the cluster runs them before it is stopped. A task
+        # that raised stays on the ORM broker (redelivered after Q_RETRY): waited for 60 s at
+        # most, then reported as left.
+        with contextlib.suppress(SystemExit):
+            wait_for(lambda: own_left(broker, args) == 0, 60, "the broker to empty")
     finally:
         stop_seconds = stop_cluster(cluster)
     span = Execution.objects.filter(member_id__in=leavers).aggregate(
         a=Min("started_at"), b=Max("finished_at")
     )
     drain = (span["b"] - span["a"]).total_seconds()
-    left = queued(broker, args.redis_url, args.name)
+    found = leftovers(broker, args.redis_url, args.name)
+    failed = failed_tasks()
     purge(args.redis_url, args.name)
     return {
         "run": label,
@@ -486,7 +544,11 @@ def run(
         "events_per_s": n / drain if drain else 0.0,
         "deactivate_s": deactivating,
         "backlog": backlog,
-        "left_in_broker": left,
+        # The run's own tasks still queued (0 expected), apart from the scheduler's sweeps.
+        "left_in_broker": sum(n for func, n in found.items() if func != SCHEDULED),
+        "left_tasks": dict(found),
+        "sweeps_left": found.get(SCHEDULED, 0),
+        "failed_tasks": failed,
         "most_in_flight": jamf.most_in_flight,
         "locks": jamf.locks,
         "stop_s": stop_seconds,
@@ -545,7 +607,12 @@ def kill_run(*, url: str, burst: list[int], args, jamf) -> dict:
         "webhook_logs": logs.filter(action_kind="webhook").count(),
         "deliveries": Receiver.count,
         "distinct_deliveries": len(Receiver.ids),
-        "left_in_broker": queued("redis", args.redis_url, args.name),
+        "left_in_broker": sum(
+            n
+            for func, n in leftovers("redis", args.redis_url, args.name).items()
+            if func != SCHEDULED
+        ),
+        "failed_tasks": failed_tasks(),
         "most_in_flight": jamf.most_in_flight,
     }
     purge(args.redis_url, args.name)
@@ -661,7 +728,12 @@ def main() -> None:
     print("-" * len(header))
     missed = []
     for r in results:
-        ok = r["x_floor"] <= 1.5 and r["most_in_flight"] <= MDM_LIMIT and r["left_in_broker"] == 0
+        ok = (
+            r["x_floor"] <= 1.5
+            and r["most_in_flight"] <= MDM_LIMIT
+            and r["left_in_broker"] == 0
+            and not r["failed_tasks"]
+        )
         if not ok:
             missed.append(r["run"])
         print(
@@ -669,6 +741,16 @@ def main() -> None:
             f"{r['events_per_s']:>10.1f}{r['deactivate_s']:>9.1f}{r['most_in_flight']:>10}"
             f"{r['left_in_broker']:>6}  {'met' if ok else 'MISSED'}"
         )
+    for r in results:
+        if r["failed_tasks"]:
+            print(f"[{r['run']}] {len(r['failed_tasks'])} task(s) raised: {r['failed_tasks'][0]}")
+        if r["left_in_broker"]:
+            print(f"[{r['run']}] left in the broker: {r['left_tasks']}")
+        if r["sweeps_left"]:
+            print(
+                f"[{r['run']}] {r['sweeps_left']} sweeper task(s) left in the broker: queued by "
+                "the scheduler as the cluster stopped (not counted in `left`)"
+            )
     for size in sizes:
         one = next(
             (
@@ -700,6 +782,7 @@ def main() -> None:
             and kill["lock_commands"] == kill["devices"]
             and kill["webhook_logs"] == kill["executions"]
             and kill["left_in_broker"] == 0
+            and not kill["failed_tasks"]
         )
         print(
             f"two clusters, one SIGKILLed at {kill['killed_at']}/{2 * kill['burst']} executions: "
@@ -708,7 +791,8 @@ def main() -> None:
             f"by the sweeper, {kill['live_entitlements_left']} entitlements left live, "
             f"{kill['lock_commands']}/{kill['devices']} lock commands, {kill['deliveries']} "
             f"webhook deliveries ({kill['distinct_deliveries']} distinct) for "
-            f"{kill['webhook_logs']} webhook logs, {kill['left_in_broker']} left in the broker: "
+            f"{kill['webhook_logs']} webhook logs, {kill['left_in_broker']} left in the broker, "
+            f"{len(kill['failed_tasks'])} tasks raised: "
             f"{'nothing lost or doubled' if intact else 'MISSED'}"
         )
     print(

@@ -7,14 +7,16 @@ The three options of the builder:
 - device-based: entitlements of the devices the member held at the event (from the event's
   snapshot), with no member, license kind device.
 
-Inside the run's first transaction, whatever the number of entitlements: an INSERT ... SELECT
-claims one ActionLog per matching live entitlement (ON CONFLICT DO NOTHING on the unique key, so a
-re-run claims only what is new) and returns the new claims, one UPDATE revokes the claimed
-entitlements that are still live, and one UPDATE marks the claims revoked (when someone else
-revoked some in between: a read of which were ours, and a second UPDATE marks the others
-skipped). The claim and the revocation commit together, so a worker killed in between leaves
-neither. Seats are freed because a license's seats in use are
-its live entitlements.
+Inside the run's first transaction, for every execution of the batch at once and whatever the
+number of entitlements: one SELECT reads the live entitlements the options select and shares
+them out in execution order (the first automation of an event takes what it selects, a later one
+finds it gone); one INSERT claims an ActionLog per entitlement (ON CONFLICT DO NOTHING on the
+unique key, so a re-run claims only what is new) and returns the new claims; one UPDATE revokes
+the claimed entitlements that are still live, and one UPDATE marks the claims revoked (when
+someone else revoked some in between: a read of which were ours, and a second UPDATE marks the
+others skipped). The claim and the revocation commit together, so a worker killed in between
+leaves neither. Seats are freed because a license's seats in use are its live entitlements (the
+kept count, License.seats_used, is updated last, for the whole batch: engine.common.write_last).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
-from assetsonar.audit import audit_record
+from assetsonar.audit import audit_build
 from assetsonar.models import AuditEvent
 from automations.actions.base import ActionKind, Target, register
 from automations.engine.common import Prep, log_key, write_create, write_last
@@ -45,6 +48,8 @@ OPTIONS = {
     "user_machine": "user-machine",
     "device_based": "device-based on devices in custody",
 }
+# Claims are made in this order of the options (then by entitlement), as the union lists them.
+ORDER = {option: n for n, option in enumerate(OPTIONS)}
 # The words of the automation's sentence ("revoke user-based and user-machine licenses").
 PHRASES = {
     "user_based": "user-based",
@@ -54,85 +59,142 @@ PHRASES = {
 
 
 def licenses_revoke_many(*, items: list[Prep], context=None) -> list:
-    """`licenses_revoke` for each item, in execution order: a later automation of the same
-    event finds what an earlier one revoked already gone, as when run one by one."""
-    for item in items:
-        licenses_revoke(execution=item.execution, action=item.action, event=item.event)
+    """Revoke what each item's options select for its event's member, in the caller's
+    transaction, for the whole wave at once: one SELECT of the live entitlements any item
+    selects, shared out in execution order (`_share`: a later automation of the same event finds
+    what an earlier one took already gone, as when run one by one), one INSERT of the claims, one
+    UPDATE revoking them, one or two UPDATEs closing the claims, one read of the items left with
+    nothing. The query count depends neither on the items nor on the entitlements. Nothing is
+    left to do outside the database, so no job is returned."""
+    if not items:
+        return []
+    now = timezone.now()
+    rows, custody_of = _candidates(items)
+    rows.sort(key=lambda row: (ORDER[row[0]], row[1]))
+    shares = _share(items, rows, custody_of)
+    owner = {row[1]: index for index, share in enumerate(shares) for row in share}
+    claims = _claim(items, shares, now) if owner else []
+    claimed: dict[int, list[tuple[int, int]]] = {}
+    for log_id, entitlement_id in claims:
+        claimed.setdefault(owner[entitlement_id], []).append((log_id, entitlement_id))
+    reasons = {
+        index: (
+            f"Revoked by automation “{items[index].execution.automation_name}” "
+            f"(execution {items[index].execution.pk}) after the member was deactivated."
+        )[:500]
+        for index in claimed
+    }
+    ours = _revoke(claimed, reasons, now) if claimed else set()
+    if ours:  # seats used and members' live counts, in this transaction, last (see
+        # engine.common.write_last: every batch shares the license rows' locks)
+        write_last(
+            entitlements_revoked_tally,
+            [(row[5], row[3]) for share in shares for row in share if row[1] in ours],
+        )
+    for status, insight, log_ids in (
+        (
+            ActionLog.Status.SUCCEEDED,
+            REVOKED_INSIGHT,
+            [pk for of in claimed.values() for pk, e in of if e in ours],
+        ),
+        (
+            ActionLog.Status.SKIPPED,
+            ALREADY_REVOKED_INSIGHT,
+            [pk for of in claimed.values() for pk, e in of if e not in ours],
+        ),
+    ):
+        if log_ids:
+            ActionLog.objects.filter(pk__in=log_ids).update(
+                status=status, insight=insight, finished_at=now
+            )
+    for index, of in claimed.items():
+        revoked = sum(1 for _, e in of if e in ours)
+        if revoked:
+            execution = items[index].execution
+            write_create(
+                audit_build(
+                    action=AuditEvent.Action.REVOKED,
+                    obj=items[index].event.member,
+                    actor_name=f"Automation: {execution.automation_name}"[:150],
+                    message=f"{revoked} license entitlement{'s' if revoked != 1 else ''} "
+                    f"revoked by automation “{execution.automation_name}”.",
+                )
+            )
+    _log_nothing([item for index, item in enumerate(items) if index not in claimed], now)
     return []
 
 
 def licenses_revoke(*, execution, action, event, context=None) -> list:
     """Revoke what the action's options select for the event's member, in the caller's
-    transaction. Nothing is left to do outside the database, so no job is returned."""
-    member_id = event.member_id
-    clauses = selection(action.config, member_ids=[member_id], custody=_custody(event))
+    transaction (`licenses_revoke_many` for one item)."""
+    return licenses_revoke_many(items=[Prep(execution, action, event)], context=context)
 
-    now = timezone.now()
-    reason = (
-        f"Revoked by automation “{execution.automation_name}” (execution {execution.pk}) "
-        f"after the member was deactivated."
-    )[:500]
-    claims = _claim(execution, action, event, clauses, now) if clauses else []
-    if claims:
-        entitlement_ids = [entitlement_id for _, entitlement_id in claims]
-        revoked = Entitlement.objects.filter(
-            pk__in=entitlement_ids, revoked_at__isnull=True
-        ).update(revoked_at=now, revoked_by=None, revoked_reason=reason)
-        if revoked == len(entitlement_ids):
-            ours = set(entitlement_ids)
-        else:  # some were revoked by someone else between the claim and the update
-            ours = set(
-                Entitlement.objects.filter(
-                    pk__in=entitlement_ids, revoked_at=now, revoked_reason=reason
-                ).values_list("pk", flat=True)
-            )
-        if ours:  # seats used and members' live counts, in this transaction, last (see
-            # engine.common.write_last: every batch shares the license rows' locks)
-            write_last(
-                entitlements_revoked_tally,
-                list(
-                    Entitlement.objects.filter(pk__in=ours).values_list("license_id", "member_id")
-                ),
-            )
-        for status, insight, log_ids in (
-            (ActionLog.Status.SUCCEEDED, REVOKED_INSIGHT, [pk for pk, e in claims if e in ours]),
-            (
-                ActionLog.Status.SKIPPED,
-                ALREADY_REVOKED_INSIGHT,
-                [pk for pk, e in claims if e not in ours],
-            ),
-        ):
-            if log_ids:
-                ActionLog.objects.filter(pk__in=log_ids).update(
-                    status=status, insight=insight, finished_at=now
-                )
-        if revoked:
-            audit_record(
-                action=AuditEvent.Action.REVOKED,
-                obj=event.member,
-                actor_name=f"Automation: {execution.automation_name}"[:150],
-                message=f"{revoked} license entitlement{'s' if revoked != 1 else ''} "
-                f"revoked by automation “{execution.automation_name}”.",
-            )
-    elif not ActionLog.objects.filter(execution=execution, action=action).exists():
-        # Claimed closed in one row, written with the batch's other rows. No log of this
-        # execution and action exists, so neither does its key (the event's row lock keeps
-        # other runs out meanwhile).
+
+def _revoke(claimed: dict[int, list[tuple[int, int]]], reasons: dict[int, str], now) -> set[int]:
+    """Revoke the claimed entitlements still live (one UPDATE, each with its execution's
+    reason); returns those this run revoked (someone else may have revoked some in between:
+    one more read then says which)."""
+    ids = [e for of in claimed.values() for _, e in of]
+    by_reason: dict[str, list[int]] = {}
+    for index, of in claimed.items():
+        by_reason.setdefault(reasons[index], []).extend(e for _, e in of)
+    if len(by_reason) == 1:
+        reason = Value(next(iter(by_reason)))
+    else:
+        reason = Case(
+            *(When(pk__in=pks, then=Value(text)) for text, pks in by_reason.items()),
+            default=Value(""),
+        )
+    revoked = Entitlement.objects.filter(pk__in=ids, revoked_at__isnull=True).update(
+        revoked_at=now, revoked_by=None, revoked_reason=reason
+    )
+    if revoked == len(ids):
+        return set(ids)
+    wanted = {e: reasons[index] for index, of in claimed.items() for _, e in of}
+    return {
+        pk
+        for pk, text in Entitlement.objects.filter(pk__in=ids, revoked_at=now).values_list(
+            "pk", "revoked_reason"
+        )
+        if wanted.get(pk) == text
+    }
+
+
+def _log_nothing(items: list[Prep], now) -> None:
+    """Items that claimed nothing new: a skipped "nothing matched" line, unless the execution
+    has a log of the action already (an earlier run claimed or logged). One read for all;
+    the lines are written with the batch's other rows. No such log exists, so neither does its
+    key (the event's row lock keeps other runs out meanwhile)."""
+    if not items:
+        return
+    logged = set(
+        ActionLog.objects.filter(
+            execution_id__in={item.execution.pk for item in items},
+            action_id__in={item.action.pk for item in items},
+        )
+        .values_list("execution_id", "action_id")
+        .distinct()
+    )
+    for item in items:
+        if (item.execution.pk, item.action.pk) in logged:
+            continue
+        logged.add((item.execution.pk, item.action.pk))
+        event, action = item.event, item.action
         write_create(
             ActionLog(
-                key=log_key(event.pk, execution.automation_id, action.pk, "none"),
-                execution=execution,
+                key=log_key(event.pk, item.execution.automation_id, action.pk, "none"),
+                execution=item.execution,
                 action=action,
                 action_kind=action.kind,
                 target_type=ActionLog.TargetType.MEMBER,
-                target_label=(event.member_snapshot.get("full_name", "") or str(member_id))[:300],
+                target_label=(event.member_snapshot.get("full_name", "") or str(event.member_id))[
+                    :300
+                ],
                 status=ActionLog.Status.SKIPPED,
                 insight=_nothing_insight(action.config),
                 finished_at=now,
             )
         )
-
-    return []
 
 
 def _nothing_insight(config: dict[str, Any]) -> str:
@@ -197,7 +259,8 @@ def _selected_sql(clauses: list[tuple[str, str, list]]) -> tuple[str, list]:
     select = (
         "SELECT %s AS opt, e.id AS id, e.asset_id AS asset_id, "  # noqa: S608
         "e.member_id AS member_id, "
-        "CASE WHEN a.id IS NULL THEN l.name ELSE l.name || %s || a.asset_tag END AS label "
+        "CASE WHEN a.id IS NULL THEN l.name ELSE l.name || %s || a.asset_tag END AS label, "
+        "e.license_id AS license_id "
         f"FROM {qn(Entitlement._meta.db_table)} e "
         f"INNER JOIN {qn(License._meta.db_table)} l ON l.id = e.license_id "
         f"LEFT OUTER JOIN {qn(Asset._meta.db_table)} a ON a.id = e.asset_id "
@@ -209,9 +272,9 @@ def _selected_sql(clauses: list[tuple[str, str, list]]) -> tuple[str, list]:
     return " UNION ALL ".join(select + clause for _, clause, _ in clauses), params
 
 
-def revoke_plan(items: list[Prep]) -> list[list[Target]]:
-    """The preview of `licenses_revoke` for each item (one query for all of them): the live
-    entitlements its options select, or why nothing would be revoked."""
+def _candidates(items: list[Prep]) -> tuple[list[tuple], dict[int, set[int]]]:
+    """The live entitlements any item's options select (one query for all the items), as
+    `_selected_sql`'s rows, and each item's devices in custody at its event (by id(item))."""
     wanted = {option for item in items for option in OPTIONS if item.action.config.get(option)}
     member_ids = sorted({item.event.member_id for item in items})
     custody_of = {id(item): set(_custody(item.event)) for item in items}
@@ -229,37 +292,76 @@ def revoke_plan(items: list[Prep]) -> list[list[Target]]:
         sql, params = _selected_sql(clauses)
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            rows = cursor.fetchall()
-    rows.sort(key=lambda row: (row[4], row[1]))
-    taken: set[int] = set()  # revoked by an earlier item (automation) of the same event
-    plans = []
+            rows = [tuple(row) for row in cursor.fetchall()]
+    return rows, custody_of
+
+
+def _share(items: list[Prep], rows: list[tuple], custody_of: dict[int, set[int]]) -> list[list]:
+    """Each item's rows, in item order: an entitlement goes to the first item whose options
+    and member (or devices in custody) select it, as when the items are run one by one and a
+    later one finds what an earlier one revoked gone."""
+    # Rows by member (user-based, user-machine) and by device (device-based), as positions in
+    # `rows`: each item looks at its own, not at the whole batch's.
+    by_member: dict[int, list[int]] = {}
+    by_device: dict[int, list[int]] = {}
+    for position, row in enumerate(rows):
+        if row[0] == "device_based":
+            by_device.setdefault(row[2], []).append(position)
+        else:
+            by_member.setdefault(row[3], []).append(position)
+    taken: set[int] = set()
+    shares = []
     for item in items:
-        config, member_id = item.action.config, item.event.member_id
+        config = item.action.config
+        positions = list(by_member.get(item.event.member_id, ()))
+        for device in custody_of[id(item)]:
+            positions += by_device.get(device, ())
         mine = [
-            row
-            for row in rows
-            if config.get(row[0])
-            and row[1] not in taken
-            and (
-                row[3] == member_id if row[0] != "device_based" else row[2] in custody_of[id(item)]
-            )
+            rows[position]
+            for position in sorted(positions)
+            if config.get(rows[position][0]) and rows[position][1] not in taken
         ]
         taken.update(row[1] for row in mine)
+        shares.append(mine)
+    return shares
+
+
+def revoke_plan(items: list[Prep]) -> list[list[Target]]:
+    """The preview of `licenses_revoke` for each item (one query for all of them): the live
+    entitlements its options select, or why nothing would be revoked."""
+    rows, custody_of = _candidates(items)
+    rows.sort(key=lambda row: (row[4], row[1]))
+    plans = []
+    for item, mine in zip(items, _share(items, rows, custody_of), strict=True):
         if mine:
             plans.append([Target(f"entitlement:{row[1]}", row[4][:300]) for row in mine])
         else:
-            reason = _nothing_insight(config)
+            reason = _nothing_insight(item.action.config)
+            member_id = item.event.member_id
             label = (item.event.member_snapshot.get("full_name", "") or str(member_id))[:300]
             plans.append([Target("none", label, skip_reason=reason)])
     return plans
 
 
-def _claim(execution, action, event, clauses: list[tuple[str, str, list]], now) -> list[tuple]:
-    """INSERT one pending ActionLog per live entitlement matching any of `clauses`; returns
-    the new ones as (log id, entitlement id) (RETURNING: PostgreSQL, SQLite 3.35+). Plain SQL
-    because the ORM has no INSERT ... SELECT, and bulk_create would split into batches on
-    SQLite (999 parameters), so the query count would grow with the data. The rows are
-    `selection`'s, the preview's (`_selected_sql`)."""
+def _max_params() -> int:
+    """The most parameters one statement may carry on this database."""
+    if connection.vendor == "sqlite":
+        import sqlite3
+
+        connection.ensure_connection()
+        try:
+            return connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        except AttributeError:  # Python before 3.11: SQLite's historical default
+            return 999
+    return 65535
+
+
+def _claim(items: list[Prep], shares: list[list], now) -> list[tuple[int, int]]:
+    """INSERT one pending ActionLog per entitlement of each item's share (ON CONFLICT DO
+    NOTHING on the unique key, so a re-run claims only what is new); returns the new ones as
+    (log id, entitlement id) (RETURNING: PostgreSQL, SQLite 3.35+). Plain SQL because the ORM
+    has no INSERT ... RETURNING that skips conflicts; one statement unless the claims exceed
+    the database's parameters per statement (65,535 on PostgreSQL: about 10,000 claims)."""
     qn = connection.ops.quote_name
     log_table = qn(ActionLog._meta.db_table)
     columns = ", ".join(
@@ -282,30 +384,52 @@ def _claim(execution, action, event, clauses: list[tuple[str, str, list]], now) 
             "detail",
         )
     )
-    # The constant columns are outside the UNION, where they keep their types.
-    union, union_params = _selected_sql(clauses)
-    # WHERE 1 = 1: SQLite reads an INSERT ... SELECT's ON CONFLICT as part of the SELECT
-    # unless the SELECT has a WHERE.
-    sql = (
-        f"INSERT INTO {log_table} ({columns}) "  # noqa: S608
-        "SELECT %s || CAST(u.id AS VARCHAR(20)), %s, %s, %s, %s, u.label, u.id, u.asset_id, "
-        f"%s, '', 0, NULL, %s, NULL, '{{}}' FROM ({union}) u WHERE 1 = 1 "
-        f"ON CONFLICT ({qn(ActionLog._meta.get_field('key').column)}) DO NOTHING "
-        f"RETURNING {qn(ActionLog._meta.pk.column)}, "
-        f"{qn(ActionLog._meta.get_field('entitlement').column)}"
-    )
-    params = [
-        log_key(event.pk, execution.automation_id, action.pk, "entitlement:"),
-        execution.pk,
-        action.pk,
-        action.kind,
+    values = [
+        (
+            log_key(item.event.pk, item.execution.automation_id, item.action.pk, "entitlement:")
+            + str(row[1]),
+            item.execution.pk,
+            item.action.pk,
+            row[4],
+            row[1],
+            row[2],
+        )
+        for item, share in zip(items, shares, strict=True)
+        for row in share
+    ]
+    if connection.vendor == "postgresql":
+        # Every value is a parameter; the casts give the VALUES list its columns' types.
+        placeholder = "(%s, CAST(%s AS bigint), CAST(%s AS bigint), %s, CAST(%s AS bigint), "
+        placeholder += "CAST(%s AS bigint))"
+    else:
+        placeholder = "(%s, %s, %s, %s, %s, %s)"
+    constants = [
+        items[0].action.kind,
         ActionLog.TargetType.ENTITLEMENT,
         ActionLog.Status.PENDING,
         connection.ops.adapt_datetimefield_value(now),
     ]
+    per_statement = max(1, (_max_params() - len(constants)) // 6)
+    claims: list[tuple[int, int]] = []
     with connection.cursor() as cursor:
-        cursor.execute(sql, params + union_params)
-        return [tuple(row) for row in cursor.fetchall()]
+        for start in range(0, len(values), per_statement):
+            chunk = values[start : start + per_statement]
+            # Only quoted table/column names are formatted in; every value is a parameter.
+            # WHERE 1 = 1: SQLite reads an INSERT ... SELECT's ON CONFLICT as part of the
+            # SELECT unless the SELECT has a WHERE.
+            sql = (
+                "WITH v (k, execution_id, action_id, label, entitlement_id, asset_id) AS "  # noqa: S608
+                f"(VALUES {', '.join([placeholder] * len(chunk))}) "
+                f"INSERT INTO {log_table} ({columns}) "
+                "SELECT v.k, v.execution_id, v.action_id, %s, %s, v.label, v.entitlement_id, "
+                f"v.asset_id, %s, '', 0, NULL, %s, NULL, '{{}}' FROM v WHERE 1 = 1 "
+                f"ON CONFLICT ({qn(ActionLog._meta.get_field('key').column)}) DO NOTHING "
+                f"RETURNING {qn(ActionLog._meta.pk.column)}, "
+                f"{qn(ActionLog._meta.get_field('entitlement').column)}"
+            )
+            cursor.execute(sql, [part for row in chunk for part in row] + constants)
+            claims += [tuple(row) for row in cursor.fetchall()]
+    return claims
 
 
 # --- Settings: the builder card -----------------------------------------------------------------

@@ -72,6 +72,7 @@ from automations.engine.common import (
     log_key,
     rows_update,
 )
+from automations.engine.events import event_dispatch
 from automations.engine.scheduled import (
     cancelled_insight,
     executions_wait,
@@ -118,8 +119,15 @@ def event_process(*, event_id) -> None:
     context = RunContext()
     try:
         first = _first_step(event_id, context, isolate=False)
-    except _Isolate:
-        first = _first_step(event_id, context, isolate=True)
+    except _Isolate as exc:
+        try:
+            first = _first_step(event_id, context, isolate=True)
+        finally:
+            # The batch's other events are pending again, and their own tasks may have passed
+            # them over while this batch held them (`_events_start`): they are queued again
+            # (at once: no transaction is open here).
+            for other in exc.others:
+                transaction.on_commit(lambda pk=other: event_dispatch(pk), robust=True)
     if first is None:
         return
     events, executions, jobs, crashed = first
@@ -147,7 +155,9 @@ class _Isolate(Exception):
     """An action failed on the fast path, which runs the whole batch without a savepoint per
     action: the transaction is rolled back and done again for the task's own event only, with
     one savepoint per action, so that only the failing action is set aside. Failures are rare;
-    savepoints cost a round trip each."""
+    savepoints cost a round trip each. `others`: the batch's other events, handed back."""
+
+    others: tuple = ()
 
 
 @contextmanager
@@ -188,13 +198,18 @@ def _first_step(event_id, context: RunContext, *, isolate: bool):
     Returns (events, executions, jobs, crashed), or None when there is nothing to do."""
     crashed: dict[int, list[str]] = {}
     batch = 1 if isolate else int(getattr(settings, "AUTOMATIONS_EVENT_BATCH", BATCH_SIZE))
-    with transaction.atomic():
-        events = _events_start(event_id, context.now, batch=batch)
-        if not events:
-            return None
-        executions = _executions_begin(_executions_for(events), context.now)
-        with _writes(isolate):
-            jobs = _prepare(executions, events, context, crashed, isolate=isolate)
+    events: list[Event] = []
+    try:
+        with transaction.atomic():
+            events = _events_start(event_id, context.now, batch=batch)
+            if not events:
+                return None
+            executions = _executions_begin(_executions_for(events), context.now)
+            with _writes(isolate):
+                jobs = _prepare(executions, events, context, crashed, isolate=isolate)
+    except _Isolate as exc:
+        exc.others = tuple(e.pk for e in events[1:])
+        raise
     return events, executions, jobs, crashed
 
 
@@ -496,10 +511,16 @@ def _note_crashes(crashed: dict[int, list[str]]) -> None:
 
 def _events_start(event_id, now, *, batch: int) -> list[Event]:
     """Count this run under the event's row lock (in the caller's transaction), with up to
-    `batch` - 1 pending events nobody holds; or say there is nothing to do (empty list)."""
-    event = Event.objects.select_for_update().filter(pk=event_id).first()
+    `batch` - 1 pending events nobody holds; or say there is nothing to do (empty list).
+
+    An event whose row another run holds is left to it, without waiting (SKIP LOCKED): that
+    run is a batch preparing it (another worker's), which settles it, or, should its fast path
+    fail, queues it again (`event_process`); a run killed meanwhile leaves it to the sweeper.
+    Waiting instead would idle this worker for the other batch's whole first transaction."""
+    event = Event.objects.select_for_update(skip_locked=True).filter(pk=event_id).first()
     if event is None:
-        logger.warning("Event %s no longer exists", event_id)
+        if not Event.objects.filter(pk=event_id).exists():
+            logger.warning("Event %s no longer exists", event_id)
         return []
     if event.status in (Event.Status.DONE, Event.Status.DEAD):
         return []
@@ -515,8 +536,7 @@ def _events_start(event_id, now, *, batch: int) -> list[Event]:
     events = [event]
     if batch > 1:
         # Pending events only (a processing one may have a live worker; its own task decides),
-        # and only rows no other transaction holds, so batches never wait on each other. The
-        # task's own event above is waited for instead: a batch holding it settles it soon.
+        # and only rows no other transaction holds, so batches never wait on each other.
         events += (
             Event.objects.select_for_update(skip_locked=True)
             .filter(status=Event.Status.PENDING, attempts__lt=Event.MAX_ATTEMPTS)

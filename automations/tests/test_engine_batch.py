@@ -182,7 +182,7 @@ def test_a_batch_counts_its_revoked_seats_once_at_the_end(django_capture_on_comm
     statements = [q["sql"] for q in queries.captured_queries]
     seat_updates = [i for i, sql in enumerate(statements) if 'UPDATE "licenses_license"' in sql]
     revocations = [i for i, sql in enumerate(statements) if 'UPDATE "licenses_entitlement"' in sql]
-    assert len(revocations) == 4  # one per event: every event of the batch revoked its own
+    assert len(revocations) == 1  # one for the whole batch, each event's with its own reason
     assert len(seat_updates) == 1  # one for the whole batch
     assert seat_updates[0] > max(revocations)
     shared.refresh_from_db()
@@ -191,3 +191,88 @@ def test_a_batch_counts_its_revoked_seats_once_at_the_end(django_capture_on_comm
     for member in members:
         member.refresh_from_db()
         assert member.live_entitlements_count == 0
+        execution = Execution.objects.get(member=member)
+        reasons = set(
+            Entitlement.objects.filter(member=member).values_list("revoked_reason", flat=True)
+        )
+        assert reasons == {
+            f"Revoked by automation “Revoke” (execution {execution.pk}) after the member was "
+            "deactivated."
+        }
+
+
+def test_a_batch_that_fails_queues_its_other_events_again(
+    receiver, django_capture_on_commit_callbacks, monkeypatch
+):
+    """Their own tasks may have passed them over while the batch held them (a task does not
+    wait for an event another run holds), so the fallback hands them back to the queue."""
+    from automations.engine import runner
+
+    make_engine_automation(webhook_url=receiver.url())
+    with django_capture_on_commit_callbacks():
+        for member in [make_member() for _ in range(3)]:
+            member_deactivate(member=member, actor=None, reason="Last day")
+    first, *others = Event.objects.order_by("occurred_at")
+
+    def broken(**kwargs):
+        raise RuntimeError("database went away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(runner.REGISTRY["webhook"], "prepare", broken)
+        with (
+            django_capture_on_commit_callbacks() as handed_back,
+            pytest.raises(runner.ActionCrashed),
+        ):
+            tasks.process_event(str(first.pk))
+    assert [e.status for e in Event.objects.filter(pk__in=[o.pk for o in others])] == [
+        Event.Status.PENDING
+    ] * 2
+    assert len(handed_back) == 2
+
+    for callback in handed_back:
+        callback()
+    for event in others:
+        event.refresh_from_db()
+        assert (event.status, event.attempts) == (Event.Status.DONE, 1)
+    assert len(receiver.requests) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_does_not_wait_for_an_event_another_run_holds(receiver, monkeypatch):
+    """Another worker's batch holds the event's row (its first transaction): the task leaves
+    the event to it at once instead of idling until that transaction ends."""
+    import threading
+
+    from django.db import connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no row locks (one writer at a time)")
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)  # the deactivation's task waits in the broker
+    make_engine_automation(webhook_url=receiver.url())
+    member = make_member()
+    member_deactivate(member=member, actor=None, reason="Last day")
+    event = Event.objects.get(member=member)
+    held, release = threading.Event(), threading.Event()
+
+    def other_batch():
+        with transaction.atomic():
+            Event.objects.select_for_update().filter(pk=event.pk).first()
+            held.set()
+            release.wait(30)
+        connection.close()
+
+    holder = threading.Thread(target=other_batch)
+    holder.start()
+    try:
+        assert held.wait(10)
+        tasks.process_event(str(event.pk))  # returns at once: the row is held
+        event.refresh_from_db()
+        assert (event.status, event.attempts) == (Event.Status.PENDING, 0)
+    finally:
+        release.set()
+        holder.join()
+    tasks.process_event(str(event.pk))
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == (Event.Status.DONE, 1)

@@ -180,23 +180,7 @@ class Command(BaseCommand):
             trigger_options={"offset_days": -2, "at": "09:00"},
             actions=(ActionSpec("email", HEADS_UP_EMAIL),),
         )
-        automation = Automation.objects.create(
-            name=spec.name,
-            description=spec.description,
-            trigger_module=spec.trigger_module,
-            trigger_event=spec.trigger_event,
-            trigger_options=spec.trigger_options,
-        )
-        action = Action(automation=automation, kind="email", position=0)
-        REGISTRY["email"].write(action, HEADS_UP_EMAIL)
-        action.save()
-        AutomationChange.objects.create(
-            automation=automation,
-            automation_name=automation.name,
-            kind=AutomationChange.Kind.CREATED,
-            diff=services.diff(None, spec),
-        )
-        return automation
+        return write_spec(spec)
 
     def _leavers(self) -> int:
         """Give a few active members a last working day in the coming weeks (only when nobody
@@ -256,22 +240,28 @@ class Command(BaseCommand):
                 ),
             ),
         )
-        automation = Automation.objects.create(
-            name=spec.name,
-            description=spec.description,
-            trigger_module=spec.trigger_module,
-            trigger_event=spec.trigger_event,
-        )
-        # Written here rather than by automation_create: the demo has no user to pass the MDM
-        # gate and its one-time password.
-        for position, item in enumerate(spec.actions):
-            action = Action(automation=automation, kind=item.kind, position=position)
-            REGISTRY[item.kind].write(action, item.config)
-            action.save()
-        AutomationChange.objects.create(
-            automation=automation,
-            automation_name=automation.name,
-            kind=AutomationChange.Kind.CREATED,
-            diff=services.diff(None, spec),
-        )
-        return automation, True
+        return write_spec(spec), True
+
+
+def write_spec(spec: services.AutomationSpec) -> Automation:
+    """Write a demo automation with its actions and its "created" history row. Written here
+    rather than by automation_create: the demo has no user to pass the MDM gate and its
+    one-time password."""
+    automation = Automation.objects.create(
+        name=spec.name,
+        description=spec.description,
+        trigger_module=spec.trigger_module,
+        trigger_event=spec.trigger_event,
+        trigger_options=spec.trigger_options,
+    )
+    for position, item in enumerate(spec.actions):
+        action = Action(automation=automation, kind=item.kind, position=position)
+        REGISTRY[item.kind].write(action, item.config)
+        action.save()
+    AutomationChange.objects.create(
+        automation=automation,
+        automation_name=automation.name,
+        kind=AutomationChange.Kind.CREATED,
+        diff=services.diff(None, spec),
+    )
+    return automation

@@ -47,10 +47,17 @@ LOCATIONS = (  # noqa: SIM905 - a word list, one line per ~85 characters
 ).split()
 
 
-# A first name, a middle initial and a last name: 1,040 first-name-and-initial groups with every
-# last name in each, as real names interleave in the list's name order (with 40 first names
-# alone, each would be a block of N/40 members, and "patel" would be found only deep in each).
-NAME_SQL = "a.f[1 + i % 40] || ' ' || chr(65 + (i / 40) % 26) || '. ' || a.l[1 + (i / 1040) % 40]"
+# A first name, a middle initial and a last name, each picked by a hash of the row number: the
+# parts are independent of each other and of the status, department and location (which are
+# functions of i % 10, i % 12 and i / 12), as real names are. With the parts as functions of i
+# (an earlier version), every member named Ada was deactivated, and a walk of the department's
+# name index for its active members read thousands of rows before the first one: an artefact of
+# the data, not of the page. Every last name is held by about one member in 40 at every size.
+NAME_SQL = (
+    "a.f[1 + (hashtext('f' || i) & 2147483647) % 40] || ' ' "
+    "|| chr(65 + (hashtext('m' || i) & 2147483647) % 26) || '. ' "
+    "|| a.l[1 + (hashtext('l' || i) & 2147483647) % 40]"
+)
 
 
 def sql_array(values: list[str]) -> str:

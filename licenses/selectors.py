@@ -31,7 +31,29 @@ def license_entitlements(license: License, *, live: bool) -> QuerySet[Entitlemen
     queryset = Entitlement.objects.filter(license=license, revoked_at__isnull=live)
     # Orders match the partial indexes on Entitlement, so a page is an index scan, not a sort.
     queryset = queryset.order_by("-id") if live else queryset.order_by("-revoked_at", "-id")
-    return queryset.select_related("member", "asset", "assigned_by", "revoked_by")
+    # Only the columns the license page shows: the joined users' rows are wide (password hash,
+    # names, flags) and were most of what each row carried.
+    return queryset.select_related("member", "asset", "assigned_by", "revoked_by").only(
+        *ENTITLEMENT_ROW_FIELDS
+    )
+
+
+ENTITLEMENT_ROW_FIELDS = (
+    "license_id",
+    "member_id",
+    "asset_id",
+    "assigned_at",
+    "assigned_by_id",
+    "revoked_at",
+    "revoked_by_id",
+    "revoked_reason",
+    "member__full_name",
+    "member__status",
+    "asset__asset_tag",
+    "asset__name",
+    "assigned_by__username",
+    "revoked_by__username",
+)
 
 
 def entitlement_get(*, license_pk: int, pk: int) -> Entitlement:

@@ -176,6 +176,7 @@ def paginate(
     number: str | int | None,
     after: str | None = None,
     limit: int | None = None,
+    offset_limit: int | None = None,
 ):
     """The page of `queryset` ordered by `ordering`: numbered (Django's Page, with `keyset`
     False and `next_after` set on the last counted page when there are more rows) or, with
@@ -185,7 +186,12 @@ def paginate(
     annotated = queryset.annotate(**dict(zip(names, (e for e, _ in keys), strict=True))).order_by(
         *(OrderBy(F(n), descending=d) for n, (_, d) in zip(names, keys, strict=True))
     )
-    paginator = CappedPaginator(queryset, per_page, limit=limit, offset_limit=OFFSET_LIMIT)
+    paginator = CappedPaginator(
+        queryset,
+        per_page,
+        limit=limit,
+        offset_limit=OFFSET_LIMIT if offset_limit is None else offset_limit,
+    )
     values = _decode(after, len(keys)) if after else None
     if values is not None:
         seek = Q()

@@ -213,6 +213,7 @@ class Member(models.Model):
             ),
             models.Index(
                 F("deactivated_at").desc(),
+                F("id").desc(),
                 name="member_deactivated_holding",
                 condition=Q(status="deactivated")
                 & (Q(assets_count__gt=0) | Q(live_entitlements_count__gt=0)),

@@ -12,6 +12,7 @@ from assetsonar.models import AuditEvent
 from conftest import make_asset, make_entitlement, make_license, make_member
 from licenses.models import Entitlement, License
 from licenses.services import license_unentitle
+from licenses.views import ENTITLEMENT_PAGE_SIZE
 from members.services import member_deactivate
 
 pytestmark = pytest.mark.django_db
@@ -188,8 +189,11 @@ def test_detail_paginates_live_entitlements(manager_client):
     first = manager_client.get(reverse("licenses:detail", args=[lic.pk]))
     second = manager_client.get(reverse("licenses:detail", args=[lic.pk]), {"live_page": 2})
 
-    assert len(first.context["live_entitlements"]) == 50
-    assert len(second.context["live_entitlements"]) == 5
+    assert ENTITLEMENT_PAGE_SIZE == 25
+    assert len(first.context["live_entitlements"]) == 25
+    assert len(second.context["live_entitlements"]) == 25
+    third = manager_client.get(reverse("licenses:detail", args=[lic.pk]), {"live_page": 3})
+    assert len(third.context["live_entitlements"]) == 5
 
 
 def test_detail_pager_links_keep_the_other_pager_and_jump_to_their_section(manager_client):
@@ -203,7 +207,7 @@ def test_detail_pager_links_keep_the_other_pager_and_jump_to_their_section(manag
 
     assert 'aria-label="Entitlement pages"' in page
     assert 'href="?live_page=1&amp;revoked_page=1#live-h" rel="prev"' in page
-    assert "Page 2 of 2 · 55 total" in page
+    assert "Page 2 of 3 · 55 total" in page
 
 
 def test_detail_entitle_form_follows_the_license_kind(manager_client):

@@ -251,3 +251,42 @@ def test_a_filtered_page_by_name_is_a_range_of_one_index(many_members, filters, 
     text = plan(queryset)
     assert index in text, text
     assert "Sort" not in text and "Seq Scan" not in text, text
+
+
+def test_a_search_is_counted_to_its_first_page_and_goes_on_by_keyset(manager_client):
+    """A broad search says "50+ members" (no count over every match) and its Next link walks
+    every match once, in order; a narrow one is counted exactly, with no pager."""
+    from members.views import PAGE_SIZE
+
+    bulk_members(3 * PAGE_SIZE + 7)  # every tenth name is "ada …": 16 of them
+    matching = list(
+        selectors.member_search(Member.objects.all(), "m1")  # emails m1, m10-m19, m100-…
+        .order_by(*selectors.member_ordering("name"))
+        .values_list("pk", flat=True)
+    )
+    assert len(matching) > PAGE_SIZE
+
+    first = manager_client.get(reverse("members:list"), {"q": "m1"})
+    html = first.content.decode()
+    assert f"{PAGE_SIZE}+ members" in html
+    assert f"Page 1 · {PAGE_SIZE}+ total" in html
+    seen, pages = walk(manager_client, {"q": "m1"})
+    assert seen == matching
+    assert pages == -(-len(matching) // PAGE_SIZE)
+
+    narrow = manager_client.get(reverse("members:list"), {"q": "ada"}).content.decode()
+    assert "16 members" in narrow
+    assert 'rel="next"' not in narrow
+
+
+def test_a_search_page_costs_the_same_queries_as_the_plain_list(manager_client):
+    from django.test.utils import CaptureQueriesContext
+
+    bulk_members(120)
+    manager_client.get(reverse("members:list"))
+    counts = []
+    for query in ({}, {"q": "m1"}, {"q": "ada"}):
+        with CaptureQueriesContext(connection) as captured:
+            assert manager_client.get(reverse("members:list"), query).status_code == 200
+        counts.append(len(captured))
+    assert counts[0] == counts[1] == counts[2], counts

@@ -208,8 +208,17 @@ def paginate(
     if after:  # a token that does not decode: the first page, as for an unknown page number
         number = 1
     django_paginator = _Shared(annotated, per_page, paginator)
-    page = django_paginator.get_page(number)
-    page.object_list = list(page.object_list)
+    if paginator.limit <= per_page:
+        # Counted only as far as the first page: that page's own query, one row longer, tells
+        # whether there are more, and there is no count query (a search's count re-checks
+        # every row it counts). There is one numbered page; "Next" goes on by keyset.
+        rows = list(annotated[: paginator.limit + 1])
+        paginator.__dict__["counted"] = len(rows)
+        page = django_paginator.page(1)
+        page.object_list = rows[:per_page]
+    else:
+        page = django_paginator.get_page(number)
+        page.object_list = list(page.object_list)
     page.keyset = False
     page.next_after = None
     if paginator.beyond and page.number == django_paginator.num_pages and page.object_list:

@@ -805,6 +805,16 @@ def main() -> None:
         f"MDM lock requests in flight at most: {max(r['most_in_flight'] for r in results)} "
         f"(cap {MDM_LIMIT} per connection)"
     )
+    for size in sizes:
+        # Every leaver has 2 devices on the one Jamf connection: the cap lets MDM_LIMIT lock
+        # requests be in flight, each answered after --mdm-delay-ms, so no drain of `size`
+        # leavers can be shorter than this, whatever the engine does.
+        bound = 2 * size * args.mdm_delay_ms / 1000 / MDM_LIMIT
+        print(
+            f"MDM bound for {size:,} leavers: {2 * size:,} locks x {args.mdm_delay_ms:g} ms / "
+            f"{MDM_LIMIT} in flight = {bound:.2f} s (the least a drain can take with this "
+            "fake's latency and the cap)"
+        )
     if missed:
         print(f"Runs that missed a target: {', '.join(missed)}")
     if args.json:

@@ -230,6 +230,15 @@ def build_pages(search: str, client) -> list[Page]:
         ("admin asset change", url("admin:assets_asset_change", pk["asset"])),
         ("admin licenses", url("admin:licenses_license_changelist")),
         ("admin license", url("admin:licenses_license_change", pk["license"])),
+        # Not a target: the admin page that lists the license's entitlements (the change page
+        # above shows none), for the reader who wants the like-for-like figure.
+        (
+            "admin license entitlements",
+            url(
+                "admin:licenses_entitlement_changelist",
+                query=f"license__id__exact={pk['license']}",
+            ),
+        ),
         ("admin automations", url("admin:automations_automation_changelist")),
         ("admin executions", url("admin:automations_execution_changelist")),
         ("admin execution change", url("admin:automations_execution_change", pk["execution"])),

@@ -6,7 +6,6 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from assets.models import Asset, ReturnRequest
-from assetsonar.paging import CappedPaginator
 from members.models import Member
 
 
@@ -29,8 +28,7 @@ def returns_open_for_member(member: Member) -> list[ReturnRequest]:
     )
 
 
-def returns_overdue_count() -> tuple[int, bool]:
-    """How many open returns are overdue, counted up to COUNT_LIMIT (the partial index
-    return_overdue_by_requested), and whether there are more."""
-    counted = CappedPaginator(ReturnRequest.objects.filter(ReturnRequest.OVERDUE), 10)
-    return counted.count, counted.capped
+def returns_overdue_queryset() -> QuerySet[ReturnRequest]:
+    """The open returns that are overdue (the partial index return_overdue_by_requested): the
+    dashboard counts them up to COUNT_LIMIT."""
+    return ReturnRequest.objects.filter(ReturnRequest.OVERDUE)

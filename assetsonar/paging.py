@@ -20,6 +20,7 @@ from decimal import Decimal
 from functools import cached_property
 
 from django.core.paginator import Paginator
+from django.db import connections
 from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import OrderBy
 
@@ -212,7 +213,10 @@ def paginate(
         # Counted only as far as the first page: that page's own query, one row longer, tells
         # whether there are more, and there is no count query (a search's count re-checks
         # every row it counts). There is one numbered page; "Next" goes on by keyset.
-        rows = list(annotated[: paginator.limit + 1])
+        # The keys first (an index-only walk where an index carries the filtered columns,
+        # members/models.member_name_search), then those rows.
+        keys = list(annotated.values_list("pk", flat=True)[: paginator.limit + 1])
+        rows = list(annotated.filter(pk__in=keys)) if keys else []
         paginator.__dict__["counted"] = len(rows)
         page = django_paginator.page(1)
         page.object_list = rows[:per_page]
@@ -248,3 +252,30 @@ class _Shared(CappedPaginator):
     @cached_property
     def counted(self) -> int:
         return self.counter.counted
+
+
+def counts_at_once(counts: dict[str, tuple[QuerySet, int | None]]) -> dict[str, tuple[int, bool]]:
+    """Several counts in one round trip (the dashboard's cards): for each name a queryset and
+    the count's limit (None: exact), answered as (count, capped) with the count stopping at the
+    limit as CappedPaginator's does. One SELECT of scalar subqueries, each the COUNT(*) over the
+    queryset's keys with LIMIT limit + 1: the same plans as separate counts, without their round
+    trips. All the querysets use one database."""
+    if not counts:
+        return {}
+    parts, params, alias = [], [], None
+    for queryset, limit in counts.values():
+        keys = queryset.order_by().values("pk")
+        if limit is not None:
+            keys = keys[: limit + 1]
+        sql, part_params = keys.query.get_compiler(using=keys.db).as_sql()
+        parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS counted)")  # noqa: S608 - compiled SQL
+        params.extend(part_params)
+        alias = keys.db
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(parts), params)
+        row = cursor.fetchone()
+    out = {}
+    for (name, (_, limit)), counted in zip(counts.items(), row, strict=True):
+        capped = limit is not None and counted > limit
+        out[name] = (min(counted, limit) if capped else counted, capped)
+    return out

@@ -7,8 +7,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from assets.models import Asset
-from assets.selectors_returns import returns_overdue_count
-from assetsonar.paging import CappedPaginator
+from assets.selectors_returns import returns_overdue_queryset
+from assetsonar.paging import COUNT_LIMIT, counts_at_once
 from assetsonar.tallies import tally_values
 from licenses.selectors import licenses_with_seat_use
 from members.models import Member
@@ -17,7 +17,7 @@ from members.selectors import (
     company_time_zone,
     company_today,
     member_holding_filter,
-    upcoming_offboardings_count,
+    upcoming_offboardings_queryset,
 )
 
 EXPIRY_WARNING_DAYS = 30
@@ -39,6 +39,7 @@ def dashboard_stats(*, sections: frozenset[str]) -> dict:
     HOLDING_COUNT_LIMIT."""
     today = timezone.localdate()
     stats: dict = {"today": today, "expiry_days": EXPIRY_WARNING_DAYS, "sections": sections}
+    counts: dict = {}  # the cards' counts, asked for in one query at the end
     if "members" in sections or "assets" in sections:
         tallies = tally_values("members", "assets")
         if "members" in sections:
@@ -48,8 +49,12 @@ def dashboard_stats(*, sections: frozenset[str]) -> dict:
             }
             # Through the partial index member_last_day: a range of two weeks of leavers.
             stats["upcoming_days"] = DASHBOARD_UPCOMING_DAYS
-            stats["upcoming_offboardings"] = upcoming_offboardings_count(
-                today=company_today(company_time_zone())
+            start = company_today(company_time_zone())
+            counts["upcoming_offboardings"] = (
+                upcoming_offboardings_queryset(
+                    start=start, end=start + timedelta(days=DASHBOARD_UPCOMING_DAYS)
+                ),
+                None,
             )
         if "assets" in sections:
             stats["assets"] = {
@@ -58,7 +63,7 @@ def dashboard_stats(*, sections: frozenset[str]) -> dict:
                 "available": tallies["assets"].get(Asset.Status.AVAILABLE, 0),
             }
             # Device returns past their first reminder (assets/returns.py), on a partial index.
-            stats["returns_overdue"], stats["returns_overdue_capped"] = returns_overdue_count()
+            counts["returns_overdue"] = (returns_overdue_queryset(), COUNT_LIMIT)
     if {"members", "assets", "entitlements"} <= sections:
         holding = (
             Member.objects.deactivated()
@@ -66,11 +71,16 @@ def dashboard_stats(*, sections: frozenset[str]) -> dict:
             .order_by("-deactivated_at", "-id")
             .only("full_name", "department", "deactivated_at")
         )
-        counted = CappedPaginator(holding, 10, limit=HOLDING_COUNT_LIMIT)
+        counts["holding"] = (holding, HOLDING_COUNT_LIMIT)
         stats["show_holding"] = True
-        stats["holding_count"] = counted.count
-        stats["holding_capped"] = counted.capped
         stats["holding"] = holding[:10]
+    counted = counts_at_once(counts)
+    if "upcoming_offboardings" in counted:
+        stats["upcoming_offboardings"] = counted["upcoming_offboardings"][0]
+    if "returns_overdue" in counted:
+        stats["returns_overdue"], stats["returns_overdue_capped"] = counted["returns_overdue"]
+    if "holding" in counted:
+        stats["holding_count"], stats["holding_capped"] = counted["holding"]
     if "licenses" in sections:
         stats["show_licenses"] = True
         stats["expiring"] = (

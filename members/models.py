@@ -188,7 +188,17 @@ class Member(models.Model):
         indexes = [
             models.Index(fields=["status", "full_name"]),
             models.Index(Lower("email"), name="member_email_lower"),
-            models.Index(Lower("full_name"), name="member_name_lower"),
+            # The list by name (and a short term's prefix range). It carries the searched
+            # columns, so the first page of a search walks the index alone (index-only, its
+            # filter on the carried columns) and fetches only its 50 rows: at 1M members a
+            # broad term ("patel", one in 40) read ~3,300 table pages for its 50 matches.
+            # PostgreSQL only: SQLite ignores `include`.
+            models.Index(
+                Lower("full_name"),
+                F("id"),
+                name="member_name_search",
+                include=["full_name", "email", "employee_id"],
+            ),
             # One per ?sort= of the list (members/selectors.SORTS): the page, a keyset page beyond
             # the counted ones and a filter on the leading column are all range scans.
             models.Index(F("department"), Lower("full_name"), F("id"), name="member_dept_name"),

@@ -33,7 +33,7 @@ from members.models import Member, zone
 
 # ?sort= values and the orderings they stand for. Every ordering ends on a unique column so pages
 # never overlap, and each one starts with a column an existing index covers:
-# name -> member_name_lower (hence Lower(), which also sorts "de Vries" among the D's),
+# name -> member_name_search (hence Lower(), which also sorts "de Vries" among the D's),
 # department/location -> their single-column indexes, status -> (status, full_name).
 # created -> member_created. Keyset pages beyond the counted ones (assetsonar/paging.py) seek
 # the same indexes, so the sort's index has every ordering column (members/0003).
@@ -274,11 +274,6 @@ def upcoming_offboardings_queryset(
     if location:
         queryset = queryset.filter(location=location)
     return queryset.only(*UPCOMING_COLUMNS)
-
-
-def upcoming_offboardings_count(*, today: date, days: int = DASHBOARD_UPCOMING_DAYS) -> int:
-    """How many active members leave in the next `days` days (the dashboard card)."""
-    return upcoming_offboardings_queryset(start=today, end=today + timedelta(days=days)).count()
 
 
 @dataclass

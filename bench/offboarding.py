@@ -101,7 +101,13 @@ class Receiver(BaseHTTPRequestHandler):
 
 
 def start_receiver() -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver, bind_and_activate=False)
+    # The default listen backlog, 5, overflows when two workers' send pools connect at once
+    # while this process is busy: dropped connections, webhooks retried a minute later, and
+    # a drain measured at 60 s (2 December's and this morning's 2-worker runs).
+    server.request_queue_size = 1024
+    server.server_bind()
+    server.server_activate()
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server

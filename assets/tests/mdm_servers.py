@@ -132,7 +132,12 @@ class FakeMDMServer:
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
         self._release = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler, bind_and_activate=False)
+        # A listen backlog for bursts from several workers (the default, 5, drops connections
+        # once the accept loop falls behind: a fake that fails where the vendor would not).
+        self.httpd.request_queue_size = 1024
+        self.httpd.server_bind()
+        self.httpd.server_activate()
         self.httpd.daemon_threads = True
         self.httpd.fake = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)

@@ -91,7 +91,12 @@ class WebhookReceiver:
         self._lock = threading.Lock()
         self._released = threading.Event()
         self._arrived = threading.Condition(self._lock)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler, bind_and_activate=False)
+        # A listen backlog for bursts from several workers (the default, 5, drops connections
+        # once the accept loop falls behind: a receiver that fails where a real one would not).
+        self._server.request_queue_size = 1024
+        self._server.server_bind()
+        self._server.server_activate()
         self._server.daemon_threads = True
         self._server.receiver = self  # type: ignore[attr-defined]
         self.port = self._server.server_address[1]

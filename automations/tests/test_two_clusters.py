@@ -77,7 +77,10 @@ class SlowReceiver(BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver():
     SlowReceiver.ids = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowReceiver)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowReceiver, bind_and_activate=False)
+    server.request_queue_size = 1024  # the default backlog, 5, drops a burst's connections
+    server.server_bind()
+    server.server_activate()
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/hooks"

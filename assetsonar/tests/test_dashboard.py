@@ -17,10 +17,10 @@ from members.services import member_deactivate
 pytestmark = pytest.mark.django_db
 
 # Session, user, the user's and their groups' permissions (what the page and the navigation may
-# show depends on them), then one query each: the tallies (member and asset counts), holding
-# count, holding rows, expiring licenses, seat use, the company time zone, the count of
-# upcoming offboardings and the count of overdue device returns.
-QUERY_BUDGET = 13  # +1: the navigation's approvals count
+# show depends on them), then one query each: the tallies (member and asset counts), the
+# company time zone, the cards' counts (upcoming offboardings, overdue device returns, holding:
+# one query, assetsonar.paging.counts_at_once), holding rows, expiring licenses, seat use.
+QUERY_BUDGET = 11  # +1: the navigation's approvals count
 
 
 def _deactivate(member):
@@ -138,3 +138,20 @@ def test_the_upcoming_offboardings_card_counts_the_next_14_days_and_links_to_the
     link = f'href="{reverse("members:upcoming")}?days=14"'
     assert link in html
     assert "Upcoming offboardings (next 14 days)" in html
+
+
+def test_the_holding_tile_counts_to_its_limit_then_says_so(manager_client, monkeypatch):
+    from assetsonar import selectors as dashboard_selectors
+
+    monkeypatch.setattr(dashboard_selectors, "HOLDING_COUNT_LIMIT", 2)
+    for _ in range(3):
+        member = make_member()
+        make_asset(custodian=member)
+        _deactivate(member)
+
+    response = manager_client.get(reverse("dashboard"))
+
+    assert response.context["holding_count"] == 2
+    assert response.context["holding_capped"] is True
+    assert '<span class="value">2+</span>' in response.content.decode()
+    assert len(response.context["holding"]) == 3  # the list is not capped by the count

@@ -409,3 +409,21 @@ def test_revoke_of_another_licenses_entitlement_is_404(manager_client):
     assert response.status_code == 404
     entitlement.refresh_from_db()
     assert entitlement.is_live
+
+
+def test_detail_counts_the_revoked_history_to_its_limit_then_says_so(manager_client, monkeypatch):
+    from licenses import views
+
+    monkeypatch.setattr(views, "REVOKED_COUNT_LIMIT", 2)
+    lic = make_license(seats=10)
+    for _ in range(3):
+        license_unentitle(
+            entitlement=make_entitlement(license=lic, member=make_member()),
+            actor=None,
+            reason="Moved",
+        )
+
+    response = manager_client.get(reverse("licenses:detail", args=[lic.pk]))
+
+    assert response.context["revoked_entitlements"].paginator.count == 2
+    assert "2+ revoked" in response.content.decode()

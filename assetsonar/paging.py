@@ -19,6 +19,7 @@ import json
 from decimal import Decimal
 from functools import cached_property
 
+from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import F, Q, QuerySet
@@ -210,16 +211,18 @@ def paginate(
         number = 1
     django_paginator = _Shared(annotated, per_page, paginator)
     if paginator.limit <= per_page:
-        # Counted only as far as the first page: that page's own query, one row longer, tells
-        # whether there are more, and there is no count query (a search's count re-checks
-        # every row it counts). There is one numbered page; "Next" goes on by keyset.
+        # Counted only as far as the first page: that page's own keys, one longer, tell whether
+        # there are more, and there is no count query (a search's count re-checks every row it
+        # counts). There is one numbered page of `limit` rows; "Next" goes on by keyset from
+        # its last row, whatever offset_limit was asked for.
         # The keys first (an index-only walk where an index carries the filtered columns,
         # members/models.member_name_search), then those rows.
+        paginator.offset_limit = django_paginator.offset_limit = paginator.limit
         keys = list(annotated.values_list("pk", flat=True)[: paginator.limit + 1])
-        rows = list(annotated.filter(pk__in=keys)) if keys else []
-        paginator.__dict__["counted"] = len(rows)
+        rows = list(annotated.filter(pk__in=keys[: paginator.limit])) if keys else []
+        paginator.__dict__["counted"] = len(keys)  # the rows may have changed since
         page = django_paginator.page(1)
-        page.object_list = rows[:per_page]
+        page.object_list = rows
     else:
         page = django_paginator.get_page(number)
         page.object_list = list(page.object_list)
@@ -262,15 +265,22 @@ def counts_at_once(counts: dict[str, tuple[QuerySet, int | None]]) -> dict[str, 
     trips. All the querysets use one database."""
     if not counts:
         return {}
-    parts, params, alias = [], [], None
+    parts, params = [], []
+    aliases = {queryset.db for queryset, _ in counts.values()}
+    if len(aliases) != 1:
+        raise ValueError(f"counts_at_once needs one database, not {sorted(aliases)}")
+    (alias,) = aliases
     for queryset, limit in counts.values():
         keys = queryset.order_by().values("pk")
         if limit is not None:
             keys = keys[: limit + 1]
-        sql, part_params = keys.query.get_compiler(using=keys.db).as_sql()
+        try:
+            sql, part_params = keys.query.get_compiler(using=alias).as_sql()
+        except EmptyResultSet:  # a filter that matches nothing by construction (pk__in=[])
+            parts.append("0")
+            continue
         parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS counted)")  # noqa: S608 - compiled SQL
         params.extend(part_params)
-        alias = keys.db
     with connections[alias].cursor() as cursor:
         cursor.execute("SELECT " + ", ".join(parts), params)
         row = cursor.fetchone()

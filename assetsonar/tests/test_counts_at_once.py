@@ -44,3 +44,11 @@ def test_nothing_asked_is_no_query():
     with CaptureQueriesContext(connection) as captured:
         assert counts_at_once({}) == {}
     assert len(captured) == 0
+
+
+def test_a_queryset_that_matches_nothing_by_construction_counts_zero():
+    make_member()
+    counted = counts_at_once(
+        {"empty": (Member.objects.filter(pk__in=[]), 10), "all": (Member.objects.all(), None)}
+    )
+    assert counted == {"empty": (0, False), "all": (1, False)}

@@ -323,3 +323,22 @@ def test_a_search_walks_the_name_index_alone_for_its_keys(many_members):
             cursor.execute("RESET enable_seqscan")
             cursor.execute("RESET enable_bitmapscan")
     assert "Index Only Scan using member_name_search" in text, text
+
+
+@pytest.mark.parametrize("limit", [10, 20])
+def test_a_page_counted_to_less_than_its_size_shows_that_many_and_goes_on(manager_client, limit):
+    """`paginate(limit=…)` below the page size: one page of `limit` rows, "Next" from its last
+    row, and the keyset pages after it reach every row once, whatever offset_limit says."""
+    bulk_members(45)
+    queryset = Member.objects.all()
+    ordering = selectors.member_ordering("name")
+    expected = list(queryset.order_by(*ordering).values_list("pk", flat=True))
+    page = paging.paginate(queryset, ordering=ordering, per_page=20, number=1, limit=limit)
+    seen = [m.pk for m in page.object_list]
+    assert len(seen) == limit and page.paginator.capped and page.next_after
+    after = page.next_after
+    while after:
+        keyset = paging.paginate(queryset, ordering=ordering, per_page=20, number=None, after=after)
+        seen += [m.pk for m in keyset.object_list]
+        after = keyset.next_after
+    assert seen == expected

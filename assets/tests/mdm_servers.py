@@ -86,6 +86,11 @@ class _Handler(BaseHTTPRequestHandler):
         fake: FakeMDMServer = self.server.fake  # type: ignore[attr-defined]
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            # The client went away mid-body (a worker killed while sending): a server never
+            # sees a whole request, so neither answers nor judges it.
+            self.close_connection = True
+            return
         parts = urlsplit(self.path)
         recorded = Recorded(
             method=self.command,

@@ -63,7 +63,7 @@ def member_list(request: HttpRequest) -> HttpResponse:
         per_page=PAGE_SIZE,
         number=request.GET.get("page"),
         after=request.GET.get(AFTER_PARAM),
-        **({"limit": PAGE_SIZE, "offset_limit": PAGE_SIZE} if searching else {}),
+        limit=PAGE_SIZE if searching else None,
     )
     context = {
         "filterset": filterset,

@@ -45,13 +45,15 @@ def entitlement_target(ent) -> SafeString:
     return mark_safe(" on ".join(parts))  # noqa: S308 - each part is format_html's
 
 
+def _when_by(at, user_id, user) -> SafeString:
+    """When it happened, and by whom when a person did it."""
+    if user_id and user:
+        return format_html("{} by {}", format_datetime(at), user.get_username())
+    return format_html("{}", format_datetime(at))
+
+
 def _given(ent) -> SafeString:
-    """When it was given, and by whom when a person did."""
-    if ent.assigned_by_id and ent.assigned_by:
-        return format_html(
-            "{} by {}", format_datetime(ent.assigned_at), ent.assigned_by.get_username()
-        )
-    return format_html("{}", format_datetime(ent.assigned_at))
+    return _when_by(ent.assigned_at, ent.assigned_by_id, ent.assigned_by)
 
 
 def _kind(ent) -> str:
@@ -87,18 +89,16 @@ def live_entitlement_rows(entitlements, license, can_revoke) -> SafeString:
 
 @register.simple_tag
 def revoked_entitlement_rows(entitlements) -> SafeString:
-    def revoked(ent) -> SafeString:
-        if ent.revoked_by_id and ent.revoked_by:
-            return format_html(
-                "{} by {}", format_datetime(ent.revoked_at), ent.revoked_by.get_username()
-            )
-        return format_html("{}", format_datetime(ent.revoked_at))
-
     return format_html_join(
         "\n",
         "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         (
-            (entitlement_target(ent), _given(ent), revoked(ent), ent.revoked_reason)
+            (
+                entitlement_target(ent),
+                _given(ent),
+                _when_by(ent.revoked_at, ent.revoked_by_id, ent.revoked_by),
+                ent.revoked_reason,
+            )
             for ent in entitlements
         ),
     )

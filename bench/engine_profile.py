@@ -9,8 +9,10 @@ The database named by DATABASE_URL is dropped and created (use one of your own).
 automations with a webhook, license revocation and an MDM lock); the webhook receiver and the
 Jamf fake run in a child process, so their CPU is not counted here. The members are deactivated
 with no worker running (their events wait, pending); then `automations.engine.runner.
-event_process` is called for each event in order, as the worker's tasks would: a call takes a
-batch of pending events, the calls for events a batch took exit after one query.
+event_process` runs as the worker's tasks would: the queued tasks are taken off the ORM broker
+and run in this process until none is left (the deactivations queue one; each task takes a
+batch of pending events and queues the next batch's task, events.event_wake); the broker's
+queries are counted with the engine's.
 
 Printed per event: queries (every connection of this process that goes through Django's
 cursor: the MDM slot queries of assets/mdm/throttle.py run on the driver's connection and are
@@ -185,7 +187,6 @@ def main() -> None:
     from django.db import connection
     from django.db.backends.signals import connection_created
 
-    from automations.engine.runner import event_process
     from automations.models import ActionLog, Event, Execution
     from licenses.models import Entitlement
     from members.services import member_deactivate
@@ -212,9 +213,24 @@ def main() -> None:
         .order_by("occurred_at")
         .values_list("pk", flat=True)
     )
-    from django_q.models import OrmQ
+    from django.utils.module_loading import import_string
+    from django_q.brokers import get_broker
+    from django_q.signing import SignedPackage
 
-    OrmQ.objects.all().delete()  # the tasks the deactivations queued: run here instead
+    broker = get_broker()  # the ORM broker: the deactivations queued their wake-up task there
+
+    def work_off_queue() -> int:
+        # What a worker does (its cluster's pusher takes the task off the broker, the worker
+        # runs it and acknowledges it), here in this thread, until nothing is queued.
+        ran = 0
+        while batch := broker.dequeue():
+            for ack_id, payload in batch:
+                task = SignedPackage.loads(payload)
+                import_string(task["func"])(*task["args"], **task["kwargs"])
+                broker.acknowledge(ack_id)
+                ran += 1
+        return ran
+
     meter.reset()
     profiler = cProfile.Profile() if args.profile else None
     profilers = [profiler] if profiler else []
@@ -229,8 +245,7 @@ def main() -> None:
     cpu, wall, main = time.process_time(), time.perf_counter(), time.thread_time()
     if profiler:
         profiler.enable()
-    for event_id in events:
-        event_process(event_id=str(event_id))
+    ran = work_off_queue()
     if profiler:
         profiler.disable()
         threading.setprofile(None)
@@ -247,7 +262,10 @@ def main() -> None:
     from assetsonar.tallies import tallies_recount
 
     wrong = tallies_recount(fix=False)
-    print(f"Load average: {load} ({os.cpu_count()} CPUs); {n} leavers, {len(events)} events")
+    print(
+        f"Load average: {load} ({os.cpu_count()} CPUs); {n} leavers, {len(events)} events, "
+        f"{ran} tasks"
+    )
     print(
         f"checks: {finished}/{2 * n} executions succeeded, {live} entitlements left live, "
         f"{failed_logs} logs not succeeded, {served['locks']} lock requests, counts off: "
@@ -256,7 +274,7 @@ def main() -> None:
     print()
     print(f"{'per event':<22}{'queries':>9}{'CPU ms':>9}{'PG CPU ms':>11}{'wall ms':>9}")
     for label, q, (c, w, b) in (
-        ("drain (event_process)", queries, drain),
+        ("drain (queued tasks)", queries, drain),
         ("member_deactivate", deact_queries, deact),
     ):
         print(

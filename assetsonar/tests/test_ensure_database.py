@@ -56,6 +56,12 @@ def test_make_run_stops_on_that_line_without_a_traceback(monkeypatch, capfd):
     assert err.count("\n") == 1
 
 
+def _maintenance_url() -> str:
+    """DATABASE_URL's server, its maintenance database: the suite's own database need not exist
+    (the test database is another one)."""
+    return urlunsplit(urlsplit(os.environ["DATABASE_URL"])._replace(path="/postgres"))
+
+
 def test_a_missing_postgresql_database_is_created_and_said_so():
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         pytest.skip("needs the PostgreSQL server of DATABASE_URL")
@@ -70,7 +76,7 @@ def test_a_missing_postgresql_database_is_created_and_said_so():
         again = ensure(url)
     finally:
         # Outside the test's transaction: DROP DATABASE cannot run in one.
-        with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as admin:
+        with psycopg.connect(_maintenance_url(), autocommit=True) as admin:
             found = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
             exists = found.fetchone() is not None
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
@@ -95,7 +101,7 @@ def test_a_missing_database_a_user_may_not_create_is_one_line_saying_how_to_crea
     user, name = f"{given.path.lstrip('/')}_nocreate_{suffix}", f"missing_{suffix}"
     host = f"{given.hostname}:{given.port}" if given.port else given.hostname
     url = urlunsplit(given._replace(netloc=f"{user}@{host}", path="/" + name))
-    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as admin:
+    with psycopg.connect(_maintenance_url(), autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB").format(sql.Identifier(user)))
         try:
             result = ensure(url)

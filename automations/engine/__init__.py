@@ -1,7 +1,8 @@
 """The offboarding engine: from a member's status transition to actions on every target.
 
     Member.save()                    signals.py: post_save sees active → deactivated
-      └ events.event_record           Event row in the same transaction, task enqueued on commit
+      └ events.event_record           Event row in the same transaction; on commit, a task is
+                                      queued unless one is waiting that will take it (event_wake)
           └ tasks.process_event       runner.event_process, in three steps:
                                       1. one transaction: count the attempt, match automations
                                          against the member as recorded at the event, one

@@ -27,6 +27,10 @@ REDISPATCH_AFTER = timedelta(minutes=5)
 RETRY_GRACE = timedelta(minutes=2)
 # Work done by one sweep; the next minute's sweep takes the rest.
 SWEEP_BATCH = 500
+# A pending event dispatched this recently stands for a task that is queued and has not taken
+# its batch yet: a new event leaves its processing to that task (`event_wake`). Past it, the
+# task may have been lost, and a new event queues one of its own again.
+WAKE_WINDOW = timedelta(seconds=30)
 
 
 def event_record(
@@ -68,7 +72,7 @@ def event_record(
     # robust: a broker that is down must not turn a committed deactivation into an error page;
     # the sweeper dispatches the event a few minutes later.
     event_id = event.pk
-    transaction.on_commit(lambda: event_dispatch(event_id), robust=True)
+    transaction.on_commit(lambda: event_wake(event_id), robust=True)
     return event
 
 
@@ -95,6 +99,36 @@ def event_dispatch(event_id: Any) -> None:
         task_name=f"event-{event_id}",
         group="automations.events",
     )
+
+
+def event_wake(event_id: Any = None, *, now: datetime | None = None) -> bool:
+    """Make sure a task is queued that will take the event (`event_id`), or, without one, the
+    oldest pending event: called when an event commits and by every task once its batch is
+    taken (`runner.event_process`). Returns whether a task was queued.
+
+    A burst of deactivations queues one task, not one per member: a task takes a batch of
+    pending events and, once that batch is committed, wakes the next one (another worker can
+    take it while this one sends), so 1,000 leavers are about 20 tasks. Nothing waits on this
+    for correctness: a pending event whose wake-up was left to a task is taken by that task's
+    batch or woken by its check after committing, which comes after the event's commit (a
+    task marked in the window has not passed that check yet); a lost task is replaced after
+    WAKE_WINDOW by the next event, and after REDISPATCH_AFTER by the sweeper."""
+    now = now or timezone.now()
+    pending = Event.objects.filter(status=Event.Status.PENDING)
+    waiting = pending.filter(last_dispatched_at__gt=now - WAKE_WINDOW)
+    if event_id is not None:
+        waiting = waiting.exclude(pk=event_id)
+    if waiting.exists():
+        return False
+    if event_id is None:
+        event_id = pending.order_by("occurred_at").values_list("pk", flat=True).first()
+        if event_id is None:
+            return False
+    event_dispatch(event_id)
+    # Marked once it is queued (a broker error leaves no mark that would hold others back), and
+    # only while pending (in sync mode the task has already run).
+    Event.objects.filter(pk=event_id, status=Event.Status.PENDING).update(last_dispatched_at=now)
+    return True
 
 
 def action_log_dispatch(log_id: int) -> None:
@@ -130,6 +164,10 @@ def events_sweep(*, now: datetime | None = None) -> dict[str, int]:
         ).update(last_dispatched_at=now):
             continue
         event_dispatch(pk)
+        redispatched += 1
+    # Events left pending by a chain of batches that broke (a cluster killed with the next
+    # batch's task in hand): the oldest gets a task within a minute, not REDISPATCH_AFTER.
+    if event_wake(now=now):
         redispatched += 1
 
     overdue = now - RETRY_GRACE

@@ -4,9 +4,11 @@ A task runs its own event and, in the same pass, up to BATCH_SIZE - 1 other pend
 (locked with SKIP LOCKED, so two workers never take the same one and never wait for each other):
 a burst of deactivations costs two commits and a fixed number of queries per kind of action for
 the whole batch instead of per event. Every event keeps its own attempt count, executions, logs,
-statuses and dead letter; the tasks of events a batch took find them processing or done and stop
-after one query. The batch is a fast path only: if anything raises in it, the transaction is
-rolled back and the task's own event is run alone, one savepoint per action, as below.
+statuses and dead letter. A burst also queues few tasks: an event queues one only when no task is
+waiting to take it, and each task, once its batch is committed, queues the next batch's
+(events.event_wake); a task whose event a batch already took stops after one query. The batch
+is a fast path only: if anything raises in it, the transaction is rolled back and the task's own
+event is run alone, one savepoint per action, as below.
 
 One pass has three steps, so it costs two commits whatever the number of actions and events:
 1. One transaction counts the run (Event.attempts), records one Execution per matching
@@ -72,7 +74,7 @@ from automations.engine.common import (
     log_key,
     rows_update,
 )
-from automations.engine.events import event_dispatch
+from automations.engine.events import event_dispatch, event_wake
 from automations.engine.scheduled import (
     cancelled_insight,
     executions_wait,
@@ -118,16 +120,18 @@ def event_process(*, event_id) -> None:
     docstring)."""
     context = RunContext()
     try:
-        first = _first_step(event_id, context, isolate=False)
-    except _Isolate as exc:
         try:
-            first = _first_step(event_id, context, isolate=True)
-        finally:
-            # The batch's other events are pending again, and their own tasks may have passed
-            # them over while this batch held them (`_events_start`): they are queued again
-            # (at once: no transaction is open here).
-            for other in exc.others:
-                transaction.on_commit(lambda pk=other: event_dispatch(pk), robust=True)
+            first = _first_step(event_id, context, isolate=False)
+        except _Isolate as exc:
+            try:
+                first = _first_step(event_id, context, isolate=True)
+            finally:
+                _hand_back(exc.others)
+    finally:
+        # The events still pending (beyond this batch, or committed while it was taken, their
+        # wake-up left to this task) get a task now, before this one sends: another worker takes
+        # the next batch meanwhile (events.event_wake).
+        _wake_rest()
     if first is None:
         return
     events, executions, jobs, crashed = first
@@ -149,6 +153,27 @@ def event_process(*, event_id) -> None:
         crashed = _last_step(events, executions, results, crashed, isolate=True)
     if crashed:
         raise ActionCrashed("; ".join(sum(crashed.values(), [])))
+
+
+def _hand_back(event_ids) -> None:
+    """The failed batch's other events are pending again, and a task may have passed them over
+    while this batch held them (`_events_start`): each is queued again (at once: no transaction
+    is open here), marked as dispatched so that `_wake_rest` does not queue one more."""
+    if not event_ids:
+        return
+    Event.objects.filter(pk__in=event_ids, status=Event.Status.PENDING).update(
+        last_dispatched_at=timezone.now()
+    )
+    for pk in event_ids:
+        transaction.on_commit(lambda pk=pk: event_dispatch(pk), robust=True)
+
+
+def _wake_rest() -> None:
+    try:
+        event_wake()
+    except Exception:
+        # As robust as an on_commit dispatch: the sweeper queues what this could not.
+        logger.exception("Could not queue the pending events' next task")
 
 
 class _Isolate(Exception):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from assets.models import Asset, MDMConnection
 from assetsonar.models import PortalSettings
@@ -139,3 +140,23 @@ def run_due_schedules(limit: int = 50) -> int:
 
 def locked_assets(member) -> list[Asset]:
     return list(Asset.objects.filter(custodian=member, lock_state=Asset.LockState.LOCKED))
+
+
+def work_off_queue() -> int:
+    """Do what a django-q2 worker does with each queued task (take it off the broker, run its
+    function, acknowledge it) until the queue is empty; returns how many ran."""
+    from django_q.brokers import get_broker
+    from django_q.signing import SignedPackage
+
+    broker = get_broker()
+    ran = 0
+    for _ in range(100):
+        tasks = broker.dequeue()
+        if not tasks:
+            return ran
+        for ack_id, payload in tasks:
+            task = SignedPackage.loads(payload)
+            import_string(task["func"])(*task["args"], **task["kwargs"])
+            broker.acknowledge(ack_id)
+            ran += 1
+    raise AssertionError("the queue never emptied")

@@ -21,7 +21,6 @@ import re
 import pytest
 from django.apps import apps
 from django.urls import reverse
-from django.utils.module_loading import import_string
 from standardwebhooks import Webhook
 
 from assets.models import Asset
@@ -29,33 +28,13 @@ from assetsonar import roles
 from automations.models import ActionLog, Automation, Execution
 from automations.tests.browser import needs_chromium, screenshot, settled
 from automations.tests.builder_factories import mdm_feature, totp_code, totp_device
-from automations.tests.engine_factories import make_connection, make_device
+from automations.tests.engine_factories import make_connection, make_device, work_off_queue
 from automations.tests.servers import WebhookReceiver
 from conftest import make_entitlement, make_license, make_member, make_user
 from licenses.models import Entitlement, License
 from members.models import Member
 
 pytestmark = needs_chromium
-
-
-def work_off_queue() -> int:
-    """Do what a django-q2 worker does with each queued task (take it off the broker, run its
-    function, acknowledge it) until the queue is empty; returns how many ran."""
-    from django_q.brokers import get_broker
-    from django_q.signing import SignedPackage
-
-    broker = get_broker()
-    ran = 0
-    for _ in range(100):
-        tasks = broker.dequeue()
-        if not tasks:
-            return ran
-        for ack_id, payload in tasks:
-            task = SignedPackage.loads(payload)
-            import_string(task["func"])(*task["args"], **task["kwargs"])
-            broker.acknowledge(ack_id)
-            ran += 1
-    raise AssertionError("the queue never emptied")
 
 
 @pytest.mark.django_db(transaction=True)

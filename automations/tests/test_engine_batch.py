@@ -137,9 +137,13 @@ def test_a_batch_that_fails_runs_the_task_event_alone_and_leaves_the_others_pend
     def broken(**kwargs):
         raise RuntimeError("database went away")
 
+    assert len(callbacks) == 2  # each event's wake-up (the second finds the first's task waiting)
     with monkeypatch.context() as patched:
         patched.setattr(runner.REGISTRY["revoke_licenses"], "prepare", broken)
-        with pytest.raises(runner.ActionCrashed):
+        with (
+            django_capture_on_commit_callbacks() as handed_back,
+            pytest.raises(runner.ActionCrashed),
+        ):
             tasks.process_event(str(first.pk))
 
     first.refresh_from_db()
@@ -148,7 +152,8 @@ def test_a_batch_that_fails_runs_the_task_event_alone_and_leaves_the_others_pend
     assert (second.status, second.attempts) == (Event.Status.PENDING, 0)
     assert len(receiver.requests) == 1
 
-    for callback in callbacks:  # the events' own tasks: the first is live, the second runs
+    assert len(handed_back) == 1  # the second event, queued again
+    for callback in handed_back:
         callback()
     second.refresh_from_db()
     assert (second.status, second.attempts) == (Event.Status.DONE, 1)

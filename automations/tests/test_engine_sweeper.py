@@ -12,7 +12,12 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from automations import tasks
-from automations.engine.events import SWEEPER_SCHEDULE_NAME, ensure_sweeper_schedule, events_sweep
+from automations.engine.events import (
+    SWEEPER_SCHEDULE_NAME,
+    WAKE_WINDOW,
+    ensure_sweeper_schedule,
+    events_sweep,
+)
 from automations.models import ActionLog, Automation, Event, Execution
 from automations.tests.engine_factories import fast_retries, make_engine_automation, use_sync_q
 from automations.tests.servers import WebhookReceiver
@@ -42,23 +47,50 @@ def lost_event(receiver, django_capture_on_commit_callbacks) -> Event:
     return Event.objects.get()
 
 
-def test_an_event_never_enqueued_is_dispatched_after_a_few_minutes(
+def test_an_event_no_task_waits_for_is_dispatched_by_the_next_sweep(
     receiver, django_capture_on_commit_callbacks
 ):
+    """A pending event whose task was lost with a killed cluster (the next batch's task of a
+    chain, events.event_wake) gets one from the sweep after WAKE_WINDOW, not REDISPATCH_AFTER."""
     event = lost_event(receiver, django_capture_on_commit_callbacks)
+    waiting = timezone.now() - timedelta(seconds=5)
+    Event.objects.filter(pk=event.pk).update(last_dispatched_at=waiting)
 
-    assert events_sweep() == {"events": 0, "actions": 0}  # too recent: maybe still in the queue
+    assert events_sweep() == {"events": 0, "actions": 0}  # a task queued moments ago takes it
     assert receiver.requests == []
 
-    six_minutes_ago = timezone.now() - timedelta(minutes=6)
-    Event.objects.filter(pk=event.pk).update(occurred_at=six_minutes_ago)
-    Automation.objects.update(created_at=six_minutes_ago - timedelta(minutes=1))
+    lost = timezone.now() - WAKE_WINDOW - timedelta(seconds=1)
+    Event.objects.filter(pk=event.pk).update(last_dispatched_at=lost)
     assert events_sweep() == {"events": 1, "actions": 0}
 
     event.refresh_from_db()
     assert (event.status, event.attempts) == (Event.Status.DONE, 1)
-    assert Execution.objects.get().status == Execution.Status.SUCCEEDED
     assert len(receiver.requests) == 1
+
+
+def test_events_never_enqueued_are_dispatched_after_a_few_minutes(
+    receiver, django_capture_on_commit_callbacks
+):
+    event = lost_event(receiver, django_capture_on_commit_callbacks)
+    other = Event.objects.create(
+        kind=event.kind,
+        member=make_member(),
+        member_snapshot=event.member_snapshot,
+        occurred_at=timezone.now(),
+    )
+    six_minutes_ago = timezone.now() - timedelta(minutes=6)
+    Event.objects.update(occurred_at=six_minutes_ago)
+    Automation.objects.update(created_at=six_minutes_ago - timedelta(minutes=1))
+
+    # Each one stale on its own and dispatched in turn; here (sync mode) the first one's task
+    # runs at once and takes both, so the second is no longer pending when its turn comes.
+    assert events_sweep() == {"events": 1, "actions": 0}
+
+    for each in (event, other):
+        each.refresh_from_db()
+        assert (each.status, each.attempts) == (Event.Status.DONE, 1)
+    assert set(Execution.objects.values_list("status", flat=True)) == {"succeeded"}
+    assert len(receiver.requests) == 2
 
 
 def test_a_processing_event_whose_worker_died_is_taken_over(

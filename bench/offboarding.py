@@ -18,8 +18,9 @@ For every run (broker x workers x size N), with DEBUG off:
    with all three actions: a webhook to a receiver in this process, license revocation, and an
    MDM lock through a Jamf Pro fake in this process that answers after --mdm-delay-ms and counts
    the lock requests in flight (the per-connection cap, 5, must hold).
-3. Once the executions are done, the cluster runs the tasks still queued (the last batch's
-   events' own tasks, which find their events done) and is stopped; what is left in the broker
+3. Once the executions are done, the cluster runs the tasks still queued (a burst queues one
+   task, and each batch the next one's, events.event_wake; a late one finds its event done)
+   and is stopped; what is left in the broker
    is listed by function. `left` counts the run's own tasks (0 expected): a task that raised
    stays on the ORM broker (django-q2 acknowledges only successes) and is reported with its
    error; a sweeper task the scheduler queued as the cluster stopped is reported apart.
@@ -524,8 +525,8 @@ def run(
             7200,
             f"{2 * n} executions",
         )
-        # The last batch's events' own tasks (each finds its event done) may still be queued:
-        # they are the run's work too, so the cluster runs them before it is stopped. A task
+        # A task may still be queued (a wake-up that finds its event taken, events.event_wake):
+        # it is the run's work too, so the cluster runs it before it is stopped. A task
         # that raised stays on the ORM broker (redelivered after Q_RETRY): waited for 60 s at
         # most, then reported as left.
         with contextlib.suppress(SystemExit):
@@ -583,15 +584,25 @@ def kill_run(*, url: str, burst: list[int], args, jamf) -> dict:
         wait_for(lambda: done.count() >= n, 3600, "half the burst")
         stop_cluster(first, signal.SIGKILL)
         killed_at = done.count()
-        # The survivor drains the queue; what the killed cluster had taken is swept up.
-        wait_for(
-            lambda: queued("redis", args.redis_url, args.name) == 0, 3600, "the queue to drain"
+        # The survivor does all it can on its own; what the killed cluster had taken is swept
+        # up. "Idle" is nothing queued and no progress for 5 s: a burst waits as one task
+        # (events.event_wake), so an empty queue alone may mean the survivor is mid-batch, and
+        # the sweep's set-back leases would have its live attempts taken over.
+        logs = ActionLog.objects.filter(execution__member_id__in=burst).exclude(
+            status__in=["running", "pending"]
         )
-        time.sleep(5)
+
+        def idle() -> bool:
+            before = (queued("redis", args.redis_url, args.name), done.count(), logs.count())
+            time.sleep(5)
+            after = (queued("redis", args.redis_url, args.name), done.count(), logs.count())
+            return before[0] == 0 and before == after
+
+        wait_for(idle, 3600, "the survivor to finish what it could")
         swept = sweep(env, burst)
         wait_for(lambda: done.count() >= 2 * n, 3600, "every execution of the burst")
-        # The swept events' tasks and the last batches' own tasks (each finds its event done)
-        # are the run's work too: the survivor runs them before it is stopped, as in a run.
+        # The swept events' tasks (each finds its event done, or takes a batch) are the run's
+        # work too: the survivor runs them before it is stopped, as in a run.
         for _ in range(2):  # empty, and still empty once what the cluster had fetched ran
             wait_for(
                 lambda: queued("redis", args.redis_url, args.name) == 0, 300, "the queue to drain"

@@ -825,8 +825,9 @@ def main() -> None:
         f"{costs['save_ms']:.1f} ms ({costs['save_queries']:.0f} queries): "
         f"{costs['deactivate_ms'] / costs['save_ms']:.2f}x"
     )
+    in_flight = [r["most_in_flight"] for r in results] + ([kill["most_in_flight"]] if kill else [])
     print(
-        f"MDM lock requests in flight at most: {max(r['most_in_flight'] for r in results)} "
+        f"MDM lock requests in flight at most: {max(in_flight, default=0)} "
         f"(cap {MDM_LIMIT} per connection)"
     )
     for size in sizes:

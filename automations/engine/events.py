@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from automations.actions import REGISTRY
 from automations.conditions import member_snapshot
+from automations.engine.common import attempt_lease
 from automations.models import ActionLog, Event
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,9 @@ def event_dispatch(event_id: Any) -> None:
     )
 
 
-def event_wake(event_id: Any = None, *, now: datetime | None = None) -> bool:
+def event_wake(
+    event_id: Any = None, *, now: datetime | None = None, unless_running: bool = False
+) -> bool:
     """Make sure a task is queued that will take the event (`event_id`), or, without one, the
     oldest pending event: called when an event commits and by every task once its batch is
     taken (`runner.event_process`). Returns whether a task was queued.
@@ -112,10 +115,15 @@ def event_wake(event_id: Any = None, *, now: datetime | None = None) -> bool:
     for correctness: a pending event whose wake-up was left to a task is taken by that task's
     batch or woken by its check after committing, which comes after the event's commit (a
     task marked in the window has not passed that check yet); a lost task is replaced after
-    WAKE_WINDOW by the next event, and after REDISPATCH_AFTER by the sweeper."""
+    WAKE_WINDOW by the next event, and by the sweeper. `unless_running` (the sweeper): not while
+    a batch is under way (an event processing, started within the attempt lease), which wakes
+    the next batch itself when it has committed."""
     now = now or timezone.now()
     pending = Event.objects.filter(status=Event.Status.PENDING)
-    waiting = pending.filter(last_dispatched_at__gt=now - WAKE_WINDOW)
+    waiting = Q(status=Event.Status.PENDING, last_dispatched_at__gt=now - WAKE_WINDOW)
+    if unless_running:
+        waiting |= Q(status=Event.Status.PROCESSING, last_dispatched_at__gt=now - attempt_lease())
+    waiting = Event.objects.filter(waiting)
     if event_id is not None:
         waiting = waiting.exclude(pk=event_id)
     if waiting.exists():
@@ -166,8 +174,9 @@ def events_sweep(*, now: datetime | None = None) -> dict[str, int]:
         event_dispatch(pk)
         redispatched += 1
     # Events left pending by a chain of batches that broke (a cluster killed with the next
-    # batch's task in hand): the oldest gets a task within a minute, not REDISPATCH_AFTER.
-    if event_wake(now=now):
+    # batch's task in hand): once no batch is under way, the oldest gets a task within a
+    # minute or two, not REDISPATCH_AFTER. A batch under way wakes the next one itself.
+    if event_wake(now=now, unless_running=True):
         redispatched += 1
 
     overdue = now - RETRY_GRACE

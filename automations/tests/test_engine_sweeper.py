@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from automations import tasks
+from automations.engine.common import attempt_lease
 from automations.engine.events import (
     SWEEPER_SCHEDULE_NAME,
     WAKE_WINDOW,
@@ -66,6 +67,32 @@ def test_an_event_no_task_waits_for_is_dispatched_by_the_next_sweep(
     event.refresh_from_db()
     assert (event.status, event.attempts) == (Event.Status.DONE, 1)
     assert len(receiver.requests) == 1
+
+
+def test_a_pending_event_is_left_to_a_batch_under_way(receiver, django_capture_on_commit_callbacks):
+    """While a batch runs, it wakes the next one itself when it has committed: the sweep does
+    not start a second chain beside it. Once that batch's lease is over, it does."""
+    event = lost_event(receiver, django_capture_on_commit_callbacks)
+    running = Event.objects.create(
+        kind=event.kind,
+        member=make_member(),
+        member_snapshot=event.member_snapshot,
+        occurred_at=timezone.now(),
+        status=Event.Status.PROCESSING,
+        attempts=1,
+        last_dispatched_at=timezone.now() - timedelta(seconds=10),
+    )
+
+    assert events_sweep() == {"events": 0, "actions": 0}
+    event.refresh_from_db()
+    assert event.status == Event.Status.PENDING
+
+    Event.objects.filter(pk=running.pk).update(
+        last_dispatched_at=timezone.now() - attempt_lease() - timedelta(seconds=1)
+    )
+    assert events_sweep() == {"events": 1, "actions": 0}
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == (Event.Status.DONE, 1)
 
 
 def test_events_never_enqueued_are_dispatched_after_a_few_minutes(

@@ -135,3 +135,45 @@ def test_a_broker_error_on_the_next_wake_up_does_not_fail_the_batch(
     assert "Could not queue the pending events' next task" in caplog.text
     monkeypatch.undo()
     assert engine_events.events_sweep(now=timezone.now() + timedelta(minutes=10))["events"] == 1
+
+
+def test_the_event_is_marked_before_its_task_is_queued(
+    revoking, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A worker may start the task before the wake-up returns. Marked after the enqueue, the
+    row would be locked by that UPDATE just as the task takes its event (SKIP LOCKED): the task
+    passed over its own event, saw the mark, queued nothing, and a 10,000-leaver burst stalled
+    until the sweeper."""
+    (member,) = _leavers(1, revoking)
+    marks = []
+    monkeypatch.setattr(
+        engine_events,
+        "event_dispatch",
+        lambda event_id: marks.append(Event.objects.get(pk=event_id).last_dispatched_at),
+    )
+
+    _deactivate([member], django_capture_on_commit_callbacks)
+
+    assert len(marks) == 1
+    assert marks[0] is not None
+
+
+def test_a_broker_error_on_the_first_wake_up_leaves_no_mark(
+    revoking, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Nothing was queued, so nothing may look queued: the next event queues its own task."""
+    first, second = _leavers(2, revoking)
+
+    def broker_down(event_id):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(engine_events, "event_dispatch", broker_down)
+    _deactivate([first], django_capture_on_commit_callbacks)  # on_commit is robust: no error
+    assert Event.objects.get(member=first).last_dispatched_at is None
+    monkeypatch.undo()
+
+    _deactivate([second], django_capture_on_commit_callbacks)
+
+    assert OrmQ.objects.count() == 1
+    assert work_off_queue() == 1  # the second's task takes the first event too
+    assert set(Event.objects.values_list("status", flat=True)) == {Event.Status.DONE}

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -327,15 +328,18 @@ def send(*, url: str, method: str, body: bytes, headers: dict[str, str]) -> Send
 
 
 def _read_excerpt(response: requests.Response, deadline: float) -> str:
-    """At most RESPONSE_EXCERPT_BYTES of the body, stopping at the deadline. One byte per
-    read returns as soon as anything arrived, so the deadline is checked between arrivals."""
+    """At most RESPONSE_EXCERPT_BYTES of the body (decoded, as requests would), stopping at the
+    deadline. `read1` returns as soon as anything arrived, up to what is asked, so the deadline
+    is checked between arrivals. (It used to be one byte per read: 1 KB cost ~10 ms of CPU,
+    seven times the rest of the delivery, measured against a local receiver.)"""
     data = bytearray()
     try:
-        for chunk in response.iter_content(chunk_size=1):
-            data += chunk
-            if len(data) >= RESPONSE_EXCERPT_BYTES or time.monotonic() > deadline:
+        while len(data) < RESPONSE_EXCERPT_BYTES and time.monotonic() <= deadline:
+            chunk = response.raw.read1(RESPONSE_EXCERPT_BYTES - len(data), decode_content=True)
+            if not chunk:
                 break
-    except (requests.RequestException, OSError):
+            data += chunk
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
         pass  # the status code is what counts; a body cut off is still an answer
     return bytes(data[:RESPONSE_EXCERPT_BYTES]).decode("utf-8", errors="replace")
 

@@ -48,6 +48,17 @@ def lost_event(receiver, django_capture_on_commit_callbacks) -> Event:
     return Event.objects.get()
 
 
+def another_event(like: Event, **fields) -> Event:
+    """An event of the same kind and snapshot for another member, written directly."""
+    return Event.objects.create(
+        kind=like.kind,
+        member=make_member(),
+        member_snapshot=like.member_snapshot,
+        occurred_at=timezone.now(),
+        **fields,
+    )
+
+
 def test_an_event_no_task_waits_for_is_dispatched_by_the_next_sweep(
     receiver, django_capture_on_commit_callbacks
 ):
@@ -73,11 +84,8 @@ def test_a_pending_event_is_left_to_a_batch_under_way(receiver, django_capture_o
     """While a batch runs, it wakes the next one itself when it has committed: the sweep does
     not start a second chain beside it. Once that batch's lease is over, it does."""
     event = lost_event(receiver, django_capture_on_commit_callbacks)
-    running = Event.objects.create(
-        kind=event.kind,
-        member=make_member(),
-        member_snapshot=event.member_snapshot,
-        occurred_at=timezone.now(),
+    running = another_event(
+        event,
         status=Event.Status.PROCESSING,
         attempts=1,
         last_dispatched_at=timezone.now() - timedelta(seconds=10),
@@ -99,12 +107,7 @@ def test_events_never_enqueued_are_dispatched_after_a_few_minutes(
     receiver, django_capture_on_commit_callbacks
 ):
     event = lost_event(receiver, django_capture_on_commit_callbacks)
-    other = Event.objects.create(
-        kind=event.kind,
-        member=make_member(),
-        member_snapshot=event.member_snapshot,
-        occurred_at=timezone.now(),
-    )
+    other = another_event(event)
     six_minutes_ago = timezone.now() - timedelta(minutes=6)
     Event.objects.update(occurred_at=six_minutes_ago)
     Automation.objects.update(created_at=six_minutes_ago - timedelta(minutes=1))

@@ -138,3 +138,13 @@ def manager_client(client, it_manager):
 def viewer_client(client, viewer):
     client.force_login(viewer)
     return client
+
+
+@pytest.fixture(autouse=True)
+def _close_kept_connections():
+    """Outbound sessions kept for reuse (assetsonar/net.py) do not outlive the test that opened
+    them: the next test's receiver is another server."""
+    yield
+    from assetsonar import net
+
+    net.close_idle()

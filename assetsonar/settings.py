@@ -290,6 +290,9 @@ else:
 WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", False)
 # Networks (CIDR) that webhooks and MDM base URLs may reach although they are not global addresses.
 OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS")
+# Seconds an outbound connection (webhook, MDM) stays open for the next request to the same
+# address (assetsonar/net.py, reused_session); 0: a new connection for every request.
+OUTBOUND_KEEPALIVE = env_int("OUTBOUND_KEEPALIVE", 4)
 # Key(s) for encrypting secrets at rest (Fernet). Defaults to one derived from SECRET_KEY.
 FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS")
 OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "AssetSonar")

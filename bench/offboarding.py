@@ -4,6 +4,7 @@ broker with one of them killed halfway.
 
     .venv/bin/python bench/offboarding.py        # 1,000 leavers, both brokers, 1 and 2 workers
     .venv/bin/python bench/offboarding.py --sizes 10000 --workers 2 --kill-burst 0
+    .venv/bin/python bench/offboarding.py --keepalive 4,0   # kept connections against new ones
     BENCH_DATABASE_URL=postgres://user@host:5432/name REDIS_URL=redis://127.0.0.1:6379/3 ...
 
 For every run (broker x workers x size N), with DEBUG off:
@@ -77,7 +78,12 @@ def noop() -> None:
 
 
 class Receiver(BaseHTTPRequestHandler):
-    """Answers every webhook delivery with 200; counts them and their webhook-ids."""
+    """Answers every webhook delivery with 200; counts them and their webhook-ids. HTTP/1.1,
+    connections kept open between requests, answers not held back by Nagle's algorithm: what a
+    web server in front of a real receiver does."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     count = 0
     ids: set[str] = set()
@@ -120,6 +126,8 @@ def start_jamf(delay: float):
     from assets.tests.mdm_servers import JamfServer
 
     class GaugedJamf(JamfServer):
+        keep_alive = True  # connections kept open, as Jamf Pro's servers do
+
         def __init__(self) -> None:
             super().__init__()
             self.in_flight = self.most_in_flight = self.locks = 0
@@ -154,7 +162,9 @@ def start_jamf(delay: float):
 # --- Environment and database --------------------------------------------------------------------
 
 
-def bench_env(database_url: str, *, broker: str, workers: int, redis_url: str, name: str) -> dict:
+def bench_env(
+    database_url: str, *, broker: str, workers: int, redis_url: str, name: str, keepalive: int = 4
+) -> dict:
     """The environment of the clusters and the client processes: same database and settings,
     DEBUG off, the run's broker and number of workers."""
     env = dict(os.environ)
@@ -175,6 +185,7 @@ def bench_env(database_url: str, *, broker: str, workers: int, redis_url: str, n
             "Q_SAVE_LIMIT": "0",
             "Q_SYNC": "false",
             "LOG_LEVEL": "WARNING",
+            "OUTBOUND_KEEPALIVE": str(keepalive),
             # The cluster imports the no-op task from here (`offboarding.noop`).
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(BENCH)]),
         }
@@ -486,7 +497,7 @@ def purge(redis_url: str, name: str) -> None:
 
 
 def run(
-    *, url: str, broker: str, workers: int, leavers: list[int], args, jamf
+    *, url: str, broker: str, workers: int, leavers: list[int], args, jamf, keepalive: int = 4
 ) -> dict[str, float | int | str]:
     from django.db import connection
     from django.db.models import Max, Min
@@ -495,9 +506,16 @@ def run(
     from automations.models import Execution
 
     n = len(leavers)
-    env = bench_env(url, broker=broker, workers=workers, redis_url=args.redis_url, name=args.name)
+    env = bench_env(
+        url,
+        broker=broker,
+        workers=workers,
+        redis_url=args.redis_url,
+        name=args.name,
+        keepalive=keepalive,
+    )
     purge(args.redis_url, args.name)
-    label = f"{broker} {workers}w {n}"
+    label = f"{broker} {workers}w {n}" + ("" if keepalive else " new-conn")
 
     print(f"[{label}] queueing {n} no-op tasks, cluster stopped…", flush=True)
     run_clients(env, "_noop", list(range(n)), 1)
@@ -545,6 +563,7 @@ def run(
         "broker": broker,
         "workers": workers,
         "size": n,
+        "keepalive": keepalive,
         "floor_s": floor,
         "drain_s": drain,
         "x_floor": drain / floor if floor else float("inf"),
@@ -687,6 +706,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2, help="parallel deactivating processes")
     parser.add_argument("--request-samples", type=int, default=100)
     parser.add_argument("--mdm-delay-ms", type=float, default=20.0)
+    parser.add_argument(
+        "--keepalive",
+        default="4",
+        help="OUTBOUND_KEEPALIVE of the clusters, comma separated to compare (0: a new "
+        "connection per request)",
+    )
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS)
     parser.add_argument("--name", default="as_scale_bench", help="django-q2 cluster name")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
@@ -695,6 +720,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     brokers = [b for b in args.brokers.split(",") if b]
     workers = [int(w) for w in args.workers.split(",") if w]
+    keepalives = [int(k) for k in args.keepalive.split(",") if k]
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
@@ -716,8 +742,9 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     jamf = start_jamf(args.mdm_delay_ms / 1000)
-    plan = [(b, w, s) for s in sizes for b in brokers for w in workers]
-    total = sum(s for _, _, s in plan) + args.kill_burst + 2 * args.request_samples
+    # Compared settings of OUTBOUND_KEEPALIVE run side by side (one after the other per cell).
+    plan = [(b, w, s, k) for s in sizes for b in brokers for w in workers for k in keepalives]
+    total = sum(s for _, _, s, _ in plan) + args.kill_burst + 2 * args.request_samples
     started = time.monotonic()
     ids = populate(total, webhook_url, jamf)
     print(
@@ -727,10 +754,18 @@ def main() -> None:
     )
 
     results, offset = [], 0
-    for broker, worker_count, size in plan:
+    for broker, worker_count, size, keepalive in plan:
         leavers, offset = ids[offset : offset + size], offset + size
         results.append(
-            run(url=url, broker=broker, workers=worker_count, leavers=leavers, args=args, jamf=jamf)
+            run(
+                url=url,
+                broker=broker,
+                workers=worker_count,
+                leavers=leavers,
+                args=args,
+                jamf=jamf,
+                keepalive=keepalive,
+            )
         )
     kill = None
     if args.kill_burst:
@@ -745,7 +780,7 @@ def main() -> None:
     print()
     print(f"Load average at end: {load} ({os.cpu_count()} CPUs)")
     header = (
-        f"{'run':<18}{'floor s':>9}{'drain s':>9}{'x floor':>9}{'events/s':>10}"
+        f"{'run':<24}{'floor s':>9}{'drain s':>9}{'x floor':>9}{'events/s':>10}"
         f"{'deact s':>9}{'in flight':>10}{'left':>6}  target"
     )
     print(header)
@@ -761,7 +796,7 @@ def main() -> None:
         if not ok:
             missed.append(r["run"])
         print(
-            f"{r['run']:<18}{r['floor_s']:>9.2f}{r['drain_s']:>9.2f}{r['x_floor']:>9.2f}"
+            f"{r['run']:<24}{r['floor_s']:>9.2f}{r['drain_s']:>9.2f}{r['x_floor']:>9.2f}"
             f"{r['events_per_s']:>10.1f}{r['deactivate_s']:>9.1f}{r['most_in_flight']:>10}"
             f"{r['left_in_broker']:>6}  {'met' if ok else 'MISSED'}"
         )
@@ -775,27 +810,25 @@ def main() -> None:
                 f"[{r['run']}] {r['sweeps_left']} sweeper task(s) left in the broker: queued by "
                 "the scheduler as the cluster stopped (not counted in `left`)"
             )
-    for size in sizes:
-        one = next(
-            (
-                r
-                for r in results
-                if r["broker"] == "redis" and r["workers"] == 1 and r["size"] == size
-            ),
-            None,
-        )
-        two = next(
-            (
-                r
-                for r in results
-                if r["broker"] == "redis" and r["workers"] == 2 and r["size"] == size
-            ),
-            None,
-        )
+    for size, keepalive in ((s, k) for s in sizes for k in keepalives):
+
+        def cell(count: int, size=size, keepalive=keepalive):
+            return next(
+                (
+                    r
+                    for r in results
+                    if (r["broker"], r["workers"], r["size"], r["keepalive"])
+                    == ("redis", count, size, keepalive)
+                ),
+                None,
+            )
+
+        one, two = cell(1), cell(2)
         if one and two:
             scale = two["events_per_s"] / one["events_per_s"]
             print(
-                f"redis {size}: 2 workers / 1 worker throughput = {scale:.2f} "
+                f"redis {size}{'' if keepalive else ' new-conn'}: 2 workers / 1 worker "
+                f"throughput = {scale:.2f} "
                 f"(target >= 1.6: {'met' if scale >= 1.6 else 'MISSED'})"
             )
     if kill:

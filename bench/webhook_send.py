@@ -3,10 +3,16 @@ receiver's answer, against the excerpt reader it replaced (one byte per read), i
 
     .venv/bin/python bench/webhook_send.py                 # answers of 2 B, 256 B, 1 KB, 64 KB
     .venv/bin/python bench/webhook_send.py --rounds 10 --sends 200
+    .venv/bin/python bench/webhook_send.py --connections   # kept connection vs one per send
 
 Production settings (DEBUG off), a receiver on 127.0.0.1 in this process (HTTP/1.1, the answer
 of the asked size, connection closed), CPU time of the sending thread only. The "before" column
 runs the same `send` with the old reader swapped in; rounds alternate between the two.
+
+`--connections`: the receiver keeps connections open (as web servers do, with TCP_NODELAY) and
+answers 2 bytes; rounds alternate between a connection kept for the next send (the default,
+OUTBOUND_KEEPALIVE=4) and a new session and connection per send (OUTBOUND_KEEPALIVE=0, as
+before 4 December 2026). CPU time of the sending thread and wall time per send.
 """
 
 from __future__ import annotations
@@ -27,13 +33,16 @@ SIZES = (2, 256, 1024, 65536)
 
 class Receiver(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    keep_open = False
 
     def do_POST(self) -> None:  # noqa: N802 - the http.server naming
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         body = b"x" * int(self.path.strip("/"))
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
+        if not self.keep_open:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
 
@@ -62,6 +71,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--sends", type=int, default=100, help="sends per size and round")
+    parser.add_argument(
+        "--connections", action="store_true", help="kept connection against one per send"
+    )
     args = parser.parse_args()
     os.environ.update(
         DJANGO_SETTINGS_MODULE="assetsonar.settings",
@@ -94,6 +106,11 @@ def main() -> None:
         return (time.thread_time() - started) / args.sends * 1000
 
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    if args.connections:
+        Receiver.keep_open = True
+        connections(args, base, load)
+        httpd.shutdown()
+        return
     times: dict[tuple[str, int], list[float]] = {}
     for size in SIZES:  # warm both paths
         per_send(size)
@@ -114,6 +131,44 @@ def main() -> None:
         mine = statistics.median(times[("ours", size)])
         old = statistics.median(times[("before", size)])
         print(f"{size:>8} B{mine:>14.3f}{old:>16.3f}{old / mine:>15.2f}")
+
+
+def connections(args, base: str, load: str) -> None:
+    from django.conf import settings
+
+    from assetsonar import net
+    from automations.actions import webhook
+
+    url = f"{base}/2"
+
+    def per_send(keep: int) -> tuple[float, float]:
+        settings.OUTBOUND_KEEPALIVE = keep
+        net.close_idle()
+        cpu, wall = time.thread_time(), time.perf_counter()
+        for _ in range(args.sends):
+            result = webhook.send(url=url, method="POST", body=b"{}", headers={})
+            assert result.status_code == 200, result.error
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+        return cpu / args.sends * 1000, wall / args.sends * 1000
+
+    per_send(4), per_send(0)  # warm both paths
+    times: dict[int, list[tuple[float, float]]] = {4: [], 0: []}
+    for _ in range(args.rounds):
+        for keep in (4, 0):
+            times[keep].append(per_send(keep))
+    net.close_idle()
+    print(
+        f"DEBUG={settings.DEBUG}, {args.rounds} rounds x {args.sends} sends of a 2-byte answer, "
+        f"load average at start {load}, at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    print(f"{'connection':<28}{'ms CPU':>10}{'ms wall':>10}")
+    for keep, name in ((4, "kept (OUTBOUND_KEEPALIVE=4)"), (0, "new per send (0)")):
+        cpu = statistics.median(c for c, _ in times[keep])
+        wall = statistics.median(w for _, w in times[keep])
+        print(f"{name:<28}{cpu:>10.3f}{wall:>10.3f}")
+    kept = statistics.median(c for c, _ in times[4])
+    new = statistics.median(c for c, _ in times[0])
+    print(f"new / kept, CPU: {new / kept:.2f}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from django.core.exceptions import ValidationError
 from django.views.decorators.debug import sensitive_variables
 
 from assets.mdm import throttle
-from assetsonar.net import check_destination, pinned_session
+from assetsonar.net import check_destination, reused_session
 
 # The longest Retry-After we honour; a vendor asking for more gets retried after an hour anyway.
 MAX_RETRY_AFTER = 3600
@@ -382,11 +382,14 @@ class Connector:
         deadline = time.monotonic() + getattr(settings, "MDM_TOTAL_TIMEOUT", 30)
         request_headers = {"Accept": "application/json", "User-Agent": "AssetSonar-MDM/1.0"}
         request_headers.update(headers or {})
-        # Connects to the checked address only; Host, SNI and certificates keep the host name.
-        session = pinned_session(url, addresses[0])
         try:
             # At most `max_concurrent_requests` in flight per connection, over all workers.
-            with throttle.request_slot(self.connection), session:
+            # Connects to the checked address only (Host, SNI and certificates keep the host
+            # name), on a connection kept from an earlier request to it when there is one.
+            with (
+                throttle.request_slot(self.connection),
+                reused_session(url, addresses[0]) as session,
+            ):
                 response = session.request(
                     method,
                     url,

@@ -42,6 +42,7 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-cased names
     body: bytes
+    client: tuple = ()  # (address, port) of the connection the request came on
     at: float = field(default_factory=time.monotonic)
 
     @property
@@ -98,6 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
             query=parse_qs(parts.query),
             headers={k.lower(): v for k, v in self.headers.items()},
             body=body,
+            client=self.client_address[:2],
         )
         reply = fake.dispatch(recorded)
         if reply is None:  # dropped: close without a byte
@@ -116,6 +118,14 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
 
+class _KeepAliveHandler(_Handler):
+    """HTTP/1.1 with connections kept open between requests, as the vendors' servers do; the
+    answer is not held back by Nagle's algorithm (http.server writes headers and body apart)."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+
 def vendor_now() -> str:
     """Now as the vendors write times: ISO 8601, UTC, milliseconds, "Z"."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -129,6 +139,8 @@ class FakeMDMServer:
     """Base: recording, faults, lifecycle. Subclasses implement `route`."""
 
     hang_seconds = 5.0
+    # True: HTTP/1.1 and connections kept open (the default closes each after one answer).
+    keep_alive = False
 
     def __init__(self) -> None:
         self.on_accept: Callable[[Recorded], None] | None = None
@@ -137,7 +149,8 @@ class FakeMDMServer:
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
         self._release = threading.Event()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler, bind_and_activate=False)
+        handler = _KeepAliveHandler if self.keep_alive else _Handler
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler, bind_and_activate=False)
         # A listen backlog for bursts from several workers (the default, 5, drops connections
         # once the accept loop falls behind: a fake that fails where the vendor would not).
         self.httpd.request_queue_size = 1024

@@ -299,9 +299,8 @@ def send(*, url: str, method: str, body: bytes, headers: dict[str, str]) -> Send
         # A name that does not resolve may be a DNS hiccup; a private address is a decision.
         result.retryable = exc.code == "dns"
         return result
-    session = net.pinned_session(url, addresses[0])
     try:
-        with session:
+        with net.reused_session(url, addresses[0]) as session:
             response = session.request(
                 method,
                 url,

@@ -1,0 +1,220 @@
+"""Outbound connections kept open between requests (assetsonar/net.py, reused_session): real
+HTTP/1.1 servers on 127.0.0.1 that keep connections open, record which connection each request
+came on, and can set cookies or close a connection behind the client's back."""
+
+from __future__ import annotations
+
+import ipaddress
+import multiprocessing
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from assets.mdm import get_connector
+from assets.mdm.base import token_cache
+from assets.models import MDMConnection
+from assets.tests.mdm_servers import JamfServer
+from assetsonar import net
+from automations.actions import webhook
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server naming
+        server: KeepAliveServer = self.server  # type: ignore[assignment]
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with server.lock:
+            server.seen.append((self.client_address[1], self.headers.get("Cookie"), body))
+            mode = server.modes.pop(0) if server.modes else "answer"
+        if mode == "drop":
+            self.close_connection = True
+            return
+        self.send_response(200)
+        if mode == "cookie":
+            self.send_header("Set-Cookie", "session=abc123; Path=/")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)  # the answer echoes the request
+        # "close": the server closes an idle connection without having said so in the answer.
+        self.close_connection = mode == "close"
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class KeepAliveServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.lock = threading.Lock()
+        self.seen: list[tuple[int, str | None, bytes]] = []
+        self.modes: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+    def ports(self) -> list[int]:
+        return [port for port, _, _ in self.seen]
+
+
+@pytest.fixture
+def server(settings):
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    settings.WEBHOOK_ALLOW_HTTP = True
+    httpd = KeepAliveServer()
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    yield httpd
+    net.close_idle()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def deliver(url: str, body: bytes = b"{}") -> webhook.SendResult:
+    return webhook.send(url=url, method="POST", body=body, headers={})
+
+
+def test_deliveries_to_one_receiver_share_one_connection(server):
+    results = [deliver(server.url, f'{{"n": {n}}}'.encode()) for n in range(3)]
+
+    assert [r.status_code for r in results] == [200, 200, 200]
+    assert [r.excerpt for r in results] == ['{"n": 0}', '{"n": 1}', '{"n": 2}']
+    assert len(set(server.ports())) == 1
+
+
+def test_with_keepalive_0_every_delivery_opens_its_own_connection(server, settings):
+    settings.OUTBOUND_KEEPALIVE = 0
+
+    results = [deliver(server.url) for _ in range(3)]
+
+    assert [r.status_code for r in results] == [200, 200, 200]
+    assert len(set(server.ports())) == 3
+    assert net.close_idle() == 0  # nothing was kept
+
+
+def test_a_cookie_a_receiver_sets_is_not_sent_back(server):
+    server.modes = ["cookie"]
+
+    deliver(server.url)
+    deliver(server.url)
+
+    assert len(set(server.ports())) == 1  # the same session and connection
+    assert [cookie for _, cookie, _ in server.seen] == [None, None]
+
+
+def test_an_idle_connection_is_closed_after_the_keepalive_and_not_reused(server, settings):
+    settings.OUTBOUND_KEEPALIVE = 1
+    deliver(server.url)
+    time.sleep(1.2)
+
+    result = deliver(server.url)
+
+    assert result.status_code == 200
+    assert len(set(server.ports())) == 2
+
+
+def test_a_connection_the_receiver_closed_while_idle_is_replaced_without_an_error(server):
+    server.modes = ["close"]
+
+    first, second = deliver(server.url), deliver(server.url)
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert second.error == ""
+    assert len(set(server.ports())) == 2
+
+
+def test_a_failed_request_closes_its_session_instead_of_handing_it_back(server):
+    server.modes = ["drop"]
+
+    failed = deliver(server.url)
+
+    assert failed.status_code is None and failed.retryable
+    assert failed.error == "The endpoint closed the connection without answering."
+    assert net.close_idle() == 0
+    assert deliver(server.url).status_code == 200
+
+
+def test_a_session_is_kept_per_checked_address():
+    url = "https://hooks.example.com/x"
+    one, other = ipaddress.ip_address("93.184.215.14"), ipaddress.ip_address("93.184.215.15")
+    with net.reused_session(url, one) as first:
+        pass
+    with net.reused_session(url, other) as second:
+        pass
+    with net.reused_session(url, one) as again:
+        pass
+    with net.reused_session("https://hooks.example.com:8443/x", one) as other_port:
+        pass
+
+    assert second is not first and again is first and other_port is not first
+    assert net.close_idle() == 3
+
+
+def test_a_session_that_raised_inside_is_closed_not_kept():
+    url = "https://hooks.example.com/x"
+    with (
+        pytest.raises(RuntimeError),
+        net.reused_session(url, ipaddress.ip_address("93.184.215.14")),
+    ):
+        raise RuntimeError("boom")
+
+    assert net.close_idle() == 0
+
+
+def test_concurrent_deliveries_never_share_a_connection_at_the_same_time(server):
+    bodies = [f'{{"n": {n}}}'.encode() for n in range(64)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda body: deliver(server.url, body), bodies))
+
+    assert [r.excerpt.encode() for r in results] == bodies  # each got its own answer
+    assert len(set(server.ports())) <= 8 < len(bodies)
+    assert net.close_idle() <= net.IDLE_PER_DESTINATION
+
+
+def _idle_in_child(conn) -> None:
+    conn.send(net.close_idle())
+
+
+def test_a_forked_worker_starts_without_the_parents_kept_connections(server):
+    deliver(server.url)
+    parent, child = multiprocessing.get_context("fork").Pipe()
+    process = multiprocessing.get_context("fork").Process(target=_idle_in_child, args=(child,))
+    process.start()
+    process.join(10)
+
+    assert parent.recv() == 0
+    assert net.close_idle() == 1  # the parent's is still there
+
+
+class _KeptJamf(JamfServer):
+    keep_alive = True
+
+
+def test_jamf_token_and_locks_go_over_one_kept_connection(settings):
+    settings.OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]
+    settings.WEBHOOK_ALLOW_HTTP = True
+    token_cache.clear()
+    with _KeptJamf() as jamf:
+        jamf.devices |= {"mgmt-0", "mgmt-1", "mgmt-2"}
+        conn = MDMConnection(name="Jamf prod", provider="jamf", base_url=jamf.url)
+        conn.set_credentials({"client_id": jamf.client_id, "client_secret": jamf.client_secret})
+        connector = get_connector(conn)
+        results = [
+            connector.lock_device(
+                device_id=f"mgmt-{n}", platform="ios", pin="", message="x", phone=""
+            )
+            for n in range(3)
+        ]
+        net.close_idle()
+    token_cache.clear()
+
+    assert [r.status for r in results] == ["sent"] * 3
+    assert [r.path for r in jamf.requests] == ["/api/oauth/token"] + ["/api/v2/mdm/commands"] * 3
+    assert len({r.client for r in jamf.requests}) == 1

@@ -217,16 +217,12 @@ def test_the_command_shows_progress_on_stderr_and_the_outcome_on_stdout(tmp_path
 # The write lock is held for seconds (issue 7, item 14)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_5000_line_hr_export_holds_the_write_lock_for_under_5_seconds(tmp_path):
-    """bench/import_members.py's export on SQLite: 4,000 known members (800 changed, 40
-    leaving) and 1,000 new ones. The import before the two-phase design held the lock for 67 s
-    here; the bar is the issue's 5 s, timed over the write transaction (the events of the 40
-    deactivations are handed to the worker after its COMMIT, outside the lock)."""
+def _hr_export(tmp_path, known: int, lines: int):
+    """bench/import_members.py's export on `known` members (a fifth changed, 1% leaving, a
+    tenth managed) with `lines` - `known` new ones."""
     from assetsonar.bulk import rows_update
     from bench.import_members import DEPARTMENTS, LOCATIONS, write_files
 
-    known = 4000
     Member.objects.bulk_create(
         [
             Member(
@@ -251,15 +247,47 @@ def test_a_5000_line_hr_export_holds_the_write_lock_for_under_5_seconds(tmp_path
         if n % 10
     ]
     rows_update(Member, managed, ["manager"])
-    export = write_files(tmp_path, 5000, 0)["hr export"]
+    return write_files(tmp_path, lines, 0)["hr export"]
 
+
+def _write_phase_queries(monkeypatch, export) -> tuple[object, int]:
+    """Import `export`; return the result and the queries of the write phase (the one that
+    holds the write lock: members.importers._write, inside the import's transaction)."""
+    from django.test.utils import CaptureQueriesContext
+
+    from members import importers
+
+    counted: list[int] = []
+    write = importers._write
+
+    def counting(*args, **kwargs):
+        with CaptureQueriesContext(connection) as queries:
+            write(*args, **kwargs)
+        counted.append(len(queries))
+
+    monkeypatch.setattr(importers, "_write", counting)
     with export.open(encoding="utf-8") as file:
         result = members_import_csv(file=file, actor=None)
+    return result, counted[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_5000_line_hr_export_writes_in_bulk_statements_not_one_per_row(tmp_path, monkeypatch):
+    """The import before the two-phase design held the write lock for 67 s on this export (one
+    statement per row inside the lock); bench/import_members.py measures the time it holds the
+    lock now (the issue's bar: 5 s). Here the cause is asserted instead of the clock (a timed
+    test fails on a busy machine): the write phase of 5,000 lines (4,000 known, 800 changed, 40
+    leaving, 1,000 new) runs bulk statements, at most one per 10 lines (4 December: 310 on
+    SQLite, whose 999-variable limit makes the batches small, 250 on PostgreSQL), and the events
+    of the 40 deactivations wait for the COMMIT (outside the lock)."""
+    export = _hr_export(tmp_path, 4000, 5000)
+
+    result, queries = _write_phase_queries(monkeypatch, export)
 
     assert (result.created, result.deactivated) == (1000, 40)
     assert Member.objects.count() == 5000
     assert Event.objects.filter(kind=MEMBER_DEACTIVATED).count() == 40
-    assert result.write_seconds < 5, f"the write lock was held for {result.write_seconds:.1f} s"
+    assert queries <= 5000 / 10, f"{queries} statements while holding the write lock"
 
 
 # Bytes a CSV must not carry

@@ -181,10 +181,13 @@ def pinned_session(url: str, address: IPAddress) -> requests.Session:
 # --- Connections kept open between requests ------------------------------------------------------
 #
 # A burst of offboardings sends hundreds of requests to the same webhook receiver and MDM vendor.
-# A new session per request pays for the session, its connection pool, a TCP connect (and, over
-# https, a TLS handshake) every time: 0.94 ms of CPU per webhook delivery against 0.58 ms on a
-# kept connection, to a receiver on this host (bench/webhook_send.py --connections). So a session is
-# lent for one request and handed back; the next request to the same checked address (the
+# A new session per request pays for the session, its connection pool, a TCP connect and, over
+# https, a TLS handshake every time, and waits one round trip for the connect and one for the
+# handshake before the request leaves. bench/webhook_send.py --connections, 4 December: over
+# https to a receiver 40 ms away, 127 ms and 4.2 ms of CPU per delivery on a new connection
+# against 44 ms and 1.6 ms on a kept one; an MDM lock holds one of its connection's request
+# slots for that long, so a burst of locks through one Jamf connection capped at 5 went at 99.6
+# locks/s against 37.6 (2.65x). So a session is lent for one request and handed back; the next request to the same checked address (the
 # destination is still checked before every request, and a different answer means a different
 # session) takes it with its open connection. Idle sessions are closed after OUTBOUND_KEEPALIVE
 # seconds (default 4: below the 5 s idle timeout of Apache's default, so the server rarely

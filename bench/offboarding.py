@@ -103,6 +103,11 @@ class Receiver(BaseHTTPRequestHandler):
 
     do_PUT = do_POST  # noqa: N815
 
+    def handle(self) -> None:
+        # A kept connection whose worker was killed (the kill run) is reset, not closed.
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            super().handle()
+
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - signature of the base
         return
 

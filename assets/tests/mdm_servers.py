@@ -20,6 +20,7 @@ the worker at exactly that moment (the vendor has the lock, the portal never hea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -124,6 +125,11 @@ class _KeepAliveHandler(_Handler):
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
+
+    def handle(self) -> None:
+        # A kept connection whose client was killed is reset, not closed: not a fault of ours.
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            super().handle()
 
 
 def vendor_now() -> str:

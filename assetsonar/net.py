@@ -184,18 +184,20 @@ def pinned_session(url: str, address: IPAddress) -> requests.Session:
 # A new session per request pays for the session, its connection pool, a TCP connect and, over
 # https, a TLS handshake every time, and waits one round trip for the connect and one for the
 # handshake before the request leaves. bench/webhook_send.py --connections, 4 December: over
-# https to a receiver 40 ms away, 127 ms and 4.2 ms of CPU per delivery on a new connection
+# https to a receiver 40 ms away, 127 ms and 4.7 ms of CPU per delivery on a new connection
 # against 44 ms and 1.6 ms on a kept one; an MDM lock holds one of its connection's request
 # slots for that long, so a burst of locks through one Jamf connection capped at 5 went at 99.6
-# locks/s against 37.6 (2.65x). So a session is lent for one request and handed back; the next request to the same checked address (the
-# destination is still checked before every request, and a different answer means a different
-# session) takes it with its open connection. Idle sessions are closed after OUTBOUND_KEEPALIVE
-# seconds (default 4: below the 5 s idle timeout of Apache's default, so the server rarely
-# closes a connection we are about to reuse; urllib3 also checks a pooled connection is still
-# open before using it). A request that raised closes its session instead of handing it back.
-# Each session serves one request at a time (requests' sessions are not thread-safe); at most
-# IDLE_PER_DESTINATION wait per destination. Not shared across fork (a worker process starts
-# with none).
+# locks/s against 37.6 (2.65x).
+#
+# So a session is lent for one request and handed back; the next request to the same checked
+# address (the destination is still checked before every request, and a different answer means
+# a different session) takes it with its open connection. Idle sessions are closed after
+# OUTBOUND_KEEPALIVE seconds (default 4: below the 5 s idle timeout of Apache's default, so the
+# server rarely closes a connection we are about to reuse; urllib3 also checks that a pooled
+# connection is still open before using it). A request that raised closes its session instead
+# of handing it back. Each session serves one request at a time (requests' sessions are not
+# thread-safe); at most IDLE_PER_DESTINATION wait per destination. Not shared across fork (a
+# worker process starts with none).
 
 IDLE_PER_DESTINATION = 16
 _idle: dict[tuple, list[tuple[float, requests.Session]]] = {}

@@ -339,12 +339,16 @@ def main() -> None:
     setup_django()
     from django.conf import settings
     from django.contrib.auth import get_user_model
+    from django.core.management import call_command
     from django.db import connection
     from django.test import Client
 
     print(f"Database: {connection.vendor} {settings.DATABASES['default']['NAME']}")
     print(f"Load average at start: {load_average()}")
     ensure_data(args.members, args.seed)
+    # DEBUG off serves the static files from their manifest, as `make run` does: a fresh
+    # checkout has none yet.
+    call_command("collectstatic", "--noinput", verbosity=0)
     user, _ = get_user_model().objects.get_or_create(
         username="bench-admin", defaults={"is_staff": True, "is_superuser": True}
     )

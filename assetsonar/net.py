@@ -139,42 +139,84 @@ class PinnedAddressAdapter(HTTPAdapter):
     """Connects to one already-checked address whatever DNS answers by the time of the connect.
 
     The URL keeps its host name, so the Host header, TLS SNI and certificate verification use
-    the name; only the TCP connection goes to `address`. A request for any other host is
-    refused, so a session cannot be reused for an unchecked destination.
+    the name; only the TCP connection goes to `address`. A request for any other scheme, host
+    or port is refused (the adapter is mounted for both schemes), so a session cannot be reused
+    for a destination that was not checked.
+
+    A request sent on a kept connection (see reused_session) that the server closes without a
+    byte of answer is sent once more on a new connection: the server closed that connection as
+    it sat idle (its keep-alive timeout) while the request was on its way, which a new
+    connection per request never met. A server that read the request and then died gets it
+    twice, as it would from the engine's own retry a little later: webhook deliveries carry
+    their webhook-id for the receiver to recognise a repeat, and a device lock is a state, not
+    a count.
     """
 
-    def __init__(self, *, host: str, address: IPAddress) -> None:
+    def __init__(self, *, url: str, address: IPAddress) -> None:
         super().__init__(max_retries=0)
-        self._host = host
+        parts = urlsplit(url)
+        self._destination = (parts.scheme, parts.hostname, parts.port)
+        self._host = parts.hostname
         self._address = f"[{address}]" if address.version == 6 else str(address)
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        parts = urlsplit(request.url)
+        if (parts.scheme, parts.hostname, parts.port) != self._destination:
+            raise requests.exceptions.InvalidURL("Request to a destination that was not checked.")
         host_params, pool_kwargs = super().build_connection_pool_key_attributes(
             request, verify, cert
         )
-        if host_params["host"] != self._host:
-            raise requests.exceptions.InvalidURL("Request to a host that was not checked.")
         # The Host header names the URL's host, not the address connected to.
         request.headers = CaseInsensitiveDict(request.headers)
-        request.headers["Host"] = urlsplit(request.url).netloc
+        request.headers["Host"] = parts.netloc
         if host_params["scheme"] == "https":
             pool_kwargs["assert_hostname"] = self._host
             pool_kwargs["server_hostname"] = self._host
         host_params["host"] = self._address
         return host_params, pool_kwargs
 
+    def send(self, request, *args, **kwargs):
+        kept = self._holds_open_connection()
+        try:
+            return super().send(request, *args, **kwargs)
+        except requests.ConnectionError as exc:
+            if not kept or isinstance(exc, requests.Timeout) or not _closed_unanswered(exc):
+                raise
+        self.close()  # every pooled connection: the next send connects anew
+        return super().send(request, *args, **kwargs)
+
+    def _holds_open_connection(self) -> bool:
+        """Whether the next request goes out on a connection an earlier one left open."""
+        pools = self.poolmanager.pools
+        for key in list(pools.keys()):
+            pool = pools.get(key)
+            idle = getattr(getattr(pool, "pool", None), "queue", ())
+            if any(getattr(conn, "sock", None) is not None for conn in list(idle)):
+                return True
+        return False
+
+
+def _closed_unanswered(exc: BaseException) -> bool:
+    """The connection was closed or reset before any answer arrived (not a timeout, a refused
+    connect or a TLS failure)."""
+    text = repr(exc)
+    return any(
+        name in text for name in ("RemoteDisconnected", "ConnectionResetError", "BrokenPipeError")
+    )
+
 
 def pinned_session(url: str, address: IPAddress) -> requests.Session:
     """A session for `url` that connects only to `address` (one of `check_destination(url)`)
     and ignores proxy settings from the environment (a proxy would connect somewhere else than
     what was checked). Callers pass allow_redirects=False (a redirect target was never checked)
-    and close the session."""
-    parts = urlsplit(url)
+    and close the session, or lend it with reused_session."""
     session = requests.Session()
     session.trust_env = False
     # No state carried from one request to the next (a session may be reused, see below).
     session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    session.mount(f"{parts.scheme}://", PinnedAddressAdapter(host=parts.hostname, address=address))
+    adapter = PinnedAddressAdapter(url=url, address=address)
+    session.mount("https://", adapter)  # both: the other scheme is refused, not sent unpinned
+    session.mount("http://", adapter)
     return session
 
 
@@ -189,30 +231,40 @@ def pinned_session(url: str, address: IPAddress) -> requests.Session:
 # slots for that long, so a burst of locks through one Jamf connection capped at 5 went at 99.6
 # locks/s against 37.6 (2.65x).
 #
-# So a session is lent for one request and handed back; the next request to the same checked
-# address (the destination is still checked before every request, and a different answer means
-# a different session) takes it with its open connection. Idle sessions are closed after
-# OUTBOUND_KEEPALIVE seconds (default 4: below the 5 s idle timeout of Apache's default, so the
-# server rarely closes a connection we are about to reuse; urllib3 also checks that a pooled
-# connection is still open before using it). A request that raised closes its session instead
-# of handing it back. Each session serves one request at a time (requests' sessions are not
-# thread-safe); at most IDLE_PER_DESTINATION wait per destination. Not shared across fork (a
-# worker process starts with none).
+# So a session is lent for one request and handed back; the next request to the same scheme,
+# host, port and checked address (the destination is still checked before every request, and a
+# different answer means a different session) takes it with its open connection. A session idle
+# for OUTBOUND_KEEPALIVE seconds is no longer lent, and a reaper thread closes it within half
+# that time again. The default, 4 s, is below the idle timeout of Apache, nginx's upstreams and
+# Node (5 s), so a server seldom closes a connection we are about to reuse; urllib3 checks that
+# a pooled connection is still open before using it, and the adapter above sends a request once
+# more when a server closed the connection under it anyway (gunicorn closes after 2 s). A
+# request that raised closes its session instead of handing it back (an HTTP error answer is an
+# answer: its session is kept). Each session serves one request at a time (requests' sessions
+# are not thread-safe); at most IDLE_PER_DESTINATION wait per destination. Not shared across
+# fork (a worker process starts with none).
 
 IDLE_PER_DESTINATION = 16
 _idle: dict[tuple, list[tuple[float, requests.Session]]] = {}
 _idle_lock = threading.Lock()
+_reaper: threading.Thread | None = None
 
 
 def _forget_idle_after_fork() -> None:
     # The parent's sockets are not ours: drop the references without closing (closing would
-    # send nothing while the parent holds the descriptor, but reusing would interleave).
-    global _idle_lock
+    # send nothing while the parent holds the descriptor, but reusing would interleave). Its
+    # reaper thread did not come along either.
+    global _idle_lock, _reaper
     _idle.clear()
     _idle_lock = threading.Lock()
+    _reaper = None
 
 
 os.register_at_fork(after_in_child=_forget_idle_after_fork)
+
+
+def _keepalive() -> float:
+    return getattr(settings, "OUTBOUND_KEEPALIVE", 4)
 
 
 @contextlib.contextmanager
@@ -220,7 +272,7 @@ def reused_session(url: str, address: IPAddress) -> Iterator[requests.Session]:
     """A `pinned_session(url, address)` for one request: an idle one kept from an earlier
     request to the same scheme, host, port and address, or a new one. Handed back afterwards
     when OUTBOUND_KEEPALIVE is above 0 and the request raised nothing; closed otherwise."""
-    keep = getattr(settings, "OUTBOUND_KEEPALIVE", 4)
+    keep = _keepalive()
     parts = urlsplit(url)
     key = (parts.scheme, parts.hostname, parts.port, str(address))
     session = _take(key, keep) if keep > 0 else None
@@ -232,23 +284,29 @@ def reused_session(url: str, address: IPAddress) -> Iterator[requests.Session]:
         session.close()
         raise
     if keep > 0:
-        _hand_back(key, session)
+        _hand_back(key, session, keep)
     else:
         session.close()
 
 
-def _take(key: tuple, keep: float) -> requests.Session | None:
-    now = time.monotonic()
+def _expired(now: float, keep: float) -> list[requests.Session]:
+    """Take the sessions idle for `keep` seconds or more out of the pool (under _idle_lock);
+    the caller closes them outside the lock."""
     expired: list[requests.Session] = []
+    for key in list(_idle):
+        fresh = [(at, s) for at, s in _idle[key] if now - at < keep]
+        expired += [s for at, s in _idle[key] if now - at >= keep]
+        if fresh:
+            _idle[key] = fresh
+        else:
+            del _idle[key]
+    return expired
+
+
+def _take(key: tuple, keep: float) -> requests.Session | None:
     found = None
     with _idle_lock:
-        for other in list(_idle):
-            fresh = [(at, s) for at, s in _idle[other] if now - at < keep]
-            expired += [s for at, s in _idle[other] if now - at >= keep]
-            if fresh:
-                _idle[other] = fresh
-            else:
-                del _idle[other]
+        expired = _expired(time.monotonic(), keep)
         if _idle.get(key):
             found = _idle[key].pop()[1]  # the most recently used: likeliest still open
     for session in expired:
@@ -256,13 +314,37 @@ def _take(key: tuple, keep: float) -> requests.Session | None:
     return found
 
 
-def _hand_back(key: tuple, session: requests.Session) -> None:
+def _hand_back(key: tuple, session: requests.Session, keep: float) -> None:
+    global _reaper
     with _idle_lock:
         waiting = _idle.setdefault(key, [])
         if len(waiting) < IDLE_PER_DESTINATION:
             waiting.append((time.monotonic(), session))
+            session = None
+        if _reaper is None or not _reaper.is_alive():
+            _reaper = threading.Thread(target=_reap, name="outbound-keepalive", daemon=True)
+            _reaper.start()
+    if session is not None:
+        session.close()
+
+
+def _reap() -> None:
+    """Close idle sessions once they have been idle OUTBOUND_KEEPALIVE seconds, whether or not
+    another request comes (a worker between bursts holds no connection open); ends when none
+    is left, and the next hand-back starts it again."""
+    global _reaper
+    while True:
+        keep = _keepalive()
+        time.sleep(max(keep, 0.5) / 2)
+        with _idle_lock:
+            expired = _expired(time.monotonic(), keep)
+            done = not _idle
+            if done:
+                _reaper = None  # under the lock: a hand-back from now on starts another
+        for session in expired:
+            session.close()
+        if done:
             return
-    session.close()
 
 
 def close_idle() -> int:

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 
 from assets.mdm import get_connector
 from assets.mdm.base import token_cache
@@ -34,6 +35,8 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "drop":
             self.close_connection = True
             return
+        if mode == "big":
+            body = b"x" * 65536  # more than the excerpt reads: the connection cannot be reused
         self.send_response(200)
         if mode == "cookie":
             self.send_header("Set-Cookie", "session=abc123; Path=/")
@@ -136,8 +139,59 @@ def test_a_failed_request_closes_its_session_instead_of_handing_it_back(server):
 
     assert failed.status_code is None and failed.retryable
     assert failed.error == "The endpoint closed the connection without answering."
+    assert len(server.seen) == 1  # a new connection that fails is not tried again
     assert net.close_idle() == 0
     assert deliver(server.url).status_code == 200
+
+
+def test_a_kept_connection_closed_unanswered_is_tried_once_more_on_a_new_one(server):
+    """The server's keep-alive timeout closing the connection as the request arrives: the
+    request is sent again on a new connection, and the delivery succeeds."""
+    server.modes = ["answer", "drop"]
+
+    first, second = deliver(server.url, b'{"n": 1}'), deliver(server.url, b'{"n": 2}')
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert second.excerpt == '{"n": 2}' and second.error == ""
+    ports = server.ports()
+    assert len(ports) == 3 and ports[0] == ports[1] != ports[2]
+
+
+def test_a_kept_connection_is_tried_once_more_only_once(server):
+    server.modes = ["answer", "drop", "drop"]
+
+    deliver(server.url)
+    failed = deliver(server.url)
+
+    assert failed.status_code is None and failed.retryable
+    assert len(server.seen) == 3
+
+
+def test_an_answer_bigger_than_the_excerpt_leaves_no_bytes_for_the_next_request(server):
+    server.modes = ["big"]
+
+    big, after = deliver(server.url), deliver(server.url, b'{"after": true}')
+
+    assert big.status_code == 200 and len(big.excerpt) == webhook.RESPONSE_EXCERPT_BYTES
+    assert after.status_code == 200 and after.excerpt == '{"after": true}'
+    assert len(set(server.ports())) == 2  # the unread rest closed the first connection
+
+
+def test_an_idle_session_is_closed_without_waiting_for_another_request(server, settings):
+    settings.OUTBOUND_KEEPALIVE = 1
+    deliver(server.url)
+
+    time.sleep(1.8)  # idle 1 s, then the reaper's next round (every half second)
+
+    assert net.close_idle() == 0
+
+
+def test_a_pinned_session_refuses_another_scheme_or_port():
+    session = net.pinned_session("https://hooks.example.com/x", ipaddress.ip_address("127.0.0.1"))
+    with session:
+        for url in ("http://hooks.example.com/x", "https://hooks.example.com:8443/x"):
+            with pytest.raises(requests.exceptions.InvalidURL, match="not checked"):
+                session.post(url, data=b"{}", timeout=1)
 
 
 def test_a_session_is_kept_per_checked_address():
@@ -167,12 +221,30 @@ def test_a_session_that_raised_inside_is_closed_not_kept():
     assert net.close_idle() == 0
 
 
-def test_concurrent_deliveries_never_share_a_connection_at_the_same_time(server):
+def test_concurrent_deliveries_never_share_a_session_at_the_same_time(server, monkeypatch):
     bodies = [f'{{"n": {n}}}'.encode() for n in range(64)]
+    in_use: set[int] = set()
+    shared: list[int] = []
+    guard = threading.Lock()
+    request = requests.Session.request
 
+    def watched(self, *args, **kwargs):
+        with guard:
+            if id(self) in in_use:
+                shared.append(id(self))
+            in_use.add(id(self))
+        try:
+            time.sleep(0.002)  # widen the window two threads would have to share it in
+            return request(self, *args, **kwargs)
+        finally:
+            with guard:
+                in_use.discard(id(self))
+
+    monkeypatch.setattr(requests.Session, "request", watched)
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda body: deliver(server.url, body), bodies))
 
+    assert shared == []
     assert [r.excerpt.encode() for r in results] == bodies  # each got its own answer
     assert len(set(server.ports())) <= 8 < len(bodies)
     assert net.close_idle() <= net.IDLE_PER_DESTINATION

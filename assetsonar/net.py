@@ -226,10 +226,10 @@ def pinned_session(url: str, address: IPAddress) -> requests.Session:
 # A new session per request pays for the session, its connection pool, a TCP connect and, over
 # https, a TLS handshake every time, and waits one round trip for the connect and one for the
 # handshake before the request leaves. bench/webhook_send.py --connections, 4 December: over
-# https to a receiver 40 ms away, 127 ms and 4.7 ms of CPU per delivery on a new connection
-# against 44 ms and 1.6 ms on a kept one; an MDM lock holds one of its connection's request
-# slots for that long, so a burst of locks through one Jamf connection capped at 5 went at 99.6
-# locks/s against 37.6 (2.65x).
+# https to a receiver 40 ms away, 128 ms and 5.0 ms of CPU per delivery on a new connection
+# against 44 ms and 1.8 ms on a kept one; an MDM lock holds one of its connection's request
+# slots for that long, so a burst of locks through one Jamf connection capped at 5 went at 98.0
+# locks/s against 37.0 (2.65x).
 #
 # So a session is lent for one request and handed back; the next request to the same scheme,
 # host, port and checked address (the destination is still checked before every request, and a

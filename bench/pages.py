@@ -110,6 +110,7 @@ def build_pages(search: str, client) -> list[Page]:
     from licenses.models import License
     from members import selectors
     from members.models import Member
+    from members.views import PAGE_SIZE as MEMBER_PAGE_SIZE
 
     def url(name: str, *args: object, query: str = "") -> str | None:
         try:
@@ -154,6 +155,17 @@ def build_pages(search: str, client) -> list[Page]:
     )
     if row is not None:
         deep_after = paging._after(row, names) or ""
+    # The search's second page ("Next" after its first, by keyset): the key of its last row
+    # (the admin's second page of the same search, p=1, shows rows 101-200).
+    search_after = ""
+    searched = selectors.member_search(Member.objects.all(), search)
+    row = (
+        searched.annotate(**dict(zip(names, (e for e, _ in keys), strict=True)))
+        .order_by(*ordering)[MEMBER_PAGE_SIZE - 1 : MEMBER_PAGE_SIZE]
+        .first()
+    )
+    if row is not None:
+        search_after = paging._after(row, names) or ""
     last_numbered = max(1, paging.OFFSET_LIMIT // 50)
     # The admin shows 100 a page, numbered from 0: the page holding the same offset.
     admin_numbered = (last_numbered - 1) * 50 // 100
@@ -163,6 +175,11 @@ def build_pages(search: str, client) -> list[Page]:
     pages = [
         Page("member list", url("members:list"), "admin members"),
         Page(f"member list ?q={search}", url("members:list", query=f"q={search}"), "admin ?q"),
+        Page(
+            f"member list ?q={search} page 2",
+            url("members:list", query=f"q={search}&after={search_after}"),
+            "admin ?q p=1",
+        ),
         Page(
             "member list dept+status",
             url("members:list", query="department=Engineering&status=active"),
@@ -213,6 +230,7 @@ def build_pages(search: str, client) -> list[Page]:
     admin = [
         ("admin members", url(m)),
         ("admin ?q", url(m, query=f"q={search}")),
+        ("admin ?q p=1", url(m, query=f"q={search}&p=1")),
         ("admin dept+status", url(m, query="department=Engineering&status__exact=active")),
         ("admin status=deactivated", url(m, query="status__exact=deactivated")),
         ("admin o=-1", url(m, query="o=-1")),

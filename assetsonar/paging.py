@@ -203,9 +203,20 @@ def paginate(
             seek = step if i == 0 else seek | step
         # The leading column's bound on its own lets the index start at the key.
         first = Q(**{f"{names[0]}__{'lte' if keys[0][1] else 'gte'}": values[0]})
-        rows = list(annotated.filter(first & seek)[: per_page + 1])
-        more = len(rows) > per_page
-        rows = rows[:per_page]
+        seeking = annotated.filter(first & seek)
+        if paginator.limit <= per_page:
+            # A search (counted only as far as its first page): the keys first, as for that
+            # first page below, then those rows. The keys' walk reads the index alone where an
+            # index carries the filtered columns (members/models.member_name_search); the rows'
+            # own walk fetched from the table every row it filtered out: 1,900 for the 50 of a
+            # second page of `ana` at 1M members (3.9 ms).
+            found = list(seeking.values_list("pk", flat=True)[: per_page + 1])
+            rows = list(annotated.filter(pk__in=found[:per_page])) if found else []
+            more = len(found) > per_page
+        else:
+            rows = list(seeking[: per_page + 1])
+            more = len(rows) > per_page
+            rows = rows[:per_page]
         return KeysetPage(rows, paginator, _after(rows[-1], names) if more else None)
     if after:  # a token that does not decode: the first page, as for an unknown page number
         number = 1

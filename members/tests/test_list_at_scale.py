@@ -325,6 +325,68 @@ def test_a_search_walks_the_name_index_alone_for_its_keys(many_members):
     assert "Index Only Scan using member_name_search" in text, text
 
 
+def _search_keyset_queries(term: str, after: str | None):
+    from django.test.utils import CaptureQueriesContext
+
+    from members.views import PAGE_SIZE
+
+    with CaptureQueriesContext(connection) as captured:
+        page = paging.paginate(
+            selectors.member_search(Member.objects.all(), term),
+            ordering=selectors.member_ordering("name"),
+            per_page=PAGE_SIZE,
+            number=1,
+            after=after,
+            limit=PAGE_SIZE,
+            offset_limit=PAGE_SIZE,
+        )
+        rows = list(page.object_list)
+    return page, rows, captured.captured_queries
+
+
+def test_a_search_keyset_page_takes_its_keys_first_like_the_first_page(manager_client):
+    """The second page of a search: its keys, then its rows by key (2 queries, as the first
+    page), in the list's order, the next key from the last of them."""
+    from members.views import PAGE_SIZE
+
+    bulk_members(5 * PAGE_SIZE)  # "m1" matches m1, m10-m19 and m100-m199: 111 members
+    first, _, first_queries = _search_keyset_queries("m1", None)
+    second, rows, queries = _search_keyset_queries("m1", first.next_after)
+    _, third, _ = _search_keyset_queries("m1", second.next_after)
+    matching = list(
+        selectors.member_search(Member.objects.all(), "m1")
+        .order_by(*selectors.member_ordering("name"))
+        .values_list("pk", flat=True)
+    )
+
+    assert len(matching) == 111
+    assert [m.pk for m in rows] == matching[PAGE_SIZE : 2 * PAGE_SIZE]
+    assert [m.pk for m in third] == matching[2 * PAGE_SIZE :]
+    assert len(queries) == len(first_queries) == 2
+    assert queries[0]["sql"].lstrip().upper().startswith('SELECT "MEMBERS_MEMBER"."ID" AS "PK"')
+
+
+@postgres_only
+def test_a_search_keyset_page_walks_the_name_index_alone_for_its_keys(many_members):
+    """The keys of a search's later page: an index-only scan of member_name_search from the
+    key on, not a walk that fetches every filtered-out row from the table."""
+    from members.views import PAGE_SIZE
+
+    first, _, _ = _search_keyset_queries("ada", None)
+    _, _, queries = _search_keyset_queries("ada", first.next_after)
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        cursor.execute("SET enable_bitmapscan = off")
+        try:
+            cursor.execute("EXPLAIN " + queries[0]["sql"])
+            text = "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("RESET enable_seqscan")
+            cursor.execute("RESET enable_bitmapscan")
+    assert len(many_members) > PAGE_SIZE
+    assert "Index Only Scan using member_name_search" in text, text
+
+
 @pytest.mark.parametrize("limit", [10, 20])
 def test_a_page_counted_to_less_than_its_size_shows_that_many_and_goes_on(manager_client, limit):
     """`paginate(limit=…)` below the page size: one page of `limit` rows, "Next" from its last

@@ -284,7 +284,7 @@ def reused_session(url: str, address: IPAddress) -> Iterator[requests.Session]:
         session.close()
         raise
     if keep > 0:
-        _hand_back(key, session, keep)
+        _hand_back(key, session)
     else:
         session.close()
 
@@ -314,7 +314,7 @@ def _take(key: tuple, keep: float) -> requests.Session | None:
     return found
 
 
-def _hand_back(key: tuple, session: requests.Session, keep: float) -> None:
+def _hand_back(key: tuple, session: requests.Session) -> None:
     global _reaper
     with _idle_lock:
         waiting = _idle.setdefault(key, [])

@@ -205,14 +205,11 @@ def paginate(
         first = Q(**{f"{names[0]}__{'lte' if keys[0][1] else 'gte'}": values[0]})
         seeking = annotated.filter(first & seek)
         if paginator.limit <= per_page:
-            # A search (counted only as far as its first page): the keys first, as for that
-            # first page below, then those rows. The keys' walk reads the index alone where an
-            # index carries the filtered columns (members/models.member_name_search); the rows'
-            # own walk fetched from the table every row it filtered out: 1,900 for the 50 of a
-            # second page of `ana` at 1M members (3.9 ms).
-            found = list(seeking.values_list("pk", flat=True)[: per_page + 1])
-            rows = list(annotated.filter(pk__in=found[:per_page])) if found else []
-            more = len(found) > per_page
+            # A search (counted only as far as its first page): keys first, as its first page
+            # below. Walking for the rows themselves fetched from the table every row the
+            # filter dropped: 1,900 for the 50 of a second page of `ana` at 1M members.
+            rows, found = _rows_by_keys(seeking, annotated, per_page)
+            more = found > per_page
         else:
             rows = list(seeking[: per_page + 1])
             more = len(rows) > per_page
@@ -226,12 +223,9 @@ def paginate(
         # there are more, and there is no count query (a search's count re-checks every row it
         # counts). There is one numbered page of `limit` rows; "Next" goes on by keyset from
         # its last row, whatever offset_limit was asked for.
-        # The keys first (an index-only walk where an index carries the filtered columns,
-        # members/models.member_name_search), then those rows.
         paginator.offset_limit = django_paginator.offset_limit = paginator.limit
-        keys = list(annotated.values_list("pk", flat=True)[: paginator.limit + 1])
-        rows = list(annotated.filter(pk__in=keys[: paginator.limit])) if keys else []
-        paginator.__dict__["counted"] = len(keys)  # the rows may have changed since
+        rows, found = _rows_by_keys(annotated, annotated, paginator.limit)
+        paginator.__dict__["counted"] = found  # the rows may have changed since
         page = django_paginator.page(1)
         page.object_list = rows
     else:
@@ -242,6 +236,16 @@ def paginate(
     if paginator.beyond and page.number == django_paginator.num_pages and page.object_list:
         page.next_after = _after(page.object_list[-1], names)
     return page
+
+
+def _rows_by_keys(matching: QuerySet, ordered: QuerySet, size: int) -> tuple[list, int]:
+    """The first `size` rows of `matching`, keys first: the keys of `size` + 1 of them (an
+    index-only walk where an index carries the filtered columns, members/models.
+    member_name_search), then those rows from `ordered` by key, in its order. Returns the rows
+    and how many keys were found (more than `size`: there are more rows)."""
+    keys = list(matching.values_list("pk", flat=True)[: size + 1])
+    rows = list(ordered.filter(pk__in=keys[:size])) if keys else []
+    return rows, len(keys)
 
 
 def _after(row, names: list[str]) -> str | None:

@@ -144,31 +144,27 @@ def build_pages(
         "automation": automation.pk if automation else 0,
         "execution": execution.pk if execution else 0,
     }
-    # A keyset page near the end of the list: the sort key of the member at 90% of it.
-    deep_after = ""
     ordering = selectors.member_ordering("name")
-    row_at = max(0, int(count * 0.9) - 1)
     keys = paging._keys(ordering)
     names = [f"keyset_{i}" for i in range(len(keys))]
-    row = (
-        Member.objects.annotate(**dict(zip(names, (e for e, _ in keys), strict=True)))
-        .order_by(*ordering)[row_at : row_at + 1]
-        .first()
-    )
-    if row is not None:
-        deep_after = paging._after(row, names) or ""
+
+    def after_row(queryset, index: int) -> str:
+        """The keyset token of the page that follows row `index` of `queryset` by name."""
+        row = (
+            queryset.annotate(**dict(zip(names, (e for e, _ in keys), strict=True)))
+            .order_by(*ordering)[index : index + 1]
+            .first()
+        )
+        return (paging._after(row, names) or "") if row is not None else ""
+
+    # A keyset page near the end of the list: the sort key of the member at 90% of it.
+    deep_after = after_row(Member.objects.all(), max(0, int(count * 0.9) - 1))
     # A search's second page ("Next" after its first, by keyset): the key of its last row (the
     # admin's second page of the same search, p=1, shows rows 101-200). Its own term, one with a
     # second page at every size (`ana`: 9% of the seeded names, 91 matches at 1k).
-    search_after = ""
-    searched = selectors.member_search(Member.objects.all(), paged_search)
-    row = (
-        searched.annotate(**dict(zip(names, (e for e, _ in keys), strict=True)))
-        .order_by(*ordering)[MEMBER_PAGE_SIZE - 1 : MEMBER_PAGE_SIZE]
-        .first()
+    search_after = after_row(
+        selectors.member_search(Member.objects.all(), paged_search), MEMBER_PAGE_SIZE - 1
     )
-    if row is not None:
-        search_after = paging._after(row, names) or ""
     last_numbered = max(1, paging.OFFSET_LIMIT // 50)
     # The admin shows 100 a page, numbered from 0: the page holding the same offset.
     admin_numbered = (last_numbered - 1) * 50 // 100

@@ -14,6 +14,7 @@ connection without answering:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -46,6 +47,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:
         pass  # keep the test output clean
+
+    def handle(self) -> None:
+        # A connection whose client was killed (a worker SIGKILLed) is reset, not closed.
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            super().handle()
 
     def _handle(self) -> None:
         receiver: WebhookReceiver = self.server.receiver  # type: ignore[attr-defined]

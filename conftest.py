@@ -148,3 +148,14 @@ def _close_kept_connections():
     from assetsonar import net
 
     net.close_idle()
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Nothing cached by one test (the navigation's approval counts, keyed by user id, which the
+    next test's users reuse) is read by the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

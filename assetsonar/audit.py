@@ -68,10 +68,11 @@ def audit_build(
 
 
 def audit_for(obj: models.Model, limit: int = 50):
-    """Recent audit rows about one object, newest first."""
-    return AuditEvent.objects.filter(
-        object_type=obj._meta.label_lower, object_id=str(obj.pk)
-    ).select_related("actor")[:limit]
+    """Recent audit rows about one object, newest first. The pages show `actor_name` (kept
+    with the row, and kept when the user is deleted), so the user is not joined."""
+    return AuditEvent.objects.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))[
+        :limit
+    ]
 
 
 def model_changes(instance: models.Model, before: dict[str, Any], fields: list[str]) -> dict:

@@ -22,7 +22,7 @@ from functools import cached_property
 from django.core.exceptions import EmptyResultSet
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Func, IntegerField, Q, QuerySet, Subquery
 from django.db.models.expressions import OrderBy
 
 # Rows counted exactly; past it lists say "10,000+". About 3 ms on PostgreSQL (an index-only scan
@@ -46,11 +46,14 @@ class CappedPaginator(Paginator):
         *,
         limit: int | None = None,
         offset_limit: int | None = None,
+        counted: int | None = None,
         **kwargs,
     ):
         super().__init__(object_list, per_page, **kwargs)
         self.limit = COUNT_LIMIT if limit is None else limit
         self.offset_limit = offset_limit
+        if counted is not None:  # already read (capped_count), so no count query of its own
+            self.counted = counted
 
     @cached_property
     def num_pages(self) -> int:
@@ -81,12 +84,25 @@ class CappedPaginator(Paginator):
         return self.counted > self.limit
 
 
+def capped_count(queryset: QuerySet, limit: int) -> Func:
+    """An annotation: the number of `queryset`'s rows, counted up to `limit` + 1 as
+    CappedPaginator counts them (pass it as `counted=`), read with the row that owns them in
+    one query instead of a count query of its own. `queryset` is correlated to that row by
+    OuterRef; the count is a scalar subquery, COUNT(*) over its keys with LIMIT limit + 1."""
+    keys = queryset.order_by().values("pk")[: limit + 1]
+    return Func(
+        Subquery(keys),
+        template="(SELECT COUNT(*) FROM %(expressions)s AS counted)",
+        output_field=IntegerField(),
+    )
+
+
 class ByIds:
-    """A queryset paged in two steps: the page's primary keys first, then those rows with their
-    joins. For a page of a partial index that holds the key (Entitlement's live rows by license):
-    the ids are an index-only scan, where the whole query lets the planner walk the primary key
-    backwards through every other license's rows (130 ms for the biggest license at 1M
-    members: its live rows were not the newest)."""
+    """A queryset paged keys first: the page's primary keys, then those rows with their joins,
+    in one query (the keys are its subquery). For a page of a partial index that holds the key
+    (Entitlement's live rows by license): the keys are an index-only scan, where the whole query
+    lets the planner walk the primary key backwards through every other license's rows (130 ms
+    for the biggest license at 1M members: its live rows were not the newest)."""
 
     ordered = True  # the Paginator's check: the queryset is ordered
 
@@ -102,9 +118,11 @@ class ByIds:
     def __getitem__(self, index):
         if not isinstance(index, slice):
             return self[index : index + 1][0]
-        ids = list(self.queryset.values_list("pk", flat=True)[index])
-        rows = self.queryset.order_by().in_bulk(ids)
-        return [rows[pk] for pk in ids if pk in rows]
+        # One query: the keys as a subquery (`id IN (SELECT id ... LIMIT n)`), which the
+        # database runs first, as it would a query of its own; the rows come back in the keys'
+        # order with the same ORDER BY.
+        keys = self.queryset.values("pk")[index]
+        return list(self.queryset.filter(pk__in=keys))
 
 
 def _keys(ordering: list) -> list[tuple]:

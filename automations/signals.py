@@ -15,10 +15,13 @@ event; Member.refresh_from_db also resets loaded_status to the stored value.
 
 from __future__ import annotations
 
-from django.db.models.signals import post_save, pre_save
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_save, pre_delete, pre_save
 from django.dispatch import receiver
 
 from automations.engine.events import event_record
+from automations.models import Approval
+from automations.selectors import pending_approvals_forget
 from automations.triggers import MEMBER_DEACTIVATED, MEMBER_REACTIVATED
 from members.models import Member
 
@@ -67,3 +70,39 @@ def member_status_event(
         approvals_cancel_for_member(member_id=instance.pk)
         # Reactivated before a delayed action's time: it is cancelled, saying so.
         scheduled_cancel_for_member(member_id=instance.pk)
+
+
+# The navigation's cached count of approvals waiting for each approver (automations/selectors.
+# pending_approvals_count) is forgotten once a change to an approval, or to who may decide it,
+# is committed: any save (created, decided, expired, cancelled, edited in the admin), a change
+# of its approvers, a deletion.
+
+
+def _forget_approvers_after_commit(user_ids) -> None:
+    user_ids = list(user_ids)
+    if user_ids:
+        transaction.on_commit(lambda: pending_approvals_forget(user_ids), robust=True)
+
+
+@receiver(post_save, sender=Approval, dispatch_uid="automations_approval_saved_nav")
+def approval_saved(sender, instance: Approval, created: bool, raw: bool = False, **kwargs) -> None:
+    if raw or created:
+        return  # a new approval has no approvers yet: they are added next (m2m_changed)
+    _forget_approvers_after_commit(instance.approvers.values_list("pk", flat=True))
+
+
+@receiver(pre_delete, sender=Approval, dispatch_uid="automations_approval_deleted_nav")
+def approval_deleted(sender, instance: Approval, **kwargs) -> None:
+    _forget_approvers_after_commit(instance.approvers.values_list("pk", flat=True))
+
+
+@receiver(m2m_changed, sender=Approval.approvers.through, dispatch_uid="automations_approvers_nav")
+def approvers_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs) -> None:
+    if action not in ("post_add", "post_remove", "pre_clear"):
+        return
+    if reverse:  # user.approvals_to_decide.add(...): the instance is the user
+        _forget_approvers_after_commit([instance.pk])
+    elif action == "pre_clear":
+        _forget_approvers_after_commit(instance.approvers.values_list("pk", flat=True))
+    else:
+        _forget_approvers_after_commit(pk_set or ())

@@ -92,7 +92,12 @@ def _detail_context(
             paginator = Paginator(queryset, ENTITLEMENT_PAGE_SIZE)
             paginator.count = count  # already known: no second COUNT over the same rows
         else:
-            paginator = CappedPaginator(queryset, REVOKED_PAGE_SIZE, limit=REVOKED_COUNT_LIMIT)
+            paginator = CappedPaginator(
+                queryset,
+                REVOKED_PAGE_SIZE,
+                limit=REVOKED_COUNT_LIMIT,
+                counted=getattr(lic, "revoked_counted", None),  # read with the license
+            )
         return paginator.get_page(request.GET.get(param))
 
     if entitle_form is None and request.user.has_perm("licenses.add_entitlement"):
@@ -117,7 +122,7 @@ def _detail_context(
 @login_required
 @permission_required("licenses.view_license", raise_exception=True)
 def license_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    lic = selectors.license_get(pk)
+    lic = selectors.license_get(pk, revoked_count_limit=REVOKED_COUNT_LIMIT)
     return render(request, "licenses/license_detail.html", _detail_context(request, lic))
 
 

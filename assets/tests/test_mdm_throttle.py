@@ -143,6 +143,39 @@ def test_slots_held_elsewhere_are_not_handed_out(jamf, settings):
         other.db.close()
 
 
+def test_a_slot_given_back_in_this_process_is_taken_at_once_by_its_waiter(monkeypatch):
+    """A thread waiting for a slot another thread of the process holds takes it when that
+    thread gives it back, not at its next poll (made 10 s here, so waiting for it would show)."""
+    monkeypatch.setattr(throttle, "POLL_SECONDS", (10.0, 10.0))
+    conn = MDMConnection.objects.create(
+        name="One slot", provider="simulator", max_concurrent_requests=1
+    )
+    holding, release, got = threading.Event(), threading.Event(), []
+
+    def holder() -> None:
+        with throttle.request_slot(conn):
+            holding.set()
+            release.wait(5)
+
+    def waiter() -> None:
+        started = time.monotonic()
+        with throttle.request_slot(conn):
+            got.append(time.monotonic() - started)
+
+    first = threading.Thread(target=holder)
+    first.start()
+    assert holding.wait(5)
+    second = threading.Thread(target=waiter)
+    second.start()
+    time.sleep(0.2)  # the waiter has tried, found the slot taken, and waits
+    assert got == []
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert len(got) == 1 and 0.2 <= got[0] < 2.0, got
+    throttle.close()
+
+
 @pytest.mark.skipif("db.vendor != 'postgresql'")
 def test_a_killed_holder_gives_its_slot_back(jamf, settings):
     """A worker killed while holding a slot: its session ends and PostgreSQL frees the lock."""
@@ -162,7 +195,9 @@ def test_a_killed_holder_gives_its_slot_back(jamf, settings):
     )
     try:
         assert holder.stdout.readline().strip() == "held"
-        assert throttle._AdvisorySlots().try_acquire(conn.pk, 1) is None
+        other = throttle._AdvisorySlots()  # as another process would see the slot
+        assert other.try_acquire(conn.pk, 1) is None
+        other.db.close()  # not left to the garbage collector: the test database is dropped
         holder.kill()
         holder.wait()
         result = get_connector(conn).lock_device(

@@ -6,6 +6,10 @@ os.environ["ASSETSONAR_TESTING"] = "1"
 
 from assetsonar.settings import *  # noqa: E402,F403
 
+# Each test process has its own cache (the suite clears it around every test, conftest.py): with
+# REDIS_URL in the environment or .env it would otherwise be that Redis, shared and flushed.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # Tests open 127.0.0.1 for their own webhook receivers and MDM servers (never in production).
 OUTBOUND_ALLOWED_NETWORKS = ["127.0.0.0/8"]  # noqa: F405
 WEBHOOK_ALLOW_HTTP = True

@@ -4,6 +4,8 @@ summary shared by the list, the detail page and the live preview."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,8 @@ from automations.models import (
     Condition,
     Execution,
 )
+
+logger = logging.getLogger(__name__)
 
 MDM_PERMISSION = "assets.execute_mdm_commands"
 
@@ -378,17 +382,33 @@ def _pending_approvals_key(user_id: int) -> str:
 
 
 def pending_approvals_count(user: Any) -> int:
-    """How many pending approvals wait for `user`'s decision (cached, see above)."""
+    """How many pending approvals wait for `user`'s decision (cached, see above). A cache that
+    does not answer (Redis down) costs the count its query, not the page."""
     key = _pending_approvals_key(user.pk)
-    count = cache.get(key)
+    try:
+        count = cache.get(key)
+    except Exception:  # noqa: BLE001 - any backend's connection error
+        logger.warning("The cache did not answer; approvals counted without it", exc_info=True)
+        return _pending_approvals(user)
     if count is None:
-        count = Approval.objects.filter(status=Approval.Status.PENDING, approvers=user).count()
-        cache.set(key, count, PENDING_APPROVALS_CACHE_SECONDS)
+        count = _pending_approvals(user)
+        with contextlib.suppress(Exception):
+            cache.set(key, count, PENDING_APPROVALS_CACHE_SECONDS)
     return count
 
 
+def _pending_approvals(user: Any) -> int:
+    return Approval.objects.filter(status=Approval.Status.PENDING, approvers=user).count()
+
+
 def pending_approvals_forget(user_ids: Iterable[int]) -> None:
-    """The cached counts of these users are counted again on their next page."""
+    """The cached counts of these users are counted again on their next page. A cache that
+    does not answer cannot be told: what it holds expires within
+    PENDING_APPROVALS_CACHE_SECONDS."""
     keys = [_pending_approvals_key(pk) for pk in set(user_ids)]
-    if keys:
+    if not keys:
+        return
+    try:
         cache.delete_many(keys)
+    except Exception:  # noqa: BLE001 - any backend's connection error
+        logger.warning("The cache did not answer; approvals counts expire on their own")

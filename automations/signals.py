@@ -74,8 +74,10 @@ def member_status_event(
 
 # The navigation's cached count of approvals waiting for each approver (automations/selectors.
 # pending_approvals_count) is forgotten once a change to an approval, or to who may decide it,
-# is committed: any save (created, decided, expired, cancelled, edited in the admin), a change
-# of its approvers, a deletion.
+# is committed: a save of an existing approval (decided, expired, cancelled), a change of its
+# approvers (a new approval counts for nobody until its approvers are added), a deletion. No
+# code changes an approval's status or approvers with update() or bulk writes, which send no
+# signal (automations/tests/test_approvals_nav.py greps for them).
 
 
 def _forget_approvers_after_commit(user_ids) -> None:

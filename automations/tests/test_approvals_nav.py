@@ -1,15 +1,20 @@
 """The navigation's count of approvals waiting for the signed-in user: cached per user (no query
 on the next page), and counted again once an approval or its approvers change, so a new request,
-a decision, an expiry, a cancellation, an admin edit or a change of approvers shows on the next
-page."""
+a decision, an expiry, a cancellation, any other save or a change of approvers shows on the next
+page; a cache that does not answer (Redis down) costs the count its query, not the page; no code
+writes approvals without the signals that forget the counts."""
 
 from __future__ import annotations
 
+import ast
 import re
+import socket
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -145,7 +150,7 @@ def test_a_change_of_approvers_shows_on_the_next_page(ida_client, ida, committed
     assert badge(ida_client) is None
 
 
-def test_an_admin_edit_shows_on_the_next_page(ida_client, committed):
+def test_any_other_save_shows_on_the_next_page(ida_client, committed):
     approval_automation(mdm=False)
     approval = request_approval(committed, "Lena Leaver")
     assert badge(ida_client) == 1
@@ -179,3 +184,64 @@ def test_a_change_is_forgotten_only_once_committed_and_a_count_lasts_at_most_30_
     assert pending_approvals_count(ida) == 0
     cache.delete(key)
     assert pending_approvals_count(ida) == 1
+
+
+def test_a_cache_that_does_not_answer_costs_the_count_its_query_not_the_page(
+    ida_client, committed, settings
+):
+    approval_automation(mdm=False)
+    request_approval(committed, "Lena Leaver")
+    # A Redis cache on a port where nothing listens (connection refused).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/0",
+        }
+    }
+    assert badge(ida_client) == 1
+    assert approvals_queries(ida_client) == 1  # counted each time: nothing could be kept
+    approval = Approval.objects.get()
+    committed(approval.approvers.clear)  # the forget fails quietly, the change is made
+    assert badge(ida_client) is None
+
+
+def _unsignalled_approval_writes(path: Path) -> list[str]:
+    """update()/bulk_*() calls in `path` on approvals or their approvers."""
+    source = path.read_text()
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        if node.func.attr not in ("update", "bulk_update", "bulk_create", "_raw_delete"):
+            continue
+        text = ast.get_source_segment(source, node) or ""
+        target = text.split("." + node.func.attr + "(")[0].lower()
+        if "approval" in target or "approvers" in target:
+            found.append(f"{path}:{node.lineno}: {text.splitlines()[0]}")
+    return found
+
+
+def test_no_code_writes_approvals_without_the_signals():
+    root = Path(settings.BASE_DIR)
+    offenders = []
+    for path in root.rglob("*.py"):
+        if set(path.relative_to(root).parts) & {".venv", "node_modules", "migrations", "tests"}:
+            continue
+        offenders += _unsignalled_approval_writes(path)
+    assert offenders == []
+
+
+def test_the_approval_grep_catches_what_it_looks_for(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "Approval.objects.filter(pk=1).update(status='approved')\n"
+        "pending_approvals.update(expires_at=None)\n"
+        "Approval.approvers.through.objects.bulk_create(rows)\n"
+        "Approval.objects.bulk_update(rows, ['status'])\n"
+        "Execution.objects.filter(pk=1).update(status='done')\n"
+        "settings.update(approval_days=3)\n"
+    )
+    assert len(_unsignalled_approval_writes(sample)) == 4

@@ -159,3 +159,19 @@ def _clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+def application_sources():
+    """The project's own Python files, without tests, migrations and installed packages: what
+    the tests that grep the code for a forbidden call read."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    root = Path(settings.BASE_DIR)
+    skipped = {".venv", "node_modules", "migrations", "tests"}
+    return [
+        path
+        for path in sorted(root.rglob("*.py"))
+        if not set(path.relative_to(root).parts) & skipped
+    ]

@@ -8,13 +8,18 @@ import io
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db import transaction
 
 from automations.models import Event
 from automations.triggers import MEMBER_DEACTIVATED, MEMBER_REACTIVATED
-from conftest import make_asset, make_entitlement, make_license, make_member
+from conftest import (
+    application_sources,
+    make_asset,
+    make_entitlement,
+    make_license,
+    make_member,
+)
 from members.models import Member
 from members.services import (
     member_bulk_deactivate,
@@ -305,12 +310,8 @@ def _status_writes_without_signals(path: Path) -> list[str]:
 
 
 def test_no_code_changes_member_status_with_update_or_bulk_update():
-    root = Path(settings.BASE_DIR)
     offenders = []
-    for path in root.rglob("*.py"):
-        parts = set(path.relative_to(root).parts)
-        if parts & {".venv", "node_modules", "migrations", "tests"}:
-            continue
+    for path in application_sources():
         offenders += _status_writes_without_signals(path)
     assert offenders == []
 

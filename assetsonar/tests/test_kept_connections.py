@@ -35,8 +35,10 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "drop":
             self.close_connection = True
             return
-        if mode == "big":
-            body = b"x" * 65536  # more than the excerpt reads: the connection cannot be reused
+        if mode == "longer":  # longer than the excerpt, shorter than what is read on
+            body = b"y" * (webhook.RESPONSE_EXCERPT_BYTES + webhook.RESPONSE_DRAIN_BYTES // 2)
+        if mode == "big":  # more than is read on: the connection cannot be reused
+            body = b"x" * (webhook.RESPONSE_EXCERPT_BYTES + webhook.RESPONSE_DRAIN_BYTES * 4)
         self.send_response(200)
         if mode == "cookie":
             self.send_header("Set-Cookie", "session=abc123; Path=/")
@@ -175,6 +177,16 @@ def test_an_answer_bigger_than_the_excerpt_leaves_no_bytes_for_the_next_request(
     assert big.status_code == 200 and len(big.excerpt) == webhook.RESPONSE_EXCERPT_BYTES
     assert after.status_code == 200 and after.excerpt == '{"after": true}'
     assert len(set(server.ports())) == 2  # the unread rest closed the first connection
+
+
+def test_an_answer_longer_than_the_excerpt_is_read_to_its_end_and_its_connection_kept(server):
+    server.modes = ["longer"]
+
+    longer, after = deliver(server.url), deliver(server.url, b'{"after": true}')
+
+    assert longer.status_code == 200 and longer.excerpt == "y" * webhook.RESPONSE_EXCERPT_BYTES
+    assert after.status_code == 200 and after.excerpt == '{"after": true}'
+    assert len(set(server.ports())) == 1  # the rest was read and dropped: the same connection
 
 
 def test_an_idle_session_is_closed_without_waiting_for_another_request(server, settings):

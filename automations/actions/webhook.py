@@ -60,6 +60,10 @@ logger = logging.getLogger(__name__)
 
 USER_AGENT = "AssetSonar-Webhooks/1.0"
 RESPONSE_EXCERPT_BYTES = 1024
+# The rest of an answer longer than the excerpt is read on and dropped, up to this much and
+# within the delivery's deadline, so that its connection serves the next delivery to the same
+# receiver (kept connections, assetsonar/net.py); a longer one is cut off with its connection.
+RESPONSE_DRAIN_BYTES = 64 * 1024
 # Header names whose values are never stored (matched as substrings, lower case).
 SECRET_HEADER_PARTS = (
     "authorization",
@@ -314,6 +318,7 @@ def send(*, url: str, method: str, body: bytes, headers: dict[str, str]) -> Send
                 result.status_code = response.status_code
                 result.response_headers = redact(dict(response.headers))
                 result.excerpt = _read_excerpt(response, deadline)
+                _drain(response, deadline)
     except requests.ConnectTimeout:
         result.error, result.retryable = f"Could not connect within {connect} s.", True
     except requests.Timeout:
@@ -341,6 +346,28 @@ def _read_excerpt(response: requests.Response, deadline: float) -> str:
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
         pass  # the status code is what counts; a body cut off is still an answer
     return bytes(data[:RESPONSE_EXCERPT_BYTES]).decode("utf-8", errors="replace")
+
+
+def _drain(response: requests.Response, deadline: float) -> None:
+    """Read what is left of the body and drop it, when the answer said how long it is and the
+    rest is at most RESPONSE_DRAIN_BYTES, until the deadline. Read to its end, the body gives
+    its connection back to the pool for the next request; otherwise the connection is closed
+    with the response (a chunked answer of unknown length is never read on)."""
+    try:
+        length = int(response.headers.get("Content-Length", ""))
+    except ValueError:
+        return
+    if length - RESPONSE_EXCERPT_BYTES > RESPONSE_DRAIN_BYTES:
+        return
+    dropped = 0
+    try:
+        while dropped <= RESPONSE_DRAIN_BYTES and time.monotonic() <= deadline:
+            chunk = response.raw.read1(16 * 1024, decode_content=True)
+            if not chunk:
+                return
+            dropped += len(chunk)
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError):
+        pass  # the answer is already recorded; the connection is closed with it
 
 
 def _connection_error(exc: BaseException) -> str:

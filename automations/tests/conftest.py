@@ -26,3 +26,14 @@ def browser(monkeypatch):
         # The test body's ORM calls ran in Playwright's greenlet context, which has database
         # connections of its own; close them, or PostgreSQL refuses to drop the test database.
         connections.close_all()
+
+
+@pytest.fixture
+def engine_in_process(monkeypatch, settings):
+    """The engine as the tests run it: django-q2 tasks run at once in the test's process, short
+    retry delays, MDM commands allowed. Use with pytest.mark.usefixtures."""
+    from automations.tests.engine_factories import fast_retries, mdm_commands, use_sync_q
+
+    use_sync_q(monkeypatch, settings)
+    fast_retries(settings)
+    mdm_commands(enabled=True)

@@ -25,19 +25,11 @@ from automations.actions.approval import approval_decide, approvals_expire_due
 from automations.models import Approval, Execution
 from automations.selectors import PENDING_APPROVALS_CACHE_SECONDS, pending_approvals_count
 from automations.tests.action_approval_factories import approval_automation
-from automations.tests.engine_factories import fast_retries, mdm_commands, use_sync_q
 from conftest import application_sources, make_member, make_user
 from members.models import Member
 from members.services import member_deactivate, member_reactivate
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def sync_q(monkeypatch, settings):
-    use_sync_q(monkeypatch, settings)
-    fast_retries(settings)
-    mdm_commands(enabled=True)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("engine_in_process")]
 
 
 @pytest.fixture
